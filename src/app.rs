@@ -1,0 +1,150 @@
+//! `AppState` wires the rooms together; [`App`] owns start-up and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::incidents::Incidents;
+use crate::store::backup::BackupReport;
+use crate::store::Store;
+
+/// Shared handles of every room (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Store,
+    pub incidents: Incidents,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+    backup_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Open the store and build every room.
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
+        let store = Store::open(&settings.data_dir)?;
+        std::fs::create_dir_all(&settings.artifacts_dir).map_err(|e| {
+            Error::Io(format!(
+                "INCIDENT_ARTIFACTS_DIR: cannot create {}: {e}",
+                settings.artifacts_dir.display()
+            ))
+        })?;
+        let incidents = Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone());
+        Ok(AppState(Arc::new(Inner {
+            settings,
+            store,
+            incidents,
+            clock,
+            started: Instant::now(),
+            backup_lock: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    /// Consistent snapshot into `out` while serving; one backup at a time.
+    pub async fn backup_to(&self, out: PathBuf) -> Result<BackupReport> {
+        let _guard = self
+            .backup_lock
+            .try_lock()
+            .map_err(|_| Error::Conflict("a backup is already running".into()))?;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            use redb::ReadableDatabase;
+            let txn = state.store.db().begin_read()?;
+            let files = crate::incidents::transfer::artifact_paths(&txn)?;
+            crate::store::backup::backup_snapshot(&txn, &state.settings.artifacts_dir, &files, &out)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// A bound, ready-to-serve sofiia.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Open the store and bind the port (0 = any free port).
+    pub async fn build(settings: Settings) -> Result<App> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with an injected clock (tests).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<App> {
+        let addr = format!("{}:{}", settings.host, settings.port);
+        let state = tokio::task::spawn_blocking(move || AppState::open(settings, clock))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Io(format!("PORT: cannot listen on {addr}: {e}")))?;
+        Ok(App { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The rooms (for in-process callers such as tests and the CLI).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; then finish in-flight requests, let queued writes
+    /// commit, and close the store.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let state = self.state.clone();
+        let router = crate::http::router(self.state);
+        let res = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let store = state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        tracing::info!("sofiia_stopped");
+        res.map_err(|e| Error::Io(e.to_string()))
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown_requested");
+}

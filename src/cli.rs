@@ -1,0 +1,199 @@
+//! Command line: clap commands mapped to library calls.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use redb::ReadableDatabase;
+
+use crate::config::{Flags, Settings};
+use crate::error::Error;
+use crate::store::{self, Store};
+
+/// sofiia: the ops control plane of a small AI-agent platform, in one binary.
+///
+/// With no command it serves the console and API (same as `sofiia serve`).
+/// Settings come from flags, then environment variables, then CONFIG_DIR/sofiia.yml,
+/// then built-in defaults.
+#[derive(Debug, Parser)]
+#[command(name = "sofiia", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings every command understands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Interface to listen on [env: HOST] [default: 127.0.0.1]
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// HTTP port; 0 picks a free one [env: PORT] [default: 8002]
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    /// Folder holding every record [env: DATA_DIR] [default: ./data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Folder with sofiia.yml and policy files [env: CONFIG_DIR] [default: ./config if present]
+    #[arg(long, global = true)]
+    pub config_dir: Option<PathBuf>,
+    /// dev, staging or prod [env: ENV] [default: dev]
+    #[arg(long, global = true)]
+    pub env: Option<String>,
+    /// Build id shown by the health endpoints [env: BUILD_ID] [default: local]
+    #[arg(long, global = true)]
+    pub build_id: Option<String>,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the console and API until SIGINT/SIGTERM (the default command).
+    Serve,
+    /// Write the incident log as JSON Lines (incidents.jsonl, events.jsonl, artifacts.jsonl
+    /// and one folder of artifact files per incident). Works while sofiia is running.
+    Export {
+        /// Destination folder (created if missing; existing export files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Import a JSONL folder (the export layout, or the old stack's ops/incidents/).
+    /// Every line is checked first; if any is bad nothing is written and each bad line is
+    /// listed as file:line. Records that already exist (same id) are skipped.
+    /// sofiia must be stopped.
+    Import {
+        /// Folder containing incidents.jsonl.
+        dir: PathBuf,
+    },
+    /// Take a consistent snapshot of DATA_DIR into a new folder. Works while sofiia is
+    /// running and writing (it reads one point in time); also available as
+    /// POST /api/admin/backup.
+    Backup {
+        /// Destination folder (must not exist or be empty).
+        dir: PathBuf,
+    },
+    /// Restore a backup folder into DATA_DIR. sofiia must be stopped. Refuses a non-empty
+    /// DATA_DIR unless --force, which moves the old one aside to DATA_DIR.pre-restore-<time>.
+    Restore {
+        /// Backup folder (as written by `sofiia backup`).
+        dir: PathBuf,
+        /// Move a non-empty DATA_DIR aside instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+impl GlobalArgs {
+    fn flags(&self) -> Flags {
+        Flags {
+            host: self.host.clone(),
+            port: self.port,
+            data_dir: self.data_dir.clone(),
+            config_dir: self.config_dir.clone(),
+            env: self.env.clone(),
+            build_id: self.build_id.clone(),
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.global.flags())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Export { out } => export(&settings, &out),
+        Command::Import { dir } => import(&settings, &dir),
+        Command::Backup { dir } => backup(&settings, &dir),
+        Command::Restore { dir, force } => {
+            let r = store::backup::restore(&dir, &settings.data_dir, &settings.artifacts_dir, force)?;
+            // Open once so an older schema is migrated now, not at the next start.
+            Store::open(&settings.data_dir)?.shutdown();
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        for (k, v) in &settings.legacy_backends {
+            tracing::info!(var = %k, requested = %v, effective = "redb", "legacy_backend_selector");
+        }
+        let env = settings.env;
+        let data_dir = settings.data_dir.clone();
+        let app = crate::app::App::build(settings).await?;
+        let addr = app.local_addr();
+        tracing::info!(url = %format!("http://{addr}"), env = env.as_str(), data_dir = %data_dir.display(), "sofiia_listening");
+        println!("sofiia listening on http://{addr}");
+        app.run_until(crate::app::shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Run `f` on a read snapshot of DATA_DIR, whether or not a server holds the file.
+fn with_snapshot<T>(
+    settings: &Settings,
+    f: impl FnOnce(&redb::ReadTransaction) -> Result<T, Error>,
+) -> anyhow::Result<T> {
+    let path = settings.data_dir.join(store::DB_FILE);
+    if !path.exists() {
+        bail!("DATA_DIR: {} has no {}", settings.data_dir.display(), store::DB_FILE);
+    }
+    match Store::open(&settings.data_dir) {
+        Ok(s) => {
+            let r = f(&s.db().begin_read()?)?;
+            s.shutdown();
+            Ok(r)
+        }
+        Err(Error::Conflict(_)) => {
+            // A server is running: read beside it.
+            let db = store::open_read_only(&path)?;
+            Ok(f(&db.begin_read()?)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
+    let r = with_snapshot(settings, |txn| {
+        crate::incidents::transfer::export(txn, &settings.artifacts_dir, out)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
+    let r = with_snapshot(settings, |txn| {
+        let files = crate::incidents::transfer::artifact_paths(txn)?;
+        store::backup::backup_snapshot(txn, &settings.artifacts_dir, &files, dir)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(&settings.data_dir).map_err(|e| match e {
+        Error::Conflict(m) => anyhow::anyhow!("{m}; import needs sofiia stopped"),
+        e => e.into(),
+    })?;
+    let res = crate::incidents::transfer::import(&store, &settings.artifacts_dir, dir);
+    store.shutdown();
+    match res {
+        Ok(r) => {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        Err(crate::incidents::transfer::ImportError::Lines(lines)) => {
+            for l in &lines {
+                eprintln!("{l}");
+            }
+            bail!("{} bad line(s) in {}; nothing was imported", lines.len(), dir.display())
+        }
+        Err(crate::incidents::transfer::ImportError::Other(e)) => {
+            Err(e).with_context(|| format!("import of {} failed", dir.display()))
+        }
+    }
+}

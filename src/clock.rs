@@ -1,0 +1,175 @@
+//! Injected time, so overdue follow-ups, windows and ids are testable without sleeping.
+
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+/// A source of the current UTC time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in UTC, truncated to milliseconds (what we store).
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Truncate a timestamp to whole milliseconds in UTC.
+pub fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let ms = t.millisecond();
+    t.replace_millisecond(ms).unwrap_or(t)
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        trunc_ms(OffsetDateTime::now_utc())
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    /// A clock stopped at `t`.
+    pub fn new(t: OffsetDateTime) -> Self {
+        ManualClock(Mutex::new(trunc_ms(t)))
+    }
+    /// Move the clock forward.
+    pub fn advance(&self, d: time::Duration) {
+        if let Ok(mut g) = self.0.lock() {
+            *g += d;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        match self.0.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (index keys).
+pub fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// RFC 3339 text of a timestamp, in UTC with a `Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Parse an RFC 3339 timestamp, or a plain `YYYY-MM-DD` date (midnight UTC).
+pub fn parse_ts(s: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(trunc_ms(t));
+    }
+    // Python's isoformat() without an offset: treat as UTC.
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    if let Ok(t) = time::PrimitiveDateTime::parse(s, &fmt) {
+        return Some(trunc_ms(t.assume_utc()));
+    }
+    let dfmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &dfmt)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+}
+
+/// Random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::fill(&mut buf).is_err() {
+        // The OS RNG failing is not recoverable in a meaningful way; fall back to time
+        // entropy so ids stay unique-ish, and callers still check for collisions.
+        let n = OffsetDateTime::now_utc().unix_timestamp_nanos() as u128;
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (n >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+        }
+    }
+    hex(&buf)
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_python_and_dates() {
+        let a = parse_ts("2026-02-23T10:00:00Z").unwrap();
+        let b = parse_ts("2026-02-23T10:00:00+00:00").unwrap();
+        let c = parse_ts("2026-02-23T10:00:00.123456").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(c.millisecond(), 123);
+        assert_eq!(parse_ts("2026-02-23").unwrap(), a - time::Duration::hours(10));
+        assert!(parse_ts("yesterday").is_none());
+        assert_eq!(rfc3339(a), "2026-02-23T10:00:00Z");
+    }
+
+    #[test]
+    fn random_hex_has_requested_length_and_varies() {
+        let a = random_hex(6);
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, random_hex(6));
+    }
+}
+
+/// Serde for timestamps: RFC 3339 out (UTC, `Z`); RFC 3339, offset-less ISO or a date in.
+pub mod serde_ts {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Serialize as RFC 3339.
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+    /// Deserialize leniently (see [`super::parse_ts`]).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_ts(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not an RFC 3339 timestamp")))
+    }
+
+    /// The same for `Option<OffsetDateTime>` (null when absent).
+    pub mod option {
+        use super::*;
+        /// Serialize as RFC 3339 or null.
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&crate::clock::rfc3339(*t)),
+                None => s.serialize_none(),
+            }
+        }
+        /// Deserialize RFC 3339 or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            let s = Option::<String>::deserialize(d)?;
+            match s {
+                None => Ok(None),
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => crate::clock::parse_ts(&s).map(Some).ok_or_else(|| {
+                    serde::de::Error::custom(format!("'{s}' is not an RFC 3339 timestamp"))
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Settings, layered as command-line flag > environment > config file > built-in default.
+//!
+//! The file is `CONFIG_DIR/sofiia.yml` (optional). `CONFIG_DIR` defaults to `./config` when that
+//! folder exists. Every bad value is an error that names the variable or the file and field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Deployment environment: controls auth strictness and CORS in later rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Env {
+    /// A developer's laptop.
+    Dev,
+    /// A staging node.
+    Staging,
+    /// Production.
+    Prod,
+}
+
+impl Env {
+    /// Parse `dev|staging|prod` (case-insensitive; `development`/`production` accepted).
+    pub fn parse(s: &str) -> Option<Env> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "dev" | "development" | "local" => Some(Env::Dev),
+            "staging" | "stage" => Some(Env::Staging),
+            "prod" | "production" => Some(Env::Prod),
+            _ => None,
+        }
+    }
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Env::Dev => "dev",
+            Env::Staging => "staging",
+            Env::Prod => "prod",
+        }
+    }
+}
+
+/// Values given on the command line (highest precedence). `None` = not given.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub config_dir: Option<PathBuf>,
+    pub env: Option<String>,
+    pub build_id: Option<String>,
+}
+
+/// The resolved settings sofiia runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Interface to bind (`HOST`, default `127.0.0.1`: only this machine can connect).
+    pub host: String,
+    /// HTTP port (`PORT`, default 8002; 0 picks a free port).
+    pub port: u16,
+    /// Where every record lives (`DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// Where policy files live (`CONFIG_DIR`, default `./config` when present).
+    pub config_dir: Option<PathBuf>,
+    /// `ENV`: dev, staging or prod.
+    pub env: Env,
+    /// `BUILD_ID`: git SHA or build id shown in health endpoints.
+    pub build_id: String,
+    /// `INCIDENT_ARTIFACTS_DIR`: artifact files (default `DATA_DIR/incidents`).
+    pub artifacts_dir: PathBuf,
+    /// Backend selectors of the old stack (`ALERT_BACKEND`, …) as given; reported, not used.
+    pub legacy_backends: Vec<(String, String)>,
+}
+
+/// A setting that cannot be used; the message names the variable, flag or file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The optional settings file `CONFIG_DIR/sofiia.yml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    host: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    env: Option<String>,
+    build_id: Option<String>,
+    incident_artifacts_dir: Option<PathBuf>,
+}
+
+/// Name of the settings file inside `CONFIG_DIR`.
+pub const SETTINGS_FILE: &str = "sofiia.yml";
+
+/// Variables of the old stack that name a storage backend; sofiia has one (redb).
+pub const LEGACY_BACKEND_VARS: [&str; 3] = ["ALERT_BACKEND", "AUDIT_BACKEND", "INCIDENT_BACKEND"];
+
+/// Parse a YAML document into `T` with strict YAML 1.2-style scalars.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let opts = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+    };
+    serde_saphyr::from_str_with_options(text, opts)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+}
+
+impl Settings {
+    /// Resolve settings from flags, the process environment, the file and defaults.
+    pub fn load(flags: &Flags) -> Result<Settings, ConfigError> {
+        Self::load_with(flags, &|k| std::env::var(k).ok())
+    }
+
+    /// Resolve settings with an injected environment (tests).
+    pub fn load_with(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+
+        let config_dir = match (&flags.config_dir, var("CONFIG_DIR")) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(d)) => Some(PathBuf::from(d)),
+            (None, None) => {
+                let d = PathBuf::from("config");
+                d.is_dir().then_some(d)
+            }
+        };
+        if let Some(d) = &config_dir {
+            if !d.is_dir() {
+                return Err(ConfigError(format!(
+                    "CONFIG_DIR: {} is not a directory",
+                    d.display()
+                )));
+            }
+        }
+        let file: FileSettings = match &config_dir {
+            Some(d) => {
+                let path = d.join(SETTINGS_FILE);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if text.trim().is_empty() => FileSettings::default(),
+                    Ok(text) => parse_yaml::<Option<FileSettings>>(&path, &text)?.unwrap_or_default(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileSettings::default(),
+                    Err(e) => {
+                        return Err(ConfigError(format!("{}: {e}", path.display())));
+                    }
+                }
+            }
+            None => FileSettings::default(),
+        };
+        let file_name = config_dir
+            .as_ref()
+            .map(|d| d.join(SETTINGS_FILE).display().to_string())
+            .unwrap_or_default();
+
+        let host = flags
+            .host
+            .clone()
+            .or_else(|| var("HOST"))
+            .or(file.host)
+            .unwrap_or_else(|| "127.0.0.1".into());
+        if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+            return Err(ConfigError(format!(
+                "HOST: '{host}' is not an IP address (try 127.0.0.1 or 0.0.0.0)"
+            )));
+        }
+
+        let port = match (flags.port, var("PORT")) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.trim().parse::<u16>().map_err(|_| {
+                ConfigError(format!("PORT: '{p}' is not a port number (0-65535)"))
+            })?,
+            (None, None) => file.port.unwrap_or(8002),
+        };
+
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| var("DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(ConfigError(format!(
+                "DATA_DIR: {} exists and is not a directory",
+                data_dir.display()
+            )));
+        }
+
+        let (env_src, env_raw) = match (&flags.env, var("ENV"), &file.env) {
+            (Some(e), _, _) => ("--env", e.clone()),
+            (None, Some(e), _) => ("ENV", e),
+            (None, None, Some(e)) => (file_name.as_str(), e.clone()),
+            (None, None, None) => ("", "dev".to_string()),
+        };
+        let env_val = Env::parse(&env_raw).ok_or_else(|| {
+            let field = if env_src == file_name { format!("{env_src}: env") } else { env_src.to_string() };
+            ConfigError(format!("{field}: '{env_raw}' is not one of dev, staging, prod"))
+        })?;
+
+        let build_id = flags
+            .build_id
+            .clone()
+            .or_else(|| var("BUILD_ID"))
+            .or(file.build_id)
+            .unwrap_or_else(|| "local".into());
+
+        let artifacts_dir = var("INCIDENT_ARTIFACTS_DIR")
+            .map(PathBuf::from)
+            .or(file.incident_artifacts_dir)
+            .unwrap_or_else(|| data_dir.join("incidents"));
+
+        let mut legacy_backends = Vec::new();
+        for k in LEGACY_BACKEND_VARS {
+            if let Some(v) = var(k) {
+                legacy_backends.push((k.to_string(), v));
+            }
+        }
+
+        Ok(Settings {
+            host,
+            port,
+            data_dir,
+            config_dir,
+            env: env_val,
+            build_id,
+            artifacts_dir,
+            legacy_backends,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(flags: &Flags, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let m: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_with(flags, &move |k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn precedence_flag_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SETTINGS_FILE), "port: 9000\nenv: staging\nbuild_id: file\n").unwrap();
+        let cd = dir.path().to_str().unwrap();
+        let s = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap();
+        assert_eq!((s.port, s.env, s.build_id.as_str()), (9000, Env::Staging, "file"));
+        let s = load(&Flags::default(), &[("CONFIG_DIR", cd), ("PORT", "9100"), ("ENV", "prod")]).unwrap();
+        assert_eq!((s.port, s.env), (9100, Env::Prod));
+        let flags = Flags { port: Some(9200), env: Some("dev".into()), ..Default::default() };
+        let s = load(&flags, &[("CONFIG_DIR", cd), ("PORT", "9100")]).unwrap();
+        assert_eq!((s.port, s.env), (9200, Env::Dev));
+        let s = load(&Flags { config_dir: Some("/nonexistent-sofiia".into()), ..Default::default() }, &[]);
+        assert!(s.unwrap_err().0.contains("CONFIG_DIR"));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let e = load(&Flags::default(), &[("PORT", "eighty")]).unwrap_err();
+        assert!(e.0.starts_with("PORT:"), "{e}");
+        let e = load(&Flags::default(), &[("ENV", "moon")]).unwrap_err();
+        assert!(e.0.starts_with("ENV:"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SETTINGS_FILE), "port: 1\nprot: 2\n").unwrap();
+        let e = load(&Flags::default(), &[("CONFIG_DIR", dir.path().to_str().unwrap())]).unwrap_err();
+        assert!(e.0.contains("sofiia.yml") && e.0.contains("prot"), "{e}");
+        std::fs::write(dir.path().join(SETTINGS_FILE), "env: moon\n").unwrap();
+        let e = load(&Flags::default(), &[("CONFIG_DIR", dir.path().to_str().unwrap())]).unwrap_err();
+        assert!(e.0.contains("sofiia.yml: env"), "{e}");
+    }
+
+    #[test]
+    fn artifacts_dir_follows_data_dir() {
+        let s = load(&Flags::default(), &[("DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(s.artifacts_dir, PathBuf::from("/tmp/x/incidents"));
+        let s = load(&Flags::default(), &[("INCIDENT_BACKEND", "postgres")]).unwrap();
+        assert_eq!(s.legacy_backends, vec![("INCIDENT_BACKEND".to_string(), "postgres".to_string())]);
+    }
+}

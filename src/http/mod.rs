@@ -1,0 +1,186 @@
+//! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
+
+pub mod extract;
+pub mod incidents;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use extract::OptionalJson;
+
+/// Body limit for ordinary JSON endpoints.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Body limit for artifact uploads (2 MB of content, escaped or base64-encoded).
+pub const ARTIFACT_BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Build the whole router over `state`.
+pub fn router(state: AppState) -> Router {
+    let artifacts = Router::new()
+        .route(
+            "/api/incidents/{id}/artifacts",
+            get(incidents::list_artifacts).post(incidents::attach_artifact),
+        )
+        .layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT));
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/health", get(api_health))
+        .route("/api/incidents", get(incidents::list).post(incidents::create))
+        .route("/api/incidents/{id}", get(incidents::get).patch(incidents::update))
+        .route("/api/incidents/{id}/close", post(incidents::close))
+        .route("/api/incidents/{id}/reopen", post(incidents::reopen))
+        .route(
+            "/api/incidents/{id}/events",
+            get(incidents::events).post(incidents::append_event),
+        )
+        .route(
+            "/api/incidents/{id}/followups/{event_id}/close",
+            post(incidents::close_followup),
+        )
+        .route(
+            "/api/incidents/{id}/artifacts/{name}",
+            get(incidents::download_artifact),
+        )
+        .route("/api/followups/summary", get(incidents::followups_summary))
+        .route("/api/admin/backup", post(admin_backup))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    Router::new()
+        .merge(api)
+        .merge(artifacts)
+        .route("/", get(ui_index))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(log_requests))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler_panicked");
+    Error::Internal("the request failed unexpectedly".into()).into_response()
+}
+
+async fn log_requests(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    // Path only: query strings may carry search text; bodies are never logged.
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if path == "/healthz" || path == "/api/health" {
+        tracing::debug!(%method, %path, status, elapsed_ms, "http");
+    } else {
+        tracing::info!(%method, %path, status, elapsed_ms = format!("{elapsed_ms:.2}"), "http");
+    }
+    res
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": {"code": "method_not_allowed", "message": "this endpoint does not accept that method"}})),
+    )
+        .into_response()
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "service": "sofiia",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_id": s.settings.build_id,
+        "env": s.settings.env.as_str(),
+        "graphs": Vec::<String>::new(),
+        "state_backend": "redb",
+        "uptime_s": s.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+async fn api_health(State(s): State<AppState>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "service": "sofiia-console",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_id": s.settings.build_id,
+        "env": s.settings.env.as_str(),
+    }))
+    .into_response()
+}
+
+/// Body of `POST /api/admin/backup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    /// Folder name under `DATA_DIR/backups/` (default: a UTC timestamp).
+    name: Option<String>,
+}
+
+async fn admin_backup(State(s): State<AppState>, OptionalJson(body): OptionalJson<BackupBody>) -> Result<Response> {
+    let name = match body.and_then(|b| b.name) {
+        Some(n) => {
+            let ok = !n.is_empty()
+                && n.len() <= 100
+                && !n.starts_with('.')
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                return Err(Error::invalid("name", "use 1-100 of A-Z a-z 0-9 . _ - (not starting with .)"));
+            }
+            n
+        }
+        None => {
+            let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+            s.clock.now().format(&fmt).unwrap_or_else(|_| "backup".into())
+        }
+    };
+    let report = s.backup_to(s.settings.data_dir.join("backups").join(name)).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+#[derive(rust_embed::Embed)]
+#[folder = "ui/"]
+struct Ui;
+
+async fn ui_index() -> Response {
+    serve_asset("index.html")
+}
+
+fn serve_asset(path: &str) -> Response {
+    match Ui::get(path) {
+        Some(f) => {
+            let mime = f.metadata.mimetype();
+            let cache = if path == "index.html" { "no-cache" } else { "public, max-age=3600" };
+            let etag = format!("\"{}\"", crate::clock::hex(&f.metadata.sha256_hash()));
+            let mut res = (StatusCode::OK, f.data.into_owned()).into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(mime) {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            res
+        }
+        None => Error::NotFound(format!("no such page: /{path}")).into_response(),
+    }
+}
+
+async fn fallback(uri: Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/v1/") || path.contains("..") {
+        return Error::NotFound(format!("no endpoint {path}")).into_response();
+    }
+    serve_asset(path.trim_start_matches('/'))
+}

@@ -1,0 +1,987 @@
+//! The incident log (SPEC §4): incidents, timeline events, follow-ups and artifacts.
+//!
+//! [`Incidents`] exposes plain async functions; the REST API and the `oncall_tool` both call
+//! them. Every change appends a timeline event in the same transaction as the change itself.
+
+pub mod model;
+pub mod tables;
+pub mod transfer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use time::OffsetDateTime;
+
+use crate::clock::{micros, random_hex, rfc3339, Clock};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use model::*;
+use tables::*;
+
+/// Default and maximum page size of a list.
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page a caller may ask for.
+pub const MAX_LIMIT: usize = 500;
+/// Most events returned inline with an incident.
+pub const MAX_INLINE_EVENTS: usize = 1000;
+
+/// The incident room.
+#[derive(Clone)]
+pub struct Incidents {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    artifacts_dir: PathBuf,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An incident with its timeline and artifacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub events: Vec<Event>,
+    /// True when the timeline is longer than what is inline (page with `/events`).
+    pub events_truncated: bool,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Filters and paging for [`Incidents::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Any of these statuses (empty = all).
+    pub status: Vec<Status>,
+    pub service: Option<String>,
+    pub env: Option<String>,
+    /// Any of these severities (empty = all).
+    pub severity: Vec<Severity>,
+    /// Only incidents created at or after this time.
+    pub since: Option<OffsetDateTime>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// A follow-up as the summary shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowupView {
+    pub incident_id: String,
+    pub event_id: String,
+    pub title: String,
+    pub owner: Option<String>,
+    pub due: Option<String>,
+    pub priority: String,
+    pub status: String,
+    pub overdue: bool,
+    pub service: String,
+    pub env: String,
+}
+
+/// A short incident line for summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentBrief {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub severity: Severity,
+    pub status: Status,
+    pub title: String,
+    #[serde(with = "crate::clock::serde_ts")]
+    pub started_at: OffsetDateTime,
+}
+
+/// Result of [`Incidents::followups_summary`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowupsSummary {
+    pub service: Option<String>,
+    pub env: Option<String>,
+    pub window_days: u32,
+    #[serde(with = "crate::clock::serde_ts")]
+    pub since: OffsetDateTime,
+    /// Active (open, acknowledged or mitigated) P0/P1 incidents created in the window.
+    pub open_incidents: Vec<IncidentBrief>,
+    /// Open follow-ups of incidents created in the window.
+    pub open_followups: Vec<FollowupView>,
+    /// The open follow-ups that are past due, most overdue first.
+    pub overdue_followups: Vec<FollowupView>,
+    pub stats: Json,
+}
+
+/// Parse a list cursor `<created µs>.<id>`.
+fn parse_cursor(c: &str) -> Result<(i64, String)> {
+    let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server returned");
+    let (ts, id) = c.split_once('.').ok_or_else(bad)?;
+    let ts = ts.parse::<i64>().map_err(|_| bad())?;
+    validate_incident_id(id).map_err(|_| bad())?;
+    Ok((ts, id.to_string()))
+}
+
+impl Incidents {
+    /// The room over `store`, with artifact files under `artifacts_dir`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, artifacts_dir: PathBuf) -> Self {
+        Incidents {
+            store,
+            clock,
+            artifacts_dir,
+        }
+    }
+
+    /// Where artifact files live.
+    pub fn artifacts_dir(&self) -> &Path {
+        &self.artifacts_dir
+    }
+
+    /// The store this room writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Create an incident (status `open`) and its first timeline event.
+    pub async fn create(&self, input: NewIncident, actor: &str) -> Result<Incident> {
+        let now = self.clock.now();
+        let service = input.service.trim().to_string();
+        let env = input.env.trim().to_ascii_lowercase();
+        check_token("service", &service, 64)?;
+        check_token("env", &env, 32)?;
+        let title = input.title.trim().to_string();
+        check_title(&title)?;
+        check_text("summary", &input.summary, MAX_SUMMARY)?;
+        let owner = input.owner.map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
+        if let Some(o) = &owner {
+            check_line("owner", o, 128)?;
+        }
+        check_list("labels", &input.labels, 50, 64)?;
+        check_list("fingerprints", &input.fingerprints, 100, 128)?;
+        let created_by = input.created_by.unwrap_or_else(|| actor.to_string());
+        check_line("created_by", &created_by, 128)?;
+        let started_at = input.started_at.unwrap_or(now);
+        if started_at > now + time::Duration::minutes(5) {
+            return Err(Error::invalid("started_at", "is in the future"));
+        }
+        let mut inc = Incident {
+            id: String::new(),
+            service,
+            env,
+            severity: input.severity,
+            status: Status::Open,
+            title,
+            summary: input.summary,
+            started_at,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            closed_at: None,
+            owner,
+            created_by,
+            labels: dedup(input.labels),
+            fingerprints: dedup(input.fingerprints),
+            created_at: now,
+            updated_at: now,
+        };
+        let actor = actor.to_string();
+        self.store
+            .write(move |txn| {
+                let prefix = format!(
+                    "inc_{:04}{:02}{:02}_{:02}{:02}_",
+                    now.year(),
+                    now.month() as u8,
+                    now.day(),
+                    now.hour(),
+                    now.minute()
+                );
+                {
+                    let t = txn.open_table(INCIDENTS)?;
+                    loop {
+                        let id = format!("{prefix}{}", random_hex(6));
+                        if t.get(id.as_str())?.is_none() {
+                            inc.id = id;
+                            break;
+                        }
+                    }
+                }
+                put_incident(txn, None, &inc)?;
+                let mut ev = new_event(
+                    &inc.id,
+                    now,
+                    "status_change",
+                    format!("Incident opened: {}", inc.title),
+                    json!({"from": null, "to": "open", "severity": inc.severity}),
+                    &actor,
+                );
+                insert_event(txn, &mut ev)?;
+                Ok(inc)
+            })
+            .await
+    }
+
+    /// An incident with its timeline and artifacts.
+    pub async fn get(&self, id: &str) -> Result<IncidentDetail> {
+        validate_incident_id(id)?;
+        let id = id.to_string();
+        self.store
+            .read(move |txn| {
+                let inc = load_incident(&txn.open_table(INCIDENTS)?, &id)?
+                    .ok_or_else(|| not_found(&id))?;
+                let events_t = txn.open_table(EVENTS)?;
+                let mut events = Vec::new();
+                let mut truncated = false;
+                for row in events_t.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
+                    if events.len() == MAX_INLINE_EVENTS {
+                        truncated = true;
+                        break;
+                    }
+                    events.push(from_json::<Event>(row?.1.value())?);
+                }
+                let artifacts = artifacts_of(&txn.open_table(ARTIFACTS)?, &id)?;
+                Ok(IncidentDetail {
+                    incident: inc,
+                    events,
+                    events_truncated: truncated,
+                    artifacts,
+                })
+            })
+            .await
+    }
+
+    /// Timeline events after `after_seq`, oldest first.
+    pub async fn events(&self, id: &str, after_seq: u64, limit: usize) -> Result<Page<Event>> {
+        validate_incident_id(id)?;
+        let limit = limit.clamp(1, MAX_INLINE_EVENTS);
+        let id = id.to_string();
+        self.store
+            .read(move |txn| {
+                if txn.open_table(INCIDENTS)?.get(id.as_str())?.is_none() {
+                    return Err(not_found(&id));
+                }
+                let t = txn.open_table(EVENTS)?;
+                let mut items = Vec::new();
+                let mut more = false;
+                for row in t.range((id.as_str(), after_seq.saturating_add(1))..=(id.as_str(), u64::MAX))? {
+                    if items.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    items.push(from_json::<Event>(row?.1.value())?);
+                }
+                let next_cursor = if more {
+                    items.last().map(|e: &Event| e.seq.to_string())
+                } else {
+                    None
+                };
+                Ok(Page { items, next_cursor })
+            })
+            .await
+    }
+
+    /// Incidents matching `q`, newest first, one page at a time.
+    pub async fn list(&self, q: ListQuery) -> Result<Page<Incident>> {
+        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
+        if limit > MAX_LIMIT {
+            return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
+        }
+        let cursor = q.cursor.as_deref().map(parse_cursor).transpose()?;
+        self.store
+            .read(move |txn| list_in(txn, &q, limit, cursor))
+            .await
+    }
+
+    /// Change fields of an incident. Status moves are validated; each per-status timestamp is
+    /// set when that status is first entered. Returns the incident after the change.
+    pub async fn update(&self, id: &str, patch: IncidentPatch, actor: &str) -> Result<Incident> {
+        validate_incident_id(id)?;
+        validate_patch(&patch)?;
+        let now = self.clock.now();
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.store
+            .write(move |txn| apply_patch(txn, &id, patch, &actor, now, None))
+            .await
+    }
+
+    /// Close an incident (from any other status).
+    pub async fn close(&self, id: &str, message: Option<String>, actor: &str) -> Result<Incident> {
+        self.transition(id, Status::Closed, message, actor).await
+    }
+
+    /// Reopen a mitigated, resolved or closed incident.
+    pub async fn reopen(&self, id: &str, message: Option<String>, actor: &str) -> Result<Incident> {
+        self.transition(id, Status::Open, message, actor).await
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        to: Status,
+        message: Option<String>,
+        actor: &str,
+    ) -> Result<Incident> {
+        validate_incident_id(id)?;
+        let patch = IncidentPatch {
+            status: Some(to),
+            message,
+            ..Default::default()
+        };
+        validate_patch(&patch)?;
+        let now = self.clock.now();
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.store
+            .write(move |txn| apply_patch(txn, &id, patch, &actor, now, Some(to)))
+            .await
+    }
+
+    /// Append a timeline event of any caller type (note, deploy, followup, …).
+    pub async fn append_event(&self, id: &str, input: NewEvent, actor: &str) -> Result<Event> {
+        validate_incident_id(id)?;
+        let kind = input.kind.trim().to_string();
+        check_event_type(&kind)?;
+        if RESERVED_EVENT_TYPES.contains(&kind.as_str()) {
+            return Err(Error::invalid(
+                "type",
+                format!("'{kind}' events are written by sofiia itself; use incident_update"),
+            ));
+        }
+        check_text("message", &input.message, MAX_SUMMARY)?;
+        let meta = if kind == "followup" {
+            normalize_followup_meta(input.meta, &input.message)?
+        } else {
+            match input.meta {
+                None | Some(Json::Null) => json!({}),
+                Some(m @ Json::Object(_)) => m,
+                Some(_) => return Err(Error::invalid("meta", "must be an object")),
+            }
+        };
+        if serde_json::to_vec(&meta).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_META_BYTES {
+            return Err(Error::TooLarge(format!("meta is larger than {MAX_META_BYTES} bytes")));
+        }
+        let now = self.clock.now();
+        let ts = input.ts.unwrap_or(now);
+        if ts > now + time::Duration::minutes(5) {
+            return Err(Error::invalid("ts", "is in the future"));
+        }
+        let mut ev = new_event(id, ts, &kind, input.message, meta, actor);
+        let id = id.to_string();
+        self.store
+            .write(move |txn| {
+                touch(txn, &id, now)?;
+                insert_event(txn, &mut ev)?;
+                Ok(ev)
+            })
+            .await
+    }
+
+    /// Mark a follow-up done; the follow-up event's meta records when and by whom, and a
+    /// `followup_done` event is appended. Returns the updated follow-up event.
+    pub async fn close_followup(
+        &self,
+        id: &str,
+        event_id: &str,
+        message: Option<String>,
+        actor: &str,
+    ) -> Result<Event> {
+        validate_incident_id(id)?;
+        validate_record_id("event", "ev", event_id)?;
+        let message = message.unwrap_or_default();
+        check_text("message", &message, MAX_SUMMARY)?;
+        let now = self.clock.now();
+        let (id, event_id, actor) = (id.to_string(), event_id.to_string(), actor.to_string());
+        self.store
+            .write(move |txn| {
+                let key = txn
+                    .open_table(EVENT_IDS)?
+                    .get(event_id.as_str())?
+                    .map(|g| {
+                        let (i, s) = g.value();
+                        (i.to_string(), s)
+                    });
+                let (inc_id, seq) = match key {
+                    Some((i, s)) if i == id => (i, s),
+                    _ => {
+                        return Err(Error::NotFound(format!(
+                            "incident {id} has no event {event_id}"
+                        )))
+                    }
+                };
+                let mut fu: Event = {
+                    let t = txn.open_table(EVENTS)?;
+                    let g = t
+                        .get((inc_id.as_str(), seq))?
+                        .ok_or_else(|| Error::Storage(format!("event {event_id} index is stale")))?;
+                    from_json(g.value())?
+                };
+                if fu.kind != "followup" {
+                    return Err(Error::invalid("event_id", format!("{event_id} is a '{}' event, not a follow-up", fu.kind)));
+                }
+                if !is_open_followup(&fu) {
+                    return Err(Error::Conflict(format!("follow-up {event_id} is already done")));
+                }
+                touch(txn, &id, now)?;
+                if let Some(m) = fu.meta.as_object_mut() {
+                    m.insert("status".into(), json!("done"));
+                    m.insert("done_at".into(), json!(rfc3339(now)));
+                    m.insert("done_by".into(), json!(actor));
+                }
+                replace_event(txn, &fu)?;
+                let title = fu.meta.get("title").cloned().unwrap_or(Json::Null);
+                let msg = if message.is_empty() {
+                    format!("Follow-up done: {}", title.as_str().unwrap_or(""))
+                } else {
+                    message
+                };
+                let mut ev = new_event(
+                    &id,
+                    now,
+                    "followup_done",
+                    msg,
+                    json!({"followup_id": event_id, "title": title}),
+                    &actor,
+                );
+                insert_event(txn, &mut ev)?;
+                Ok(fu)
+            })
+            .await
+    }
+
+    /// Attach a json/md/txt file (≤ 2 MB). The name is sanitised; if it is taken, `-2`, `-3`…
+    /// is added so stored files are never overwritten. sha256 and size are recorded.
+    pub async fn attach_artifact(&self, id: &str, input: NewArtifact, actor: &str) -> Result<Artifact> {
+        validate_incident_id(id)?;
+        let (name, ext) = sanitize_artifact_name(&input.name)?;
+        if let Some(f) = &input.format {
+            let f = f.trim().to_ascii_lowercase();
+            let f = if f == "markdown" { "md".to_string() } else { f };
+            if f != ext {
+                return Err(Error::invalid("format", format!("'{f}' does not match the name's .{ext} extension")));
+            }
+        }
+        let bytes = decode_content(&input)?;
+        if bytes.len() > MAX_ARTIFACT_BYTES {
+            return Err(Error::TooLarge(format!(
+                "artifact is {} bytes; the limit is {MAX_ARTIFACT_BYTES}",
+                bytes.len()
+            )));
+        }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::invalid("content", format!(".{ext} artifacts must be UTF-8 text")))?;
+        if ext == "json" {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map_err(|e| Error::invalid("content", format!("not valid JSON: {e}")))?;
+        }
+        // Refuse early for an unknown incident, before touching the disk.
+        {
+            let id = id.to_string();
+            self.store
+                .read(move |txn| match txn.open_table(INCIDENTS)?.get(id.as_str())? {
+                    Some(_) => Ok(()),
+                    None => Err(not_found(&id)),
+                })
+                .await?;
+        }
+        let sha = sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        let dir = self.artifacts_dir.join(id);
+        let tmp = dir.join(format!(".upload-{}.tmp", random_hex(8)));
+        {
+            let (dir, tmp) = (dir.clone(), tmp.clone());
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                write_synced(&tmp, &bytes)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        }
+        let now = self.clock.now();
+        let (id_s, actor_s, tmp_c) = (id.to_string(), actor.to_string(), tmp.clone());
+        let result = self
+            .store
+            .write(move |txn| {
+                let existing = artifacts_of(&txn.open_table(ARTIFACTS)?, &id_s)?;
+                let taken: HashSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
+                let final_name = unique_name(&name, &ext, &taken);
+                touch(txn, &id_s, now)?;
+                let art = Artifact {
+                    id: format!("art_{}", random_hex(8)),
+                    incident_id: id_s.clone(),
+                    path: format!("{id_s}/{final_name}"),
+                    name: final_name,
+                    format: ext,
+                    sha256: sha,
+                    size_bytes: size,
+                    created_at: now,
+                    created_by: actor_s.clone(),
+                };
+                insert_artifact(txn, &art)?;
+                let mut ev = new_event(
+                    &id_s,
+                    now,
+                    "artifact",
+                    format!("Artifact attached: {}", art.name),
+                    json!({"artifact_id": art.id, "name": art.name, "format": art.format,
+                           "size_bytes": art.size_bytes, "sha256": art.sha256}),
+                    &actor_s,
+                );
+                insert_event(txn, &mut ev)?;
+                // Last step, so a refusal above leaves no file behind: put the file in place.
+                std::fs::rename(&tmp_c, dir.join(&art.name))
+                    .map_err(|e| Error::Storage(format!("cannot place artifact file: {e}")))?;
+                sync_dir(&dir);
+                Ok(art)
+            })
+            .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// An artifact's metadata and bytes.
+    pub async fn read_artifact(&self, id: &str, name: &str) -> Result<(Artifact, Vec<u8>)> {
+        validate_incident_id(id)?;
+        let (id_s, name_s) = (id.to_string(), name.to_string());
+        let art = self
+            .store
+            .read(move |txn| {
+                if txn.open_table(INCIDENTS)?.get(id_s.as_str())?.is_none() {
+                    return Err(not_found(&id_s));
+                }
+                artifacts_of(&txn.open_table(ARTIFACTS)?, &id_s)?
+                    .into_iter()
+                    .find(|a| a.name == name_s || a.id == name_s)
+                    .ok_or_else(|| Error::NotFound(format!("incident {id_s} has no artifact '{}'", clip(&name_s, 80))))
+            })
+            .await?;
+        let path = self.artifacts_dir.join(&art.path);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Error::Io(format!("artifact file {}: {e}", art.path)))?;
+        Ok((art, bytes))
+    }
+
+    /// Open P0/P1 incidents and open/overdue follow-ups of incidents created in the last
+    /// `window_days` days, optionally for one service and/or env.
+    pub async fn followups_summary(
+        &self,
+        service: Option<String>,
+        env: Option<String>,
+        window_days: u32,
+    ) -> Result<FollowupsSummary> {
+        if !(1..=3650).contains(&window_days) {
+            return Err(Error::invalid("window_days", "must be between 1 and 3650"));
+        }
+        if let Some(s) = &service {
+            check_token("service", s, 64)?;
+        }
+        if let Some(e) = &env {
+            check_token("env", e, 32)?;
+        }
+        let now = self.clock.now();
+        let since = now - time::Duration::days(window_days as i64);
+        self.store
+            .read(move |txn| {
+                let idx = txn.open_table(INDEX)?;
+                let incs = txn.open_table(INCIDENTS)?;
+                let dim = match (&service, &env) {
+                    (Some(s), _) => format!("service:{s}"),
+                    (None, Some(e)) => format!("env:{e}"),
+                    (None, None) => "all".to_string(),
+                };
+                let mut in_window: HashSet<String> = HashSet::new();
+                let mut open_incidents = Vec::new();
+                for row in idx.range((dim.as_str(), micros(since), "")..=(dim.as_str(), i64::MAX, ""))? {
+                    let (k, v) = row?;
+                    let b = parse_brief(v.value());
+                    if env.as_deref().is_some_and(|e| e != b.env) {
+                        continue;
+                    }
+                    let id = k.value().2.to_string();
+                    let active_high = b.status.is_some_and(|s| s.is_active())
+                        && matches!(b.severity, Some(Severity::P0 | Severity::P1));
+                    if active_high {
+                        if let Some(inc) = load_incident(&incs, &id)? {
+                            open_incidents.push(IncidentBrief {
+                                id: inc.id,
+                                service: inc.service,
+                                env: inc.env,
+                                severity: inc.severity,
+                                status: inc.status,
+                                title: inc.title,
+                                started_at: inc.started_at,
+                            });
+                        }
+                    }
+                    in_window.insert(id);
+                }
+                open_incidents.sort_by(|a, b| (a.severity, b.started_at).cmp(&(b.severity, a.started_at)));
+                let events = txn.open_table(EVENTS)?;
+                let mut open_followups = Vec::new();
+                for row in txn.open_table(OPEN_FOLLOWUPS)?.iter()? {
+                    let (_, v) = row?;
+                    let (inc_id, seq) = v.value();
+                    if !in_window.contains(inc_id) {
+                        continue;
+                    }
+                    let Some(g) = events.get((inc_id, seq))? else { continue };
+                    let ev: Event = from_json(g.value())?;
+                    let Some(inc) = load_incident(&incs, inc_id)? else { continue };
+                    open_followups.push(followup_view(&ev, &inc, now));
+                }
+                open_followups.sort_by(|a, b| (&a.due, &a.event_id).cmp(&(&b.due, &b.event_id)));
+                let overdue_followups: Vec<FollowupView> =
+                    open_followups.iter().filter(|f| f.overdue).cloned().collect();
+                let count = |s: Severity| open_incidents.iter().filter(|i| i.severity == s).count();
+                let stats = json!({
+                    "open_p0": count(Severity::P0),
+                    "open_p1": count(Severity::P1),
+                    "open_followups": open_followups.len(),
+                    "overdue_followups": overdue_followups.len(),
+                    "incidents_in_window": in_window.len(),
+                });
+                Ok(FollowupsSummary {
+                    service,
+                    env,
+                    window_days,
+                    since,
+                    open_incidents,
+                    open_followups,
+                    overdue_followups,
+                    stats,
+                })
+            })
+            .await
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("incident {id} not found"))
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}
+
+/// A new event with a fresh id (seq assigned on insert).
+pub fn new_event(
+    incident_id: &str,
+    ts: OffsetDateTime,
+    kind: &str,
+    message: String,
+    meta: Json,
+    actor: &str,
+) -> Event {
+    Event {
+        id: format!("ev_{}", random_hex(8)),
+        incident_id: incident_id.to_string(),
+        seq: 0,
+        ts,
+        kind: kind.to_string(),
+        message,
+        meta,
+        actor: actor.to_string(),
+    }
+}
+
+/// Bump `updated_at` of an existing incident (NotFound otherwise).
+fn touch(txn: &redb::WriteTransaction, id: &str, now: OffsetDateTime) -> Result<Incident> {
+    let old = load_incident(&txn.open_table(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
+    let mut new = old.clone();
+    new.updated_at = now;
+    put_incident(txn, Some(&old), &new)?;
+    Ok(new)
+}
+
+fn validate_patch(p: &IncidentPatch) -> Result<()> {
+    if let Some(t) = &p.title {
+        check_title(t.trim())?;
+    }
+    if let Some(s) = &p.summary {
+        check_text("summary", s, MAX_SUMMARY)?;
+    }
+    if let Some(o) = &p.owner {
+        check_line("owner", o.trim(), 128)?;
+    }
+    if let Some(s) = &p.service {
+        check_token("service", s.trim(), 64)?;
+    }
+    if let Some(e) = &p.env {
+        check_token("env", e.trim(), 32)?;
+    }
+    if let Some(l) = &p.labels {
+        check_list("labels", l, 50, 64)?;
+    }
+    if let Some(f) = &p.fingerprints {
+        check_list("fingerprints", f, 100, 128)?;
+    }
+    if let Some(m) = &p.message {
+        check_text("message", m, MAX_SUMMARY)?;
+    }
+    Ok(())
+}
+
+/// Apply a patch inside a write transaction: validate against the stored record, then write
+/// the record and one event per kind of change. `strict` makes a no-op transition a conflict
+/// (explicit close/reopen).
+fn apply_patch(
+    txn: &redb::WriteTransaction,
+    id: &str,
+    p: IncidentPatch,
+    actor: &str,
+    now: OffsetDateTime,
+    strict: Option<Status>,
+) -> Result<Incident> {
+    let old = load_incident(&txn.open_table(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
+    let mut new = old.clone();
+    let mut events: Vec<Event> = Vec::new();
+    let note = p.message.clone().unwrap_or_default();
+    if let Some(to) = strict {
+        if old.status == to {
+            return Err(Error::Conflict(format!("incident {id} is already {}", to.as_str())));
+        }
+    }
+    if let Some(to) = p.status {
+        if to != old.status {
+            if !old.status.can_move_to(to) {
+                return Err(Error::Validation {
+                    code: "invalid_transition",
+                    message: format!(
+                        "status: cannot move from {} to {}; reopen it first",
+                        old.status.as_str(),
+                        to.as_str()
+                    ),
+                });
+            }
+            new.status = to;
+            if let Some(slot) = new.status_ts_mut(to) {
+                if slot.is_none() {
+                    *slot = Some(now);
+                }
+            }
+            let verb = if to == Status::Open { "reopened".to_string() } else { to.as_str().to_string() };
+            let msg = if note.is_empty() { format!("Status {} → {}", old.status.as_str(), verb) } else { note.clone() };
+            events.push(new_event(id, now, "status_change", msg, json!({"from": old.status, "to": to}), actor));
+        }
+    }
+    if let Some(sev) = p.severity {
+        if sev != old.severity {
+            new.severity = sev;
+            let msg = if note.is_empty() { format!("Severity {} → {}", old.severity.as_str(), sev.as_str()) } else { note.clone() };
+            events.push(new_event(id, now, "severity_change", msg, json!({"from": old.severity, "to": sev}), actor));
+        }
+    }
+    let mut changed: Vec<&str> = Vec::new();
+    let mut set = |field: &'static str, differs: bool| {
+        if differs {
+            changed.push(field);
+        }
+        differs
+    };
+    if let Some(t) = p.title.map(|t| t.trim().to_string()) {
+        if set("title", t != old.title) {
+            new.title = t;
+        }
+    }
+    if let Some(s) = p.summary {
+        if set("summary", s != old.summary) {
+            new.summary = s;
+        }
+    }
+    if let Some(o) = p.owner.map(|o| o.trim().to_string()) {
+        let o = (!o.is_empty()).then_some(o);
+        if set("owner", o != old.owner) {
+            new.owner = o;
+        }
+    }
+    if let Some(s) = p.service.map(|s| s.trim().to_string()) {
+        if set("service", s != old.service) {
+            new.service = s;
+        }
+    }
+    if let Some(e) = p.env.map(|e| e.trim().to_ascii_lowercase()) {
+        if set("env", e != old.env) {
+            new.env = e;
+        }
+    }
+    if let Some(l) = p.labels.map(dedup) {
+        if set("labels", l != old.labels) {
+            new.labels = l;
+        }
+    }
+    if let Some(f) = p.fingerprints.map(dedup) {
+        if set("fingerprints", f != old.fingerprints) {
+            new.fingerprints = f;
+        }
+    }
+    if let Some(s) = p.started_at {
+        if s > now + time::Duration::minutes(5) {
+            return Err(Error::invalid("started_at", "is in the future"));
+        }
+        if set("started_at", s != old.started_at) {
+            new.started_at = s;
+        }
+    }
+    if !changed.is_empty() {
+        let msg = if note.is_empty() { format!("Updated {}", changed.join(", ")) } else { note.clone() };
+        events.push(new_event(id, now, "update", msg, json!({"fields": changed}), actor));
+    }
+    if events.is_empty() {
+        return Ok(old);
+    }
+    new.updated_at = now;
+    put_incident(txn, Some(&old), &new)?;
+    for mut ev in events {
+        insert_event(txn, &mut ev)?;
+    }
+    Ok(new)
+}
+
+fn list_in(
+    txn: &redb::ReadTransaction,
+    q: &ListQuery,
+    limit: usize,
+    cursor: Option<(i64, String)>,
+) -> Result<Page<Incident>> {
+    let idx = txn.open_table(INDEX)?;
+    let counts = txn.open_table(INDEX_COUNTS)?;
+    let mut candidates: Vec<String> = Vec::new();
+    if let [s] = q.status.as_slice() {
+        candidates.push(format!("status:{}", s.as_str()));
+    }
+    if let Some(s) = &q.service {
+        candidates.push(format!("service:{s}"));
+    }
+    if let Some(e) = &q.env {
+        candidates.push(format!("env:{e}"));
+    }
+    if let [s] = q.severity.as_slice() {
+        candidates.push(format!("severity:{}", s.as_str()));
+    }
+    let mut driver = "all".to_string();
+    let mut best = u64::MAX;
+    for c in candidates {
+        let n = counts.get(c.as_str())?.map(|g| g.value()).unwrap_or(0);
+        if n < best {
+            best = n;
+            driver = c;
+        }
+    }
+    if best == 0 {
+        return Ok(Page { items: Vec::new(), next_cursor: None });
+    }
+    let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
+    let d = driver.as_str();
+    let range = match &cursor {
+        Some((ts, id)) => idx.range((d, lo_ts, "")..(d, *ts, id.as_str()))?,
+        None => idx.range((d, lo_ts, "")..=(d, i64::MAX, ""))?,
+    };
+    let mut keys: Vec<(i64, String)> = Vec::with_capacity(limit + 1);
+    for row in range.rev() {
+        let (k, v) = row?;
+        let b = parse_brief(v.value());
+        let ok = (q.status.is_empty() || b.status.is_some_and(|s| q.status.contains(&s)))
+            && q.service.as_deref().is_none_or(|s| s == b.service)
+            && q.env.as_deref().is_none_or(|e| e == b.env)
+            && (q.severity.is_empty() || b.severity.is_some_and(|s| q.severity.contains(&s)));
+        if ok {
+            let (_, ts, id) = k.value();
+            keys.push((ts, id.to_string()));
+            if keys.len() > limit {
+                break;
+            }
+        }
+    }
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    let incs = txn.open_table(INCIDENTS)?;
+    let mut items = Vec::with_capacity(keys.len());
+    for (_, id) in &keys {
+        if let Some(inc) = load_incident(&incs, id)? {
+            items.push(inc);
+        }
+    }
+    let next_cursor = if more {
+        keys.last().map(|(ts, id)| format!("{ts}.{id}"))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> FollowupView {
+    let s = |k: &str| ev.meta.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let due = s("due");
+    let overdue = due
+        .as_deref()
+        .and_then(crate::clock::parse_ts)
+        .is_some_and(|d| d < now);
+    FollowupView {
+        incident_id: ev.incident_id.clone(),
+        event_id: ev.id.clone(),
+        title: s("title").unwrap_or_default(),
+        owner: s("owner"),
+        due,
+        priority: s("priority").unwrap_or_else(|| "P2".into()),
+        status: s("status").unwrap_or_else(|| "open".into()),
+        overdue,
+        service: inc.service.clone(),
+        env: inc.env.clone(),
+    }
+}
+
+fn decode_content(input: &NewArtifact) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let enc = input.encoding.as_deref().unwrap_or("utf8").to_ascii_lowercase();
+    match (&input.content, &input.content_base64) {
+        (Some(_), Some(_)) => Err(Error::invalid("content", "give content or content_base64, not both")),
+        (None, None) => Err(Error::invalid("content", "is required")),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| Error::invalid("content_base64", format!("not valid base64: {e}"))),
+        (Some(c), None) => match enc.as_str() {
+            "utf8" | "utf-8" | "text" => Ok(c.clone().into_bytes()),
+            "base64" => base64::engine::general_purpose::STANDARD
+                .decode(c.trim())
+                .map_err(|e| Error::invalid("content", format!("not valid base64: {e}"))),
+            other => Err(Error::invalid("encoding", format!("'{}' is not utf8 or base64", clip(other, 20)))),
+        },
+    }
+}
+
+fn unique_name(name: &str, ext: &str, taken: &HashSet<&str>) -> String {
+    if !taken.contains(name) {
+        return name.to_string();
+    }
+    let stem = name.strip_suffix(&format!(".{ext}")).unwrap_or(name);
+    (2..)
+        .map(|n| format!("{stem}-{n}.{ext}"))
+        .find(|c| !taken.contains(c.as_str()))
+        .unwrap_or_else(|| format!("{stem}-{}.{ext}", random_hex(4)))
+}
+
+/// Lowercase hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::clock::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Write a file and fsync it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Best-effort fsync of a directory so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,203 @@
+//! The incident room's redb tables and the transaction-level helpers that keep them in step.
+//!
+//! Records are JSON (the same serde types the JSONL export writes). The list filters use one
+//! index table keyed `(dimension, created_at µs, id)` where the dimension is `all`,
+//! `status:<s>`, `service:<s>`, `env:<e>` or `severity:<P>`; each entry's value carries the
+//! incident's `status|service|env|severity`, so combined filters are checked on the index
+//! without loading records. `INDEX_COUNTS` lets a list pick its most selective dimension.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::model::{Artifact, Event, Incident, Severity, Status};
+use crate::error::{Error, Result};
+use crate::store::AnyTable;
+
+/// id → incident JSON.
+pub const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
+/// (dimension, created_at µs, id) → `status|service|env|severity`.
+pub const INDEX: TableDefinition<(&str, i64, &str), &str> = TableDefinition::new("incident_index");
+/// dimension → number of index entries.
+pub const INDEX_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("incident_index_counts");
+/// (incident id, seq) → event JSON.
+pub const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("incident_events");
+/// event id → (incident id, seq).
+pub const EVENT_IDS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("incident_event_ids");
+/// (incident id, artifact id) → artifact JSON.
+pub const ARTIFACTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("incident_artifacts");
+/// follow-up event id → (incident id, seq), only while the follow-up is open.
+pub const OPEN_FOLLOWUPS: TableDefinition<&str, (&str, u64)> =
+    TableDefinition::new("incident_open_followups");
+
+/// Every table of this room (created at start, copied by backups).
+pub const ALL: &[&dyn AnyTable] = &[
+    &INCIDENTS,
+    &INDEX,
+    &INDEX_COUNTS,
+    &EVENTS,
+    &EVENT_IDS,
+    &ARTIFACTS,
+    &OPEN_FOLLOWUPS,
+];
+
+/// The index dimension names for an incident.
+pub fn dims(inc: &Incident) -> [String; 5] {
+    [
+        "all".to_string(),
+        format!("status:{}", inc.status.as_str()),
+        format!("service:{}", inc.service),
+        format!("env:{}", inc.env),
+        format!("severity:{}", inc.severity.as_str()),
+    ]
+}
+
+/// The filterable fields of an incident, as stored in index values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brief<'a> {
+    pub status: Option<Status>,
+    pub service: &'a str,
+    pub env: &'a str,
+    pub severity: Option<Severity>,
+}
+
+/// Index value for an incident.
+pub fn brief_of(inc: &Incident) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        inc.status.as_str(),
+        inc.service,
+        inc.env,
+        inc.severity.as_str()
+    )
+}
+
+/// Parse an index value.
+pub fn parse_brief(v: &str) -> Brief<'_> {
+    let mut it = v.split('|');
+    Brief {
+        status: it.next().and_then(Status::parse),
+        service: it.next().unwrap_or(""),
+        env: it.next().unwrap_or(""),
+        severity: it.next().and_then(Severity::parse),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encode: {e}")))
+}
+
+/// Decode a stored record.
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+}
+
+/// Load an incident from an open incidents table.
+pub fn load_incident(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Incident>> {
+    match t.get(id)? {
+        Some(v) => Ok(Some(from_json(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Write `new` (replacing `old` if given) and keep the index and counts in step.
+pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incident) -> Result<()> {
+    let bytes = to_json(new)?;
+    txn.open_table(INCIDENTS)?.insert(new.id.as_str(), bytes.as_slice())?;
+    let mut idx = txn.open_table(INDEX)?;
+    let mut counts = txn.open_table(INDEX_COUNTS)?;
+    let bump = |counts: &mut redb::Table<&str, u64>, dim: &str, up: bool| -> Result<()> {
+        let n = counts.get(dim)?.map(|g| g.value()).unwrap_or(0);
+        let n = if up { n + 1 } else { n.saturating_sub(1) };
+        if n == 0 {
+            counts.remove(dim)?;
+        } else {
+            counts.insert(dim, n)?;
+        }
+        Ok(())
+    };
+    if let Some(old) = old {
+        let ts = crate::clock::micros(old.created_at);
+        for d in dims(old) {
+            if idx.remove((d.as_str(), ts, old.id.as_str()))?.is_some() {
+                bump(&mut counts, &d, false)?;
+            }
+        }
+    }
+    let ts = crate::clock::micros(new.created_at);
+    let brief = brief_of(new);
+    for d in dims(new) {
+        if idx.insert((d.as_str(), ts, new.id.as_str()), brief.as_str())?.is_none() {
+            bump(&mut counts, &d, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Append `ev` to its incident's timeline. A `seq` of 0 (or one already taken) is replaced
+/// by the next free position. Open follow-ups are tracked for the summary.
+pub fn insert_event(txn: &WriteTransaction, ev: &mut Event) -> Result<()> {
+    let mut events = txn.open_table(EVENTS)?;
+    let taken = ev.seq == 0 || events.get((ev.incident_id.as_str(), ev.seq))?.is_some();
+    if taken {
+        let last = events
+            .range((ev.incident_id.as_str(), 0u64)..=(ev.incident_id.as_str(), u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.value().1)
+            .unwrap_or(0);
+        ev.seq = last + 1;
+    }
+    let bytes = to_json(&*ev)?;
+    events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
+    txn.open_table(EVENT_IDS)?
+        .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+    if is_open_followup(ev) {
+        txn.open_table(OPEN_FOLLOWUPS)?
+            .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+    }
+    Ok(())
+}
+
+/// Replace a stored event in place (closing a follow-up).
+pub fn replace_event(txn: &WriteTransaction, ev: &Event) -> Result<()> {
+    let bytes = to_json(ev)?;
+    txn.open_table(EVENTS)?
+        .insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
+    let mut open = txn.open_table(OPEN_FOLLOWUPS)?;
+    if is_open_followup(ev) {
+        open.insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+    } else {
+        open.remove(ev.id.as_str())?;
+    }
+    Ok(())
+}
+
+/// A follow-up event whose meta status is still open.
+pub fn is_open_followup(ev: &Event) -> bool {
+    ev.kind == "followup" && ev.meta.get("status").and_then(|s| s.as_str()) != Some("done")
+}
+
+/// Store artifact metadata.
+pub fn insert_artifact(txn: &WriteTransaction, a: &Artifact) -> Result<()> {
+    let bytes = to_json(a)?;
+    txn.open_table(ARTIFACTS)?
+        .insert((a.incident_id.as_str(), a.id.as_str()), bytes.as_slice())?;
+    Ok(())
+}
+
+/// All artifacts of one incident, oldest first.
+pub fn artifacts_of(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    incident_id: &str,
+) -> Result<Vec<Artifact>> {
+    let mut v: Vec<Artifact> = Vec::new();
+    for row in t.range((incident_id, "")..(incident_id, "\u{10ffff}"))? {
+        let (_, val) = row?;
+        v.push(from_json(val.value())?);
+    }
+    v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(v)
+}

@@ -1,0 +1,398 @@
+//! JSONL export and import of the incident log, in the old stack's layout:
+//! `incidents.jsonl`, `events.jsonl`, `artifacts.jsonl` and one folder of artifact files per
+//! incident. Both sides use the stored record types, so the format cannot drift from the store.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use redb::{ReadTransaction, ReadableTable};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::model::{
+    check_event_type, sanitize_artifact_name, validate_incident_id, Artifact, Event, Incident,
+    MAX_ARTIFACT_BYTES,
+};
+use super::tables::*;
+use super::{sha256_hex, sync_dir, write_synced};
+use crate::error::{Error, Result};
+use crate::store::jsonl::{read_file, write_file, LineError};
+use crate::store::Store;
+
+/// File names of the layout.
+pub const INCIDENTS_FILE: &str = "incidents.jsonl";
+/// Timeline events.
+pub const EVENTS_FILE: &str = "events.jsonl";
+/// Artifact metadata.
+pub const ARTIFACTS_FILE: &str = "artifacts.jsonl";
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExportReport {
+    pub incidents: usize,
+    pub events: usize,
+    pub artifacts: usize,
+}
+
+/// Counts of one record type in an import.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub imported: usize,
+    pub skipped_existing: usize,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ImportReport {
+    pub incidents: Counts,
+    pub events: Counts,
+    pub artifacts: Counts,
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Bad lines, each with `file:line: reason`.
+    #[error("{} bad line(s); nothing was imported", .0.len())]
+    Lines(Vec<LineError>),
+    /// Anything else (missing folder, store failure).
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+/// Relative paths (`<incident>/<name>`) of every artifact file in a snapshot.
+pub fn artifact_paths(txn: &ReadTransaction) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for row in txn.open_table(ARTIFACTS)?.iter()? {
+        let a: Artifact = from_json(row?.1.value())?;
+        v.push(a.path);
+    }
+    Ok(v)
+}
+
+/// Write the snapshot `txn` to `out` (created if needed; existing files replaced).
+pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result<ExportReport> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    let mut incidents: Vec<Incident> = Vec::new();
+    for row in txn.open_table(INCIDENTS)?.iter()? {
+        incidents.push(from_json(row?.1.value())?);
+    }
+    let mut events: Vec<Event> = Vec::new();
+    for row in txn.open_table(EVENTS)?.iter()? {
+        events.push(from_json(row?.1.value())?);
+    }
+    let mut artifacts: Vec<Artifact> = Vec::new();
+    for row in txn.open_table(ARTIFACTS)?.iter()? {
+        artifacts.push(from_json(row?.1.value())?);
+    }
+    for a in &artifacts {
+        let dest_dir = out.join(&a.incident_id);
+        std::fs::create_dir_all(&dest_dir)?;
+        let src = artifacts_dir.join(&a.path);
+        std::fs::copy(&src, dest_dir.join(&a.name))
+            .map_err(|e| Error::Io(format!("artifact {}: {e}", src.display())))?;
+    }
+    let report = ExportReport {
+        incidents: write_file(&out.join(INCIDENTS_FILE), &incidents)?,
+        events: write_file(&out.join(EVENTS_FILE), &events)?,
+        artifacts: write_file(&out.join(ARTIFACTS_FILE), &artifacts)?,
+    };
+    sync_dir(out);
+    Ok(report)
+}
+
+/// Parse every line of `file` as JSON, then as `T` after `fix` adjusts the raw object.
+fn parse_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    errors: &mut Vec<LineError>,
+    mut fix: impl FnMut(&mut serde_json::Map<String, Json>),
+) -> Result<Vec<(usize, T)>> {
+    let raw: Vec<(usize, Json)> = read_file(path, errors)?;
+    let mut out = Vec::with_capacity(raw.len());
+    for (line, v) in raw {
+        let mut v = v;
+        match v.as_object_mut() {
+            Some(m) => fix(m),
+            None => {
+                errors.push(line_err(path, line, "not a JSON object".into()));
+                continue;
+            }
+        }
+        match serde_json::from_value::<T>(v) {
+            Ok(t) => out.push((line, t)),
+            Err(e) => errors.push(line_err(path, line, e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+fn line_err(path: &Path, line: usize, reason: String) -> LineError {
+    LineError {
+        file: path.display().to_string(),
+        line,
+        reason,
+    }
+}
+
+fn check_other_id(id: &str) -> std::result::Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{}' is not a valid id (1-64 of A-Z a-z 0-9 _ -)", super::model::clip(id, 70)))
+    }
+}
+
+/// Import `dir` into `store`. Every line is validated first; if any is bad, nothing is
+/// written and every bad line is reported. Records whose id already exists are skipped, so
+/// importing the same folder twice changes nothing.
+pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::Result<ImportReport, ImportError> {
+    if !dir.join(INCIDENTS_FILE).is_file() {
+        return Err(Error::NotFound(format!("{} has no {INCIDENTS_FILE}", dir.display())).into());
+    }
+    let mut errors: Vec<LineError> = Vec::new();
+    let inc_path = dir.join(INCIDENTS_FILE);
+    let ev_path = dir.join(EVENTS_FILE);
+    let art_path = dir.join(ARTIFACTS_FILE);
+
+    let incidents: Vec<(usize, Incident)> = parse_lines(&inc_path, &mut errors, |_| {})?;
+    let events: Vec<(usize, Event)> = parse_lines(&ev_path, &mut errors, |m| {
+        // Old stores wrote events without ids: derive a stable one so re-imports are no-ops.
+        if !m.contains_key("id") {
+            let key = format!(
+                "{}|{}|{}|{}",
+                m.get("incident_id").map(|v| v.to_string()).unwrap_or_default(),
+                m.get("ts").map(|v| v.to_string()).unwrap_or_default(),
+                m.get("type").map(|v| v.to_string()).unwrap_or_default(),
+                m.get("message").map(|v| v.to_string()).unwrap_or_default()
+            );
+            m.insert("id".into(), Json::String(format!("ev_{}", &sha256_hex(key.as_bytes())[..20])));
+        }
+    })?;
+    let artifacts: Vec<(usize, Artifact)> = parse_lines(&art_path, &mut errors, |m| {
+        if !m.contains_key("id") {
+            let key = format!(
+                "{}|{}",
+                m.get("incident_id").map(|v| v.to_string()).unwrap_or_default(),
+                m.get("name").or(m.get("path")).map(|v| v.to_string()).unwrap_or_default()
+            );
+            m.insert("id".into(), Json::String(format!("art_{}", &sha256_hex(key.as_bytes())[..16])));
+        }
+        if !m.contains_key("name") {
+            if let Some(p) = m.get("path").and_then(|p| p.as_str()) {
+                let base = p.rsplit(['/', '\\']).next().unwrap_or(p).to_string();
+                m.insert("name".into(), Json::String(base));
+            }
+        }
+        if !m.contains_key("path") {
+            m.insert("path".into(), Json::String(String::new()));
+        }
+        if !m.contains_key("format") {
+            if let Some(n) = m.get("name").and_then(|n| n.as_str()) {
+                let ext = n.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+                m.insert("format".into(), Json::String(ext));
+            }
+        }
+    })?;
+
+    // Which incident ids exist already (store) or come with this import (file).
+    let file_ids: HashMap<String, usize> = {
+        let mut m = HashMap::new();
+        for (line, inc) in &incidents {
+            if let Err(e) = inc.validate() {
+                errors.push(line_err(&inc_path, *line, e.to_string()));
+            }
+            if let Some(first) = m.insert(inc.id.clone(), *line) {
+                errors.push(line_err(&inc_path, *line, format!("duplicate id {} (first on line {first})", inc.id)));
+            }
+        }
+        m
+    };
+    let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.incident_id.clone()).collect();
+    let art_ids: Vec<String> = artifacts.iter().map(|(_, a)| a.incident_id.clone()).collect();
+    let referenced: Vec<String> = ev_ids.into_iter().chain(art_ids).collect();
+    let (existing_incidents, existing_events, existing_artifacts, existing_names) = {
+        let inc_ids: Vec<String> = file_ids.keys().cloned().chain(referenced).collect();
+        let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.id.clone()).collect();
+        let art_keys: Vec<(String, String)> =
+            artifacts.iter().map(|(_, a)| (a.incident_id.clone(), a.id.clone())).collect();
+        store.read_blocking(|txn| {
+            let t = txn.open_table(INCIDENTS)?;
+            let mut incs = HashSet::new();
+            for id in inc_ids {
+                if t.get(id.as_str())?.is_some() {
+                    incs.insert(id);
+                }
+            }
+            let t = txn.open_table(EVENT_IDS)?;
+            let mut evs = HashSet::new();
+            for id in ev_ids {
+                if t.get(id.as_str())?.is_some() {
+                    evs.insert(id);
+                }
+            }
+            let t = txn.open_table(ARTIFACTS)?;
+            let mut arts = HashSet::new();
+            let mut names: HashMap<(String, String), String> = HashMap::new();
+            for (i, a) in art_keys {
+                if t.get((i.as_str(), a.as_str()))?.is_some() {
+                    arts.insert((i.clone(), a));
+                }
+                for stored in artifacts_of(&t, &i)? {
+                    names.insert((i.clone(), stored.name), stored.id);
+                }
+            }
+            Ok((incs, evs, arts, names))
+        })?
+    };
+    let known = |id: &str| file_ids.contains_key(id) || existing_incidents.contains(id);
+
+    let mut seen_events = HashMap::new();
+    for (line, ev) in &events {
+        let mut bad = |r: String| errors.push(line_err(&ev_path, *line, r));
+        if let Err(e) = check_other_id(&ev.id) {
+            bad(format!("id: {e}"));
+        }
+        if validate_incident_id(&ev.incident_id).is_err() || !known(&ev.incident_id) {
+            bad(format!("incident_id: no incident {} in this import or the store", super::model::clip(&ev.incident_id, 60)));
+        }
+        if let Err(e) = check_event_type(&ev.kind) {
+            bad(e.to_string());
+        }
+        if !ev.meta.is_object() {
+            bad("meta: must be an object".into());
+        }
+        if let Some(first) = seen_events.insert(ev.id.clone(), *line) {
+            bad(format!("duplicate id {} (first on line {first})", ev.id));
+        }
+    }
+
+    // Artifacts: safe names, allowed formats, files present and matching their checksums.
+    let mut files: Vec<(PathBuf, Artifact)> = Vec::new();
+    let mut seen_arts = HashMap::new();
+    for (line, a) in &artifacts {
+        let mut bad = |r: String| errors.push(line_err(&art_path, *line, r));
+        if let Err(e) = check_other_id(&a.id) {
+            bad(format!("id: {e}"));
+            continue;
+        }
+        if validate_incident_id(&a.incident_id).is_err() || !known(&a.incident_id) {
+            bad(format!("incident_id: no incident {} in this import or the store", super::model::clip(&a.incident_id, 60)));
+            continue;
+        }
+        if let Some(first) = seen_arts.insert((a.incident_id.clone(), a.id.clone()), *line) {
+            bad(format!("duplicate id {} (first on line {first})", a.id));
+            continue;
+        }
+        let (name, ext) = match sanitize_artifact_name(&a.name) {
+            Ok(v) => v,
+            Err(e) => {
+                bad(e.to_string());
+                continue;
+            }
+        };
+        if name != a.name {
+            bad(format!("name: '{}' is not a safe file name (would be '{name}')", super::model::clip(&a.name, 80)));
+            continue;
+        }
+        if let Some(other) = existing_names.get(&(a.incident_id.clone(), a.name.clone())) {
+            if other != &a.id {
+                bad(format!("name: {} already has an artifact '{}' ({other})", a.incident_id, a.name));
+                continue;
+            }
+        }
+        if a.format != ext {
+            bad(format!("format: '{}' does not match the .{ext} name", a.format));
+            continue;
+        }
+        let src = dir.join(&a.incident_id).join(&a.name);
+        let bytes = match std::fs::read(&src) {
+            Ok(b) => b,
+            Err(e) => {
+                bad(format!("file {}: {e}", src.display()));
+                continue;
+            }
+        };
+        if bytes.len() > MAX_ARTIFACT_BYTES {
+            bad(format!("file {} is larger than 2 MB", src.display()));
+            continue;
+        }
+        let sha = sha256_hex(&bytes);
+        if !a.sha256.is_empty() && !a.sha256.eq_ignore_ascii_case(&sha) {
+            bad(format!("sha256 of {} is {sha}, not {}", src.display(), a.sha256));
+            continue;
+        }
+        if a.size_bytes != 0 && a.size_bytes != bytes.len() as u64 {
+            bad(format!("size of {} is {}, not {}", src.display(), bytes.len(), a.size_bytes));
+            continue;
+        }
+        let mut a = a.clone();
+        a.sha256 = sha;
+        a.size_bytes = bytes.len() as u64;
+        a.path = format!("{}/{}", a.incident_id, a.name);
+        files.push((src, a));
+    }
+
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        return Err(ImportError::Lines(errors));
+    }
+
+    let mut report = ImportReport::default();
+    let new_incidents: Vec<Incident> = incidents
+        .into_iter()
+        .map(|(_, i)| i)
+        .filter(|i| {
+            let skip = existing_incidents.contains(&i.id);
+            if skip { report.incidents.skipped_existing += 1 } else { report.incidents.imported += 1 }
+            !skip
+        })
+        .collect();
+    let new_events: Vec<Event> = events
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| {
+            let skip = existing_events.contains(&e.id);
+            if skip { report.events.skipped_existing += 1 } else { report.events.imported += 1 }
+            !skip
+        })
+        .collect();
+    let new_artifacts: Vec<Artifact> = files
+        .into_iter()
+        .filter_map(|(src, a)| {
+            if existing_artifacts.contains(&(a.incident_id.clone(), a.id.clone())) {
+                report.artifacts.skipped_existing += 1;
+                return None;
+            }
+            report.artifacts.imported += 1;
+            Some((src, a))
+        })
+        .map(|(src, a)| -> Result<Artifact> {
+            // Files first: a crash before the commit leaves an unreferenced file, never a
+            // record without its file.
+            let dest_dir = artifacts_dir.join(&a.incident_id);
+            std::fs::create_dir_all(&dest_dir)?;
+            let bytes = std::fs::read(&src)?;
+            write_synced(&dest_dir.join(&a.name), &bytes)?;
+            sync_dir(&dest_dir);
+            Ok(a)
+        })
+        .collect::<Result<_>>()?;
+
+    store.write_blocking(move |txn| {
+        for inc in &new_incidents {
+            put_incident(txn, None, inc)?;
+        }
+        for mut ev in new_events {
+            insert_event(txn, &mut ev)?;
+        }
+        for a in &new_artifacts {
+            insert_artifact(txn, a)?;
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}

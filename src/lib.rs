@@ -1,0 +1,35 @@
+//! sofiia: the ops control plane of a small AI-agent platform, in one process.
+//!
+//! # Layout
+//!
+//! - [`cli`]: clap commands (`serve`, `export`, `import`, `backup`, `restore`) → library calls.
+//! - [`app`]: `AppState` wiring the rooms together; start-up and graceful shutdown.
+//! - [`config`]: settings, layered flag > environment > `CONFIG_DIR/sofiia.yml` > default.
+//! - [`store`]: the redb file, schema version and migrations, the group-commit writer,
+//!   JSONL helpers, backup and restore.
+//! - [`incidents`]: the incident log: incidents, timeline events, follow-ups, artifacts,
+//!   JSONL export/import.
+//! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
+//!   embedded UI.
+//! - [`error`]: the crate's error type and its HTTP mapping.
+//! - [`clock`]: injected time, timestamps, random ids.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod incidents;
+pub mod store;
+
+/// Log to stderr, one `key=value` line per event; `RUST_LOG` overrides the `info` default.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,300 @@
+//! The redb store: one file `DATA_DIR/sofiia.redb` holding every record.
+//!
+//! - [`Store::open`] creates the file on first start, checks the schema version and runs
+//!   forward migrations, and creates every table once (so read transactions never meet a
+//!   missing table). It does not scan records: start-up cost does not grow with the data.
+//! - Writes go through [`writer`]: one thread owns write transactions and batches every job
+//!   waiting in its queue into one durable commit (group commit).
+//! - Reads run on the blocking pool in their own read transaction (a consistent snapshot).
+//! - [`backup`] makes consistent snapshots while writes go on; [`jsonl`] reads and writes
+//!   JSON Lines with `file:line` errors.
+
+pub mod backup;
+pub mod jsonl;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, Value, WriteTransaction,
+};
+
+use crate::error::{Error, Result};
+
+/// File name of the database inside `DATA_DIR`.
+pub const DB_FILE: &str = "sofiia.redb";
+
+/// Schema version this build writes. Bump it and add a step to [`MIGRATIONS`] when a table's
+/// layout changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Key/value metadata: `schema_version`, `created_at`, …
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// A migration step from version `n - 1` to `n` (index 0 migrates 0 → 1).
+type Migration = fn(&WriteTransaction) -> Result<()>;
+
+/// Forward migrations, applied in order inside one write transaction on open.
+/// Version 0 is "no schema yet" (a new file); step 1 only needs the tables that
+/// [`all_tables`] creates, so it has nothing to convert.
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [|_txn| Ok(())];
+
+/// A table the store knows how to create, count and copy without knowing its types.
+pub trait AnyTable: Sync {
+    /// Table name.
+    fn name(&self) -> &str;
+    /// Create the table if it does not exist.
+    fn create(&self, txn: &WriteTransaction) -> Result<()>;
+    /// Row count.
+    fn rows(&self, txn: &ReadTransaction) -> Result<u64>;
+    /// Copy every row from a snapshot into another database's write transaction.
+    fn copy(&self, src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64>;
+}
+
+impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable for TableDefinition<'static, K, V> {
+    fn name(&self) -> &str {
+        redb::TableHandle::name(self)
+    }
+    fn create(&self, txn: &WriteTransaction) -> Result<()> {
+        txn.open_table(*self)?;
+        Ok(())
+    }
+    fn rows(&self, txn: &ReadTransaction) -> Result<u64> {
+        Ok(txn.open_table(*self)?.len()?)
+    }
+    fn copy(&self, src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64> {
+        let from = src.open_table(*self)?;
+        let mut to = dst.open_table(*self)?;
+        let mut n = 0;
+        for row in from.iter()? {
+            let (k, v) = row?;
+            to.insert(k.value(), v.value())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Every table of every room. Backups copy exactly these; a room adding a table adds it here.
+pub fn all_tables() -> Vec<&'static dyn AnyTable> {
+    let mut v: Vec<&'static dyn AnyTable> = vec![&META];
+    v.extend_from_slice(crate::incidents::tables::ALL);
+    v
+}
+
+/// Handle to the open database and its writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Arc<writer::Writer>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it and start the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Io(format!("DATA_DIR: cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = open_db(&path)?;
+        migrate(&db, &path)?;
+        let db = Arc::new(db);
+        let writer = Arc::new(writer::Writer::start(db.clone()));
+        Ok(Store { db, writer, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The database (for snapshot readers such as backup and export).
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Run `f` in a fresh read transaction on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            f(&txn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// Run `f` in a fresh read transaction on this thread (CLI, blocking contexts).
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_read()?;
+        f(&txn)
+    }
+
+    /// Queue a write job; resolves once the commit that contains it is durable.
+    ///
+    /// Contract for `f`: validate first, write last. If it returns a non-storage error it
+    /// must not have written anything, because other jobs share its transaction.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(f)?.await
+    }
+
+    /// [`Store::write`] for blocking callers (CLI).
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(f)?.wait()
+    }
+
+    /// Stop accepting writes, let queued ones commit, and join the writer thread.
+    pub fn shutdown(&self) {
+        self.writer.shutdown();
+    }
+
+    /// Number of commits and jobs the writer has done (group-commit effectiveness).
+    pub fn writer_stats(&self) -> writer::Stats {
+        self.writer.stats()
+    }
+
+    /// Stored schema version.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.read_blocking(read_schema_version)
+    }
+}
+
+fn open_db(path: &Path) -> Result<Database> {
+    let mut b = Database::builder();
+    // SingleWriter lets `sofiia backup` open the file read-only beside a running server.
+    b.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+    b.create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(format!(
+            "{} is in use by another sofiia process; stop it or use another DATA_DIR",
+            path.display()
+        )),
+        e => Error::Storage(format!("cannot open {}: {e}", path.display())),
+    })
+}
+
+/// Open an existing database read-only beside a running writer (or alone).
+pub fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+    b.open_read_only(path)
+        .map_err(|e| Error::Storage(format!("cannot open {} read-only: {e}", path.display())))
+}
+
+/// The schema version recorded in a snapshot (0 when none).
+pub fn read_schema_version(txn: &ReadTransaction) -> Result<u32> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let v = meta.get("schema_version")?;
+    match v {
+        None => Ok(0),
+        Some(g) => g
+            .value()
+            .parse()
+            .map_err(|_| Error::Storage(format!("bad schema_version '{}'", g.value()))),
+    }
+}
+
+fn migrate(db: &Database, path: &Path) -> Result<()> {
+    let current = read_schema_version(&db.begin_read()?)?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::Storage(format!(
+            "{} has schema version {current}, newer than this sofiia understands ({SCHEMA_VERSION}); \
+             upgrade sofiia or restore an older backup",
+            path.display()
+        )));
+    }
+    let txn = db.begin_write()?;
+    for step in MIGRATIONS.iter().skip(current as usize) {
+        step(&txn)?;
+    }
+    for t in all_tables() {
+        t.create(&txn)?;
+    }
+    if current < SCHEMA_VERSION {
+        let mut meta = txn.open_table(META)?;
+        let v = SCHEMA_VERSION.to_string();
+        meta.insert("schema_version", v.as_str())?;
+        if meta.get("created_at")?.is_none() {
+            let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+            meta.insert("created_at", now.as_str())?;
+        }
+        drop(meta);
+        tracing::info!(from = current, to = SCHEMA_VERSION, "store_migrated");
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_store_records_schema_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        s.shutdown();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("schema_version", "99").unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn migrates_a_file_without_schema_record() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            db.begin_write().unwrap().commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        // every table exists afterwards, so reads never meet a missing table
+        s.read_blocking(|txn| {
+            for t in all_tables() {
+                t.rows(txn)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn second_open_is_a_clear_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let _s = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+    }
+}
