@@ -46,7 +46,8 @@ impl AppState {
                 settings.artifacts_dir.display()
             ))
         })?;
-        let incidents = Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone());
+        let incidents =
+            Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone());
         Ok(AppState(Arc::new(Inner {
             settings,
             store,
@@ -113,7 +114,10 @@ impl App {
 
     /// Serve until `shutdown` resolves; then finish in-flight requests, let queued writes
     /// commit, and close the store.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let state = self.state.clone();
         let router = crate::http::router(self.state);
         let res = axum::serve(self.listener, router)

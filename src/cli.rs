@@ -107,7 +107,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { dir } => import(&settings, &dir),
         Command::Backup { dir } => backup(&settings, &dir),
         Command::Restore { dir, force } => {
-            let r = store::backup::restore(&dir, &settings.data_dir, &settings.artifacts_dir, force)?;
+            let r =
+                store::backup::restore(&dir, &settings.data_dir, &settings.artifacts_dir, force)?;
             // Open once so an older schema is migrated now, not at the next start.
             Store::open(&settings.data_dir)?.shutdown();
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -117,7 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         for (k, v) in &settings.legacy_backends {
             tracing::info!(var = %k, requested = %v, effective = "redb", "legacy_backend_selector");
@@ -140,7 +143,11 @@ fn with_snapshot<T>(
 ) -> anyhow::Result<T> {
     let path = settings.data_dir.join(store::DB_FILE);
     if !path.exists() {
-        bail!("DATA_DIR: {} has no {}", settings.data_dir.display(), store::DB_FILE);
+        bail!(
+            "DATA_DIR: {} has no {}",
+            settings.data_dir.display(),
+            store::DB_FILE
+        );
     }
     match Store::open(&settings.data_dir) {
         Ok(s) => {
@@ -190,7 +197,11 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             for l in &lines {
                 eprintln!("{l}");
             }
-            bail!("{} bad line(s) in {}; nothing was imported", lines.len(), dir.display())
+            bail!(
+                "{} bad line(s) in {}; nothing was imported",
+                lines.len(),
+                dir.display()
+            )
         }
         Err(crate::incidents::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))

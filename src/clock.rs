@@ -119,7 +119,10 @@ mod tests {
         let c = parse_ts("2026-02-23T10:00:00.123456").unwrap();
         assert_eq!(a, b);
         assert_eq!(c.millisecond(), 123);
-        assert_eq!(parse_ts("2026-02-23").unwrap(), a - time::Duration::hours(10));
+        assert_eq!(
+            parse_ts("2026-02-23").unwrap(),
+            a - time::Duration::hours(10)
+        );
         assert!(parse_ts("yesterday").is_none());
         assert_eq!(rfc3339(a), "2026-02-23T10:00:00Z");
     }
@@ -152,7 +155,10 @@ pub mod serde_ts {
     pub mod option {
         use super::*;
         /// Serialize as RFC 3339 or null.
-        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&crate::clock::rfc3339(*t)),
                 None => s.serialize_none(),

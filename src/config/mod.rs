@@ -95,7 +95,10 @@ pub const SETTINGS_FILE: &str = "sofiia.yml";
 pub const LEGACY_BACKEND_VARS: [&str; 3] = ["ALERT_BACKEND", "AUDIT_BACKEND", "INCIDENT_BACKEND"];
 
 /// Parse a YAML document into `T` with strict YAML 1.2-style scalars.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
     let opts = serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
@@ -138,7 +141,9 @@ impl Settings {
                 let path = d.join(SETTINGS_FILE);
                 match std::fs::read_to_string(&path) {
                     Ok(text) if text.trim().is_empty() => FileSettings::default(),
-                    Ok(text) => parse_yaml::<Option<FileSettings>>(&path, &text)?.unwrap_or_default(),
+                    Ok(text) => {
+                        parse_yaml::<Option<FileSettings>>(&path, &text)?.unwrap_or_default()
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileSettings::default(),
                     Err(e) => {
                         return Err(ConfigError(format!("{}: {e}", path.display())));
@@ -166,9 +171,10 @@ impl Settings {
 
         let port = match (flags.port, var("PORT")) {
             (Some(p), _) => p,
-            (None, Some(p)) => p.trim().parse::<u16>().map_err(|_| {
-                ConfigError(format!("PORT: '{p}' is not a port number (0-65535)"))
-            })?,
+            (None, Some(p)) => p
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| ConfigError(format!("PORT: '{p}' is not a port number (0-65535)")))?,
             (None, None) => file.port.unwrap_or(8002),
         };
 
@@ -192,8 +198,14 @@ impl Settings {
             (None, None, None) => ("", "dev".to_string()),
         };
         let env_val = Env::parse(&env_raw).ok_or_else(|| {
-            let field = if env_src == file_name { format!("{env_src}: env") } else { env_src.to_string() };
-            ConfigError(format!("{field}: '{env_raw}' is not one of dev, staging, prod"))
+            let field = if env_src == file_name {
+                format!("{env_src}: env")
+            } else {
+                env_src.to_string()
+            };
+            ConfigError(format!(
+                "{field}: '{env_raw}' is not one of dev, staging, prod"
+            ))
         })?;
 
         let build_id = flags
@@ -234,24 +246,47 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(flags: &Flags, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load_with(flags, &move |k| m.get(k).cloned())
     }
 
     #[test]
     fn precedence_flag_env_file_default() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(SETTINGS_FILE), "port: 9000\nenv: staging\nbuild_id: file\n").unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "port: 9000\nenv: staging\nbuild_id: file\n",
+        )
+        .unwrap();
         let cd = dir.path().to_str().unwrap();
         let s = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap();
-        assert_eq!((s.port, s.env, s.build_id.as_str()), (9000, Env::Staging, "file"));
-        let s = load(&Flags::default(), &[("CONFIG_DIR", cd), ("PORT", "9100"), ("ENV", "prod")]).unwrap();
+        assert_eq!(
+            (s.port, s.env, s.build_id.as_str()),
+            (9000, Env::Staging, "file")
+        );
+        let s = load(
+            &Flags::default(),
+            &[("CONFIG_DIR", cd), ("PORT", "9100"), ("ENV", "prod")],
+        )
+        .unwrap();
         assert_eq!((s.port, s.env), (9100, Env::Prod));
-        let flags = Flags { port: Some(9200), env: Some("dev".into()), ..Default::default() };
+        let flags = Flags {
+            port: Some(9200),
+            env: Some("dev".into()),
+            ..Default::default()
+        };
         let s = load(&flags, &[("CONFIG_DIR", cd), ("PORT", "9100")]).unwrap();
         assert_eq!((s.port, s.env), (9200, Env::Dev));
-        let s = load(&Flags { config_dir: Some("/nonexistent-sofiia".into()), ..Default::default() }, &[]);
+        let s = load(
+            &Flags {
+                config_dir: Some("/nonexistent-sofiia".into()),
+                ..Default::default()
+            },
+            &[],
+        );
         assert!(s.unwrap_err().0.contains("CONFIG_DIR"));
     }
 
@@ -263,10 +298,18 @@ mod tests {
         assert!(e.0.starts_with("ENV:"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SETTINGS_FILE), "port: 1\nprot: 2\n").unwrap();
-        let e = load(&Flags::default(), &[("CONFIG_DIR", dir.path().to_str().unwrap())]).unwrap_err();
+        let e = load(
+            &Flags::default(),
+            &[("CONFIG_DIR", dir.path().to_str().unwrap())],
+        )
+        .unwrap_err();
         assert!(e.0.contains("sofiia.yml") && e.0.contains("prot"), "{e}");
         std::fs::write(dir.path().join(SETTINGS_FILE), "env: moon\n").unwrap();
-        let e = load(&Flags::default(), &[("CONFIG_DIR", dir.path().to_str().unwrap())]).unwrap_err();
+        let e = load(
+            &Flags::default(),
+            &[("CONFIG_DIR", dir.path().to_str().unwrap())],
+        )
+        .unwrap_err();
         assert!(e.0.contains("sofiia.yml: env"), "{e}");
     }
 
@@ -275,6 +318,9 @@ mod tests {
         let s = load(&Flags::default(), &[("DATA_DIR", "/tmp/x")]).unwrap();
         assert_eq!(s.artifacts_dir, PathBuf::from("/tmp/x/incidents"));
         let s = load(&Flags::default(), &[("INCIDENT_BACKEND", "postgres")]).unwrap();
-        assert_eq!(s.legacy_backends, vec![("INCIDENT_BACKEND".to_string(), "postgres".to_string())]);
+        assert_eq!(
+            s.legacy_backends,
+            vec![("INCIDENT_BACKEND".to_string(), "postgres".to_string())]
+        );
     }
 }

@@ -60,13 +60,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == 413 {
-                Error::TooLarge("request body is larger than this endpoint accepts".into())
-            } else {
-                Error::bad_request("bad_body", e.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == 413 {
+                    Error::TooLarge("request body is larger than this endpoint accepts".into())
+                } else {
+                    Error::bad_request("bad_body", e.body_text())
+                }
+            })?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptionalJson(None));
         }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status};
+use crate::incidents::model::{
+    IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
+};
 use crate::incidents::ListQuery;
 
 /// Until the gateway binds keys to principals, REST calls act as the operator.
@@ -34,7 +36,11 @@ fn split<T>(field: &str, v: Option<String>, parse: fn(&str) -> Option<T>) -> Res
     let Some(v) = v else { return Ok(Vec::new()) };
     v.split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| parse(s).ok_or_else(|| Error::invalid(field, format!("'{}' is not a valid value", s.trim()))))
+        .map(|s| {
+            parse(s).ok_or_else(|| {
+                Error::invalid(field, format!("'{}' is not a valid value", s.trim()))
+            })
+        })
         .collect()
 }
 
@@ -43,10 +49,9 @@ impl ListParams {
     pub fn into_query(self) -> Result<ListQuery> {
         let since = match self.since {
             None => None,
-            Some(s) => Some(
-                crate::clock::parse_ts(&s)
-                    .ok_or_else(|| Error::invalid("since", format!("'{s}' is not an RFC 3339 time or date")))?,
-            ),
+            Some(s) => Some(crate::clock::parse_ts(&s).ok_or_else(|| {
+                Error::invalid("since", format!("'{s}' is not an RFC 3339 time or date"))
+            })?),
         };
         Ok(ListQuery {
             status: split("status", self.status, Status::parse)?,
@@ -67,12 +72,18 @@ pub struct NoteBody {
     message: Option<String>,
 }
 
-pub async fn create(State(s): State<AppState>, ApiJson(body): ApiJson<NewIncident>) -> Result<Response> {
+pub async fn create(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<NewIncident>,
+) -> Result<Response> {
     let inc = s.incidents.create(body, OPERATOR).await?;
     Ok((StatusCode::CREATED, Json(inc)).into_response())
 }
 
-pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Response> {
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Response> {
     Ok(Json(s.incidents.list(p.into_query()?).await?).into_response())
 }
 
@@ -119,7 +130,10 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<EventsParams>,
 ) -> Result<Response> {
-    let page = s.incidents.events(&id, p.after.unwrap_or(0), p.limit.unwrap_or(200)).await?;
+    let page = s
+        .incidents
+        .events(&id, p.after.unwrap_or(0), p.limit.unwrap_or(200))
+        .await?;
     Ok(Json(page).into_response())
 }
 
@@ -138,10 +152,18 @@ pub async fn close_followup(
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
     let msg = body.and_then(|b| b.message);
-    Ok(Json(s.incidents.close_followup(&id, &event_id, msg, OPERATOR).await?).into_response())
+    Ok(Json(
+        s.incidents
+            .close_followup(&id, &event_id, msg, OPERATOR)
+            .await?,
+    )
+    .into_response())
 }
 
-pub async fn list_artifacts(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
+pub async fn list_artifacts(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     let d = s.incidents.get(&id).await?;
     Ok(Json(serde_json::json!({"items": d.artifacts})).into_response())
 }
@@ -169,9 +191,18 @@ pub async fn download_artifact(
         [
             (header::CONTENT_TYPE, ctype.to_string()),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
-            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", a.name)),
-            (header::HeaderName::from_static("x-sha256"), a.sha256.clone()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{}\"", a.name),
+            ),
+            (
+                header::HeaderName::from_static("x-sha256"),
+                a.sha256.clone(),
+            ),
         ],
         bytes,
     )

@@ -34,8 +34,14 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/health", get(api_health))
-        .route("/api/incidents", get(incidents::list).post(incidents::create))
-        .route("/api/incidents/{id}", get(incidents::get).patch(incidents::update))
+        .route(
+            "/api/incidents",
+            get(incidents::list).post(incidents::create),
+        )
+        .route(
+            "/api/incidents/{id}",
+            get(incidents::get).patch(incidents::update),
+        )
         .route("/api/incidents/{id}/close", post(incidents::close))
         .route("/api/incidents/{id}/reopen", post(incidents::reopen))
         .route(
@@ -60,7 +66,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_requests))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -126,24 +134,37 @@ struct BackupBody {
     name: Option<String>,
 }
 
-async fn admin_backup(State(s): State<AppState>, OptionalJson(body): OptionalJson<BackupBody>) -> Result<Response> {
+async fn admin_backup(
+    State(s): State<AppState>,
+    OptionalJson(body): OptionalJson<BackupBody>,
+) -> Result<Response> {
     let name = match body.and_then(|b| b.name) {
         Some(n) => {
             let ok = !n.is_empty()
                 && n.len() <= 100
                 && !n.starts_with('.')
-                && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
             if !ok {
-                return Err(Error::invalid("name", "use 1-100 of A-Z a-z 0-9 . _ - (not starting with .)"));
+                return Err(Error::invalid(
+                    "name",
+                    "use 1-100 of A-Z a-z 0-9 . _ - (not starting with .)",
+                ));
             }
             n
         }
         None => {
-            let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-            s.clock.now().format(&fmt).unwrap_or_else(|_| "backup".into())
+            let fmt =
+                time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+            s.clock
+                .now()
+                .format(&fmt)
+                .unwrap_or_else(|_| "backup".into())
         }
     };
-    let report = s.backup_to(s.settings.data_dir.join("backups").join(name)).await?;
+    let report = s
+        .backup_to(s.settings.data_dir.join("backups").join(name))
+        .await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
@@ -159,7 +180,11 @@ fn serve_asset(path: &str) -> Response {
     match Ui::get(path) {
         Some(f) => {
             let mime = f.metadata.mimetype();
-            let cache = if path == "index.html" { "no-cache" } else { "public, max-age=3600" };
+            let cache = if path == "index.html" {
+                "no-cache"
+            } else {
+                "public, max-age=3600"
+            };
             let etag = format!("\"{}\"", crate::clock::hex(&f.metadata.sha256_hash()));
             let mut res = (StatusCode::OK, f.data.into_owned()).into_response();
             let h = res.headers_mut();
@@ -170,7 +195,10 @@ fn serve_asset(path: &str) -> Response {
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 h.insert(header::ETAG, v);
             }
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             res
         }
         None => Error::NotFound(format!("no such page: /{path}")).into_response(),

@@ -154,7 +154,10 @@ impl Incidents {
         let title = input.title.trim().to_string();
         check_title(&title)?;
         check_text("summary", &input.summary, MAX_SUMMARY)?;
-        let owner = input.owner.map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
+        let owner = input
+            .owner
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty());
         if let Some(o) = &owner {
             check_line("owner", o, 128)?;
         }
@@ -264,7 +267,9 @@ impl Incidents {
                 let t = txn.open_table(EVENTS)?;
                 let mut items = Vec::new();
                 let mut more = false;
-                for row in t.range((id.as_str(), after_seq.saturating_add(1))..=(id.as_str(), u64::MAX))? {
+                for row in
+                    t.range((id.as_str(), after_seq.saturating_add(1))..=(id.as_str(), u64::MAX))?
+                {
                     if items.len() == limit {
                         more = true;
                         break;
@@ -357,8 +362,14 @@ impl Incidents {
                 Some(_) => return Err(Error::invalid("meta", "must be an object")),
             }
         };
-        if serde_json::to_vec(&meta).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_META_BYTES {
-            return Err(Error::TooLarge(format!("meta is larger than {MAX_META_BYTES} bytes")));
+        if serde_json::to_vec(&meta)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+            > MAX_META_BYTES
+        {
+            return Err(Error::TooLarge(format!(
+                "meta is larger than {MAX_META_BYTES} bytes"
+            )));
         }
         let now = self.clock.now();
         let ts = input.ts.unwrap_or(now);
@@ -393,13 +404,10 @@ impl Incidents {
         let (id, event_id, actor) = (id.to_string(), event_id.to_string(), actor.to_string());
         self.store
             .write(move |txn| {
-                let key = txn
-                    .open_table(EVENT_IDS)?
-                    .get(event_id.as_str())?
-                    .map(|g| {
-                        let (i, s) = g.value();
-                        (i.to_string(), s)
-                    });
+                let key = txn.open_table(EVENT_IDS)?.get(event_id.as_str())?.map(|g| {
+                    let (i, s) = g.value();
+                    (i.to_string(), s)
+                });
                 let (inc_id, seq) = match key {
                     Some((i, s)) if i == id => (i, s),
                     _ => {
@@ -410,16 +418,21 @@ impl Incidents {
                 };
                 let mut fu: Event = {
                     let t = txn.open_table(EVENTS)?;
-                    let g = t
-                        .get((inc_id.as_str(), seq))?
-                        .ok_or_else(|| Error::Storage(format!("event {event_id} index is stale")))?;
+                    let g = t.get((inc_id.as_str(), seq))?.ok_or_else(|| {
+                        Error::Storage(format!("event {event_id} index is stale"))
+                    })?;
                     from_json(g.value())?
                 };
                 if fu.kind != "followup" {
-                    return Err(Error::invalid("event_id", format!("{event_id} is a '{}' event, not a follow-up", fu.kind)));
+                    return Err(Error::invalid(
+                        "event_id",
+                        format!("{event_id} is a '{}' event, not a follow-up", fu.kind),
+                    ));
                 }
                 if !is_open_followup(&fu) {
-                    return Err(Error::Conflict(format!("follow-up {event_id} is already done")));
+                    return Err(Error::Conflict(format!(
+                        "follow-up {event_id} is already done"
+                    )));
                 }
                 touch(txn, &id, now)?;
                 if let Some(m) = fu.meta.as_object_mut() {
@@ -450,14 +463,22 @@ impl Incidents {
 
     /// Attach a json/md/txt file (≤ 2 MB). The name is sanitised; if it is taken, `-2`, `-3`…
     /// is added so stored files are never overwritten. sha256 and size are recorded.
-    pub async fn attach_artifact(&self, id: &str, input: NewArtifact, actor: &str) -> Result<Artifact> {
+    pub async fn attach_artifact(
+        &self,
+        id: &str,
+        input: NewArtifact,
+        actor: &str,
+    ) -> Result<Artifact> {
         validate_incident_id(id)?;
         let (name, ext) = sanitize_artifact_name(&input.name)?;
         if let Some(f) = &input.format {
             let f = f.trim().to_ascii_lowercase();
             let f = if f == "markdown" { "md".to_string() } else { f };
             if f != ext {
-                return Err(Error::invalid("format", format!("'{f}' does not match the name's .{ext} extension")));
+                return Err(Error::invalid(
+                    "format",
+                    format!("'{f}' does not match the name's .{ext} extension"),
+                ));
             }
         }
         let bytes = decode_content(&input)?;
@@ -467,8 +488,9 @@ impl Incidents {
                 bytes.len()
             )));
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| Error::invalid("content", format!(".{ext} artifacts must be UTF-8 text")))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            Error::invalid("content", format!(".{ext} artifacts must be UTF-8 text"))
+        })?;
         if ext == "json" {
             serde_json::from_str::<serde::de::IgnoredAny>(text)
                 .map_err(|e| Error::invalid("content", format!("not valid JSON: {e}")))?;
@@ -477,10 +499,12 @@ impl Incidents {
         {
             let id = id.to_string();
             self.store
-                .read(move |txn| match txn.open_table(INCIDENTS)?.get(id.as_str())? {
-                    Some(_) => Ok(()),
-                    None => Err(not_found(&id)),
-                })
+                .read(
+                    move |txn| match txn.open_table(INCIDENTS)?.get(id.as_str())? {
+                        Some(_) => Ok(()),
+                        None => Err(not_found(&id)),
+                    },
+                )
                 .await?;
         }
         let sha = sha256_hex(&bytes);
@@ -553,7 +577,12 @@ impl Incidents {
                 artifacts_of(&txn.open_table(ARTIFACTS)?, &id_s)?
                     .into_iter()
                     .find(|a| a.name == name_s || a.id == name_s)
-                    .ok_or_else(|| Error::NotFound(format!("incident {id_s} has no artifact '{}'", clip(&name_s, 80))))
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "incident {id_s} has no artifact '{}'",
+                            clip(&name_s, 80)
+                        ))
+                    })
             })
             .await?;
         let path = self.artifacts_dir.join(&art.path);
@@ -593,7 +622,9 @@ impl Incidents {
                 };
                 let mut in_window: HashSet<String> = HashSet::new();
                 let mut open_incidents = Vec::new();
-                for row in idx.range((dim.as_str(), micros(since), "")..=(dim.as_str(), i64::MAX, ""))? {
+                for row in
+                    idx.range((dim.as_str(), micros(since), "")..=(dim.as_str(), i64::MAX, ""))?
+                {
                     let (k, v) = row?;
                     let b = parse_brief(v.value());
                     if env.as_deref().is_some_and(|e| e != b.env) {
@@ -617,7 +648,8 @@ impl Incidents {
                     }
                     in_window.insert(id);
                 }
-                open_incidents.sort_by(|a, b| (a.severity, b.started_at).cmp(&(b.severity, a.started_at)));
+                open_incidents
+                    .sort_by(|a, b| (a.severity, b.started_at).cmp(&(b.severity, a.started_at)));
                 let events = txn.open_table(EVENTS)?;
                 let mut open_followups = Vec::new();
                 for row in txn.open_table(OPEN_FOLLOWUPS)?.iter()? {
@@ -626,14 +658,21 @@ impl Incidents {
                     if !in_window.contains(inc_id) {
                         continue;
                     }
-                    let Some(g) = events.get((inc_id, seq))? else { continue };
+                    let Some(g) = events.get((inc_id, seq))? else {
+                        continue;
+                    };
                     let ev: Event = from_json(g.value())?;
-                    let Some(inc) = load_incident(&incs, inc_id)? else { continue };
+                    let Some(inc) = load_incident(&incs, inc_id)? else {
+                        continue;
+                    };
                     open_followups.push(followup_view(&ev, &inc, now));
                 }
                 open_followups.sort_by(|a, b| (&a.due, &a.event_id).cmp(&(&b.due, &b.event_id)));
-                let overdue_followups: Vec<FollowupView> =
-                    open_followups.iter().filter(|f| f.overdue).cloned().collect();
+                let overdue_followups: Vec<FollowupView> = open_followups
+                    .iter()
+                    .filter(|f| f.overdue)
+                    .cloned()
+                    .collect();
                 let count = |s: Severity| open_incidents.iter().filter(|i| i.severity == s).count();
                 let stats = json!({
                     "open_p0": count(Severity::P0),
@@ -742,7 +781,10 @@ fn apply_patch(
     let note = p.message.clone().unwrap_or_default();
     if let Some(to) = strict {
         if old.status == to {
-            return Err(Error::Conflict(format!("incident {id} is already {}", to.as_str())));
+            return Err(Error::Conflict(format!(
+                "incident {id} is already {}",
+                to.as_str()
+            )));
         }
     }
     if let Some(to) = p.status {
@@ -763,16 +805,42 @@ fn apply_patch(
                     *slot = Some(now);
                 }
             }
-            let verb = if to == Status::Open { "reopened".to_string() } else { to.as_str().to_string() };
-            let msg = if note.is_empty() { format!("Status {} → {}", old.status.as_str(), verb) } else { note.clone() };
-            events.push(new_event(id, now, "status_change", msg, json!({"from": old.status, "to": to}), actor));
+            let verb = if to == Status::Open {
+                "reopened".to_string()
+            } else {
+                to.as_str().to_string()
+            };
+            let msg = if note.is_empty() {
+                format!("Status {} → {}", old.status.as_str(), verb)
+            } else {
+                note.clone()
+            };
+            events.push(new_event(
+                id,
+                now,
+                "status_change",
+                msg,
+                json!({"from": old.status, "to": to}),
+                actor,
+            ));
         }
     }
     if let Some(sev) = p.severity {
         if sev != old.severity {
             new.severity = sev;
-            let msg = if note.is_empty() { format!("Severity {} → {}", old.severity.as_str(), sev.as_str()) } else { note.clone() };
-            events.push(new_event(id, now, "severity_change", msg, json!({"from": old.severity, "to": sev}), actor));
+            let msg = if note.is_empty() {
+                format!("Severity {} → {}", old.severity.as_str(), sev.as_str())
+            } else {
+                note.clone()
+            };
+            events.push(new_event(
+                id,
+                now,
+                "severity_change",
+                msg,
+                json!({"from": old.severity, "to": sev}),
+                actor,
+            ));
         }
     }
     let mut changed: Vec<&str> = Vec::new();
@@ -827,8 +895,19 @@ fn apply_patch(
         }
     }
     if !changed.is_empty() {
-        let msg = if note.is_empty() { format!("Updated {}", changed.join(", ")) } else { note.clone() };
-        events.push(new_event(id, now, "update", msg, json!({"fields": changed}), actor));
+        let msg = if note.is_empty() {
+            format!("Updated {}", changed.join(", "))
+        } else {
+            note.clone()
+        };
+        events.push(new_event(
+            id,
+            now,
+            "update",
+            msg,
+            json!({"fields": changed}),
+            actor,
+        ));
     }
     if events.is_empty() {
         return Ok(old);
@@ -872,7 +951,10 @@ fn list_in(
         }
     }
     if best == 0 {
-        return Ok(Page { items: Vec::new(), next_cursor: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
     }
     let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
     let d = driver.as_str();
@@ -936,9 +1018,16 @@ fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> FollowupVie
 
 fn decode_content(input: &NewArtifact) -> Result<Vec<u8>> {
     use base64::Engine as _;
-    let enc = input.encoding.as_deref().unwrap_or("utf8").to_ascii_lowercase();
+    let enc = input
+        .encoding
+        .as_deref()
+        .unwrap_or("utf8")
+        .to_ascii_lowercase();
     match (&input.content, &input.content_base64) {
-        (Some(_), Some(_)) => Err(Error::invalid("content", "give content or content_base64, not both")),
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "content",
+            "give content or content_base64, not both",
+        )),
         (None, None) => Err(Error::invalid("content", "is required")),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
@@ -948,7 +1037,10 @@ fn decode_content(input: &NewArtifact) -> Result<Vec<u8>> {
             "base64" => base64::engine::general_purpose::STANDARD
                 .decode(c.trim())
                 .map_err(|e| Error::invalid("content", format!("not valid base64: {e}"))),
-            other => Err(Error::invalid("encoding", format!("'{}' is not utf8 or base64", clip(other, 20)))),
+            other => Err(Error::invalid(
+                "encoding",
+                format!("'{}' is not utf8 or base64", clip(other, 20)),
+            )),
         },
     }
 }

@@ -45,8 +45,9 @@ impl Severity {
 impl<'de> Deserialize<'de> for Severity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Severity::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a severity (P0, P1, P2, P3)")))
+        Severity::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("'{s}' is not a severity (P0, P1, P2, P3)"))
+        })
     }
 }
 
@@ -93,7 +94,10 @@ impl Status {
     }
     /// Still needs attention (not resolved or closed).
     pub fn is_active(self) -> bool {
-        matches!(self, Status::Open | Status::Acknowledged | Status::Mitigated)
+        matches!(
+            self,
+            Status::Open | Status::Acknowledged | Status::Mitigated
+        )
     }
     /// Whether moving from `self` to `to` is allowed.
     pub fn can_move_to(self, to: Status) -> bool {
@@ -307,8 +311,13 @@ pub struct NewArtifact {
 }
 
 /// Event types written by the incident room itself; callers cannot append them directly.
-pub const RESERVED_EVENT_TYPES: [&str; 5] =
-    ["status_change", "severity_change", "update", "artifact", "followup_done"];
+pub const RESERVED_EVENT_TYPES: [&str; 5] = [
+    "status_change",
+    "severity_change",
+    "update",
+    "artifact",
+    "followup_done",
+];
 
 /// Longest summary or event message, in characters.
 pub const MAX_SUMMARY: usize = 20_000;
@@ -336,7 +345,10 @@ pub fn validate_incident_id(id: &str) -> Result<()> {
     ok.ok_or_else(|| {
         Error::bad_request(
             "invalid_id",
-            format!("'{}' is not an incident id (inc_YYYYMMDD_HHMM_<rand>)", clip(id, 80)),
+            format!(
+                "'{}' is not an incident id (inc_YYYYMMDD_HHMM_<rand>)",
+                clip(id, 80)
+            ),
         )
     })
 }
@@ -349,7 +361,8 @@ pub fn validate_record_id(kind: &str, prefix: &str, id: &str) -> Result<()> {
         .is_some_and(|r| {
             !r.is_empty()
                 && r.len() <= 40
-                && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         });
     if ok {
         Ok(())
@@ -376,7 +389,10 @@ pub fn check_token(field: &str, v: &str, max: usize) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if v.len() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
     if !v
         .bytes()
@@ -384,7 +400,10 @@ pub fn check_token(field: &str, v: &str, max: usize) -> Result<()> {
     {
         return Err(Error::invalid(
             field,
-            format!("'{}' may only contain letters, digits and . _ : - /", clip(v, 64)),
+            format!(
+                "'{}' may only contain letters, digits and . _ : - /",
+                clip(v, 64)
+            ),
         ));
     }
     Ok(())
@@ -393,10 +412,16 @@ pub fn check_token(field: &str, v: &str, max: usize) -> Result<()> {
 /// One line of text without control characters.
 pub fn check_line(field: &str, v: &str, max: usize) -> Result<()> {
     if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
     if v.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(field, "must not contain control characters or newlines"));
+        return Err(Error::invalid(
+            field,
+            "must not contain control characters or newlines",
+        ));
     }
     Ok(())
 }
@@ -404,9 +429,14 @@ pub fn check_line(field: &str, v: &str, max: usize) -> Result<()> {
 /// Multi-line text: no control characters other than newline and tab.
 pub fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
     if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
-    if v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
@@ -423,7 +453,10 @@ pub fn check_title(v: &str) -> Result<()> {
 /// A list of tokens with limits on count and length.
 pub fn check_list(field: &str, v: &[String], max_items: usize, max_len: usize) -> Result<()> {
     if v.len() > max_items {
-        return Err(Error::invalid(field, format!("more than {max_items} items")));
+        return Err(Error::invalid(
+            field,
+            format!("more than {max_items} items"),
+        ));
     }
     for (i, item) in v.iter().enumerate() {
         check_token(&format!("{field}[{i}]"), item, max_len)?;
@@ -436,13 +469,17 @@ pub fn check_event_type(v: &str) -> Result<()> {
     let ok = !v.is_empty()
         && v.len() <= 32
         && v.as_bytes()[0].is_ascii_lowercase()
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
         Err(Error::invalid(
             "type",
-            format!("'{}' is not an event type (lowercase letters, digits, _)", clip(v, 40)),
+            format!(
+                "'{}' is not an event type (lowercase letters, digits, _)",
+                clip(v, 40)
+            ),
         ))
     }
 }
@@ -461,7 +498,8 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
         None if !message.trim().is_empty() => message.to_string(),
         None => return Err(Error::invalid("meta.title", "a follow-up needs a title")),
     };
-    check_title(&title).map_err(|_| Error::invalid("meta.title", "must be 1-300 characters on one line"))?;
+    check_title(&title)
+        .map_err(|_| Error::invalid("meta.title", "must be 1-300 characters on one line"))?;
     m.insert("title".into(), Json::String(title));
     if let Some(o) = m.get("owner") {
         match o {
@@ -474,7 +512,10 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
         None | Some(Json::Null) => {}
         Some(Json::String(s)) => {
             let t = crate::clock::parse_ts(s).ok_or_else(|| {
-                Error::invalid("meta.due", format!("'{}' is not a date or RFC 3339 time", clip(s, 40)))
+                Error::invalid(
+                    "meta.due",
+                    format!("'{}' is not a date or RFC 3339 time", clip(s, 40)),
+                )
             })?;
             m.insert("due".into(), Json::String(crate::clock::rfc3339(t)));
         }
@@ -482,8 +523,9 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
     }
     let priority = match m.get("priority") {
         None | Some(Json::Null) => Severity::P2,
-        Some(Json::String(s)) => Severity::parse(s)
-            .ok_or_else(|| Error::invalid("meta.priority", format!("'{}' is not P0-P3", clip(s, 20))))?,
+        Some(Json::String(s)) => Severity::parse(s).ok_or_else(|| {
+            Error::invalid("meta.priority", format!("'{}' is not P0-P3", clip(s, 20)))
+        })?,
         Some(_) => return Err(Error::invalid("meta.priority", "must be P0-P3")),
     };
     m.insert("priority".into(), Json::String(priority.as_str().into()));
@@ -508,7 +550,13 @@ pub fn sanitize_artifact_name(raw: &str) -> Result<(String, String)> {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let mut name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     while name.starts_with('.') {
         name.remove(0);
@@ -518,14 +566,20 @@ pub fn sanitize_artifact_name(raw: &str) -> Result<(String, String)> {
         _ => {
             return Err(Error::invalid(
                 "name",
-                format!("'{}' has no extension; use .json, .md or .txt", clip(raw, 80)),
+                format!(
+                    "'{}' has no extension; use .json, .md or .txt",
+                    clip(raw, 80)
+                ),
             ))
         }
     };
     if !ARTIFACT_FORMATS.contains(&ext.as_str()) {
         return Err(Error::invalid(
             "name",
-            format!("'.{}' files are not accepted; use .json, .md or .txt", clip(&ext, 16)),
+            format!(
+                "'.{}' files are not accepted; use .json, .md or .txt",
+                clip(&ext, 16)
+            ),
         ));
     }
     let stem: String = stem.chars().take(100).collect();
@@ -561,8 +615,14 @@ mod tests {
     #[test]
     fn artifact_names_are_sanitised() {
         assert_eq!(sanitize_artifact_name("../../etc/x.md").unwrap().0, "x.md");
-        assert_eq!(sanitize_artifact_name("..\\a b.JSON").unwrap(), ("a_b.json".into(), "json".into()));
-        assert_eq!(sanitize_artifact_name(".hidden.txt").unwrap().0, "hidden.txt");
+        assert_eq!(
+            sanitize_artifact_name("..\\a b.JSON").unwrap(),
+            ("a_b.json".into(), "json".into())
+        );
+        assert_eq!(
+            sanitize_artifact_name(".hidden.txt").unwrap().0,
+            "hidden.txt"
+        );
         assert!(sanitize_artifact_name("run.sh").is_err());
         assert!(sanitize_artifact_name("noext").is_err());
         assert!(sanitize_artifact_name("../").is_err());
@@ -570,12 +630,19 @@ mod tests {
 
     #[test]
     fn followup_meta() {
-        let m = normalize_followup_meta(Some(serde_json::json!({"title":"Add alert","due":"2026-03-01","priority":"p1"})), "").unwrap();
+        let m = normalize_followup_meta(
+            Some(serde_json::json!({"title":"Add alert","due":"2026-03-01","priority":"p1"})),
+            "",
+        )
+        .unwrap();
         assert_eq!(m["due"], "2026-03-01T00:00:00Z");
         assert_eq!(m["priority"], "P1");
         assert_eq!(m["status"], "open");
         assert!(normalize_followup_meta(None, "").is_err());
-        assert!(normalize_followup_meta(Some(serde_json::json!({"title":"x","due":"soon"})), "").is_err());
+        assert!(
+            normalize_followup_meta(Some(serde_json::json!({"title":"x","due":"soon"})), "")
+                .is_err()
+        );
     }
 
     #[test]

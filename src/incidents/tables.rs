@@ -21,7 +21,8 @@ pub const INDEX_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("incid
 /// (incident id, seq) → event JSON.
 pub const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("incident_events");
 /// event id → (incident id, seq).
-pub const EVENT_IDS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("incident_event_ids");
+pub const EVENT_IDS: TableDefinition<&str, (&str, u64)> =
+    TableDefinition::new("incident_event_ids");
 /// (incident id, artifact id) → artifact JSON.
 pub const ARTIFACTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("incident_artifacts");
@@ -105,7 +106,8 @@ pub fn load_incident(
 /// Write `new` (replacing `old` if given) and keep the index and counts in step.
 pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incident) -> Result<()> {
     let bytes = to_json(new)?;
-    txn.open_table(INCIDENTS)?.insert(new.id.as_str(), bytes.as_slice())?;
+    txn.open_table(INCIDENTS)?
+        .insert(new.id.as_str(), bytes.as_slice())?;
     let mut idx = txn.open_table(INDEX)?;
     let mut counts = txn.open_table(INDEX_COUNTS)?;
     let bump = |counts: &mut redb::Table<&str, u64>, dim: &str, up: bool| -> Result<()> {
@@ -129,7 +131,10 @@ pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incide
     let ts = crate::clock::micros(new.created_at);
     let brief = brief_of(new);
     for d in dims(new) {
-        if idx.insert((d.as_str(), ts, new.id.as_str()), brief.as_str())?.is_none() {
+        if idx
+            .insert((d.as_str(), ts, new.id.as_str()), brief.as_str())?
+            .is_none()
+        {
             bump(&mut counts, &d, true)?;
         }
     }

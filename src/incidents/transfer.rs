@@ -72,8 +72,7 @@ pub fn artifact_paths(txn: &ReadTransaction) -> Result<Vec<String>> {
 
 /// Write the snapshot `txn` to `out` (created if needed; existing files replaced).
 pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result<ExportReport> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     let mut incidents: Vec<Incident> = Vec::new();
     for row in txn.open_table(INCIDENTS)?.iter()? {
         incidents.push(from_json(row?.1.value())?);
@@ -106,6 +105,7 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
 fn parse_lines<T: serde::de::DeserializeOwned>(
     path: &Path,
     errors: &mut Vec<LineError>,
+    broken_ids: &mut HashSet<String>,
     mut fix: impl FnMut(&mut serde_json::Map<String, Json>),
 ) -> Result<Vec<(usize, T)>> {
     let raw: Vec<(usize, Json)> = read_file(path, errors)?;
@@ -119,9 +119,14 @@ fn parse_lines<T: serde::de::DeserializeOwned>(
                 continue;
             }
         }
+        let id = v.get("id").and_then(|i| i.as_str()).map(str::to_string);
         match serde_json::from_value::<T>(v) {
             Ok(t) => out.push((line, t)),
-            Err(e) => errors.push(line_err(path, line, e.to_string())),
+            Err(e) => {
+                // Remember the id so lines that refer to it are not reported a second time.
+                broken_ids.extend(id);
+                errors.push(line_err(path, line, e.to_string()))
+            }
         }
     }
     Ok(out)
@@ -138,18 +143,27 @@ fn line_err(path: &Path, line: usize, reason: String) -> LineError {
 fn check_other_id(id: &str) -> std::result::Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(format!("'{}' is not a valid id (1-64 of A-Z a-z 0-9 _ -)", super::model::clip(id, 70)))
+        Err(format!(
+            "'{}' is not a valid id (1-64 of A-Z a-z 0-9 _ -)",
+            super::model::clip(id, 70)
+        ))
     }
 }
 
 /// Import `dir` into `store`. Every line is validated first; if any is bad, nothing is
 /// written and every bad line is reported. Records whose id already exists are skipped, so
 /// importing the same folder twice changes nothing.
-pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::Result<ImportReport, ImportError> {
+pub fn import(
+    store: &Store,
+    artifacts_dir: &Path,
+    dir: &Path,
+) -> std::result::Result<ImportReport, ImportError> {
     if !dir.join(INCIDENTS_FILE).is_file() {
         return Err(Error::NotFound(format!("{} has no {INCIDENTS_FILE}", dir.display())).into());
     }
@@ -158,45 +172,65 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
     let ev_path = dir.join(EVENTS_FILE);
     let art_path = dir.join(ARTIFACTS_FILE);
 
-    let incidents: Vec<(usize, Incident)> = parse_lines(&inc_path, &mut errors, |_| {})?;
-    let events: Vec<(usize, Event)> = parse_lines(&ev_path, &mut errors, |m| {
+    let mut broken: HashSet<String> = HashSet::new();
+    let incidents: Vec<(usize, Incident)> =
+        parse_lines(&inc_path, &mut errors, &mut broken, |_| {})?;
+    let mut ignored = HashSet::new();
+    let events: Vec<(usize, Event)> = parse_lines(&ev_path, &mut errors, &mut ignored, |m| {
         // Old stores wrote events without ids: derive a stable one so re-imports are no-ops.
         if !m.contains_key("id") {
             let key = format!(
                 "{}|{}|{}|{}",
-                m.get("incident_id").map(|v| v.to_string()).unwrap_or_default(),
+                m.get("incident_id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
                 m.get("ts").map(|v| v.to_string()).unwrap_or_default(),
                 m.get("type").map(|v| v.to_string()).unwrap_or_default(),
                 m.get("message").map(|v| v.to_string()).unwrap_or_default()
             );
-            m.insert("id".into(), Json::String(format!("ev_{}", &sha256_hex(key.as_bytes())[..20])));
-        }
-    })?;
-    let artifacts: Vec<(usize, Artifact)> = parse_lines(&art_path, &mut errors, |m| {
-        if !m.contains_key("id") {
-            let key = format!(
-                "{}|{}",
-                m.get("incident_id").map(|v| v.to_string()).unwrap_or_default(),
-                m.get("name").or(m.get("path")).map(|v| v.to_string()).unwrap_or_default()
+            m.insert(
+                "id".into(),
+                Json::String(format!("ev_{}", &sha256_hex(key.as_bytes())[..20])),
             );
-            m.insert("id".into(), Json::String(format!("art_{}", &sha256_hex(key.as_bytes())[..16])));
-        }
-        if !m.contains_key("name") {
-            if let Some(p) = m.get("path").and_then(|p| p.as_str()) {
-                let base = p.rsplit(['/', '\\']).next().unwrap_or(p).to_string();
-                m.insert("name".into(), Json::String(base));
-            }
-        }
-        if !m.contains_key("path") {
-            m.insert("path".into(), Json::String(String::new()));
-        }
-        if !m.contains_key("format") {
-            if let Some(n) = m.get("name").and_then(|n| n.as_str()) {
-                let ext = n.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-                m.insert("format".into(), Json::String(ext));
-            }
         }
     })?;
+    let artifacts: Vec<(usize, Artifact)> =
+        parse_lines(&art_path, &mut errors, &mut ignored, |m| {
+            if !m.contains_key("id") {
+                let key = format!(
+                    "{}|{}",
+                    m.get("incident_id")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    m.get("name")
+                        .or(m.get("path"))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                );
+                m.insert(
+                    "id".into(),
+                    Json::String(format!("art_{}", &sha256_hex(key.as_bytes())[..16])),
+                );
+            }
+            if !m.contains_key("name") {
+                if let Some(p) = m.get("path").and_then(|p| p.as_str()) {
+                    let base = p.rsplit(['/', '\\']).next().unwrap_or(p).to_string();
+                    m.insert("name".into(), Json::String(base));
+                }
+            }
+            if !m.contains_key("path") {
+                m.insert("path".into(), Json::String(String::new()));
+            }
+            if !m.contains_key("format") {
+                if let Some(n) = m.get("name").and_then(|n| n.as_str()) {
+                    let ext = n
+                        .rsplit_once('.')
+                        .map(|(_, e)| e.to_ascii_lowercase())
+                        .unwrap_or_default();
+                    m.insert("format".into(), Json::String(ext));
+                }
+            }
+        })?;
 
     // Which incident ids exist already (store) or come with this import (file).
     let file_ids: HashMap<String, usize> = {
@@ -206,19 +240,28 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
                 errors.push(line_err(&inc_path, *line, e.to_string()));
             }
             if let Some(first) = m.insert(inc.id.clone(), *line) {
-                errors.push(line_err(&inc_path, *line, format!("duplicate id {} (first on line {first})", inc.id)));
+                errors.push(line_err(
+                    &inc_path,
+                    *line,
+                    format!("duplicate id {} (first on line {first})", inc.id),
+                ));
             }
         }
         m
     };
     let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.incident_id.clone()).collect();
-    let art_ids: Vec<String> = artifacts.iter().map(|(_, a)| a.incident_id.clone()).collect();
+    let art_ids: Vec<String> = artifacts
+        .iter()
+        .map(|(_, a)| a.incident_id.clone())
+        .collect();
     let referenced: Vec<String> = ev_ids.into_iter().chain(art_ids).collect();
     let (existing_incidents, existing_events, existing_artifacts, existing_names) = {
         let inc_ids: Vec<String> = file_ids.keys().cloned().chain(referenced).collect();
         let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.id.clone()).collect();
-        let art_keys: Vec<(String, String)> =
-            artifacts.iter().map(|(_, a)| (a.incident_id.clone(), a.id.clone())).collect();
+        let art_keys: Vec<(String, String)> = artifacts
+            .iter()
+            .map(|(_, a)| (a.incident_id.clone(), a.id.clone()))
+            .collect();
         store.read_blocking(|txn| {
             let t = txn.open_table(INCIDENTS)?;
             let mut incs = HashSet::new();
@@ -249,6 +292,8 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
         })?
     };
     let known = |id: &str| file_ids.contains_key(id) || existing_incidents.contains(id);
+    // A line about an incident whose own line is broken is reported through that line.
+    let orphan = |id: &str| !known(id) && !broken.contains(id);
 
     let mut seen_events = HashMap::new();
     for (line, ev) in &events {
@@ -256,8 +301,11 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
         if let Err(e) = check_other_id(&ev.id) {
             bad(format!("id: {e}"));
         }
-        if validate_incident_id(&ev.incident_id).is_err() || !known(&ev.incident_id) {
-            bad(format!("incident_id: no incident {} in this import or the store", super::model::clip(&ev.incident_id, 60)));
+        if validate_incident_id(&ev.incident_id).is_err() || orphan(&ev.incident_id) {
+            bad(format!(
+                "incident_id: no incident {} in this import or the store",
+                super::model::clip(&ev.incident_id, 60)
+            ));
         }
         if let Err(e) = check_event_type(&ev.kind) {
             bad(e.to_string());
@@ -279,8 +327,14 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
             bad(format!("id: {e}"));
             continue;
         }
-        if validate_incident_id(&a.incident_id).is_err() || !known(&a.incident_id) {
-            bad(format!("incident_id: no incident {} in this import or the store", super::model::clip(&a.incident_id, 60)));
+        if validate_incident_id(&a.incident_id).is_err() || orphan(&a.incident_id) {
+            bad(format!(
+                "incident_id: no incident {} in this import or the store",
+                super::model::clip(&a.incident_id, 60)
+            ));
+            continue;
+        }
+        if !known(&a.incident_id) {
             continue;
         }
         if let Some(first) = seen_arts.insert((a.incident_id.clone(), a.id.clone()), *line) {
@@ -295,17 +349,26 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
             }
         };
         if name != a.name {
-            bad(format!("name: '{}' is not a safe file name (would be '{name}')", super::model::clip(&a.name, 80)));
+            bad(format!(
+                "name: '{}' is not a safe file name (would be '{name}')",
+                super::model::clip(&a.name, 80)
+            ));
             continue;
         }
         if let Some(other) = existing_names.get(&(a.incident_id.clone(), a.name.clone())) {
             if other != &a.id {
-                bad(format!("name: {} already has an artifact '{}' ({other})", a.incident_id, a.name));
+                bad(format!(
+                    "name: {} already has an artifact '{}' ({other})",
+                    a.incident_id, a.name
+                ));
                 continue;
             }
         }
         if a.format != ext {
-            bad(format!("format: '{}' does not match the .{ext} name", a.format));
+            bad(format!(
+                "format: '{}' does not match the .{ext} name",
+                a.format
+            ));
             continue;
         }
         let src = dir.join(&a.incident_id).join(&a.name);
@@ -322,11 +385,20 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
         }
         let sha = sha256_hex(&bytes);
         if !a.sha256.is_empty() && !a.sha256.eq_ignore_ascii_case(&sha) {
-            bad(format!("sha256 of {} is {sha}, not {}", src.display(), a.sha256));
+            bad(format!(
+                "sha256 of {} is {sha}, not {}",
+                src.display(),
+                a.sha256
+            ));
             continue;
         }
         if a.size_bytes != 0 && a.size_bytes != bytes.len() as u64 {
-            bad(format!("size of {} is {}, not {}", src.display(), bytes.len(), a.size_bytes));
+            bad(format!(
+                "size of {} is {}, not {}",
+                src.display(),
+                bytes.len(),
+                a.size_bytes
+            ));
             continue;
         }
         let mut a = a.clone();
@@ -347,7 +419,11 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
         .map(|(_, i)| i)
         .filter(|i| {
             let skip = existing_incidents.contains(&i.id);
-            if skip { report.incidents.skipped_existing += 1 } else { report.incidents.imported += 1 }
+            if skip {
+                report.incidents.skipped_existing += 1
+            } else {
+                report.incidents.imported += 1
+            }
             !skip
         })
         .collect();
@@ -356,7 +432,11 @@ pub fn import(store: &Store, artifacts_dir: &Path, dir: &Path) -> std::result::R
         .map(|(_, e)| e)
         .filter(|e| {
             let skip = existing_events.contains(&e.id);
-            if skip { report.events.skipped_existing += 1 } else { report.events.imported += 1 }
+            if skip {
+                report.events.skipped_existing += 1
+            } else {
+                report.events.imported += 1
+            }
             !skip
         })
         .collect();

@@ -76,7 +76,10 @@ fn is_empty_dir(p: &Path) -> Result<bool> {
 }
 
 fn sibling_tmp(p: &Path, tag: &str) -> PathBuf {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "data".into());
     p.with_file_name(format!(".{name}.{tag}-{}", random_hex(4)))
 }
 
@@ -112,7 +115,9 @@ pub fn backup_snapshot(
             txn.commit()?;
         }
         let mut entries = Vec::with_capacity(files.len());
-        let mut bytes = std::fs::metadata(tmp.join(DB_FILE)).map(|m| m.len()).unwrap_or(0);
+        let mut bytes = std::fs::metadata(tmp.join(DB_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
         for rel in files {
             let from = artifacts_dir.join(rel);
             let to = tmp.join(ARTIFACTS).join(rel);
@@ -137,7 +142,8 @@ pub fn backup_snapshot(
             tables: tables.clone(),
             files: entries,
         };
-        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
         crate::incidents::write_synced(&tmp.join(MANIFEST), &text)?;
         crate::incidents::sync_dir(&tmp);
         Ok(BackupReport {
@@ -172,17 +178,26 @@ pub fn backup_snapshot(
 pub fn verify(backup: &Path) -> Result<Manifest> {
     let mpath = backup.join(MANIFEST);
     let text = std::fs::read(&mpath).map_err(|e| {
-        Error::NotFound(format!("{} is not a sofiia backup ({MANIFEST}: {e})", backup.display()))
+        Error::NotFound(format!(
+            "{} is not a sofiia backup ({MANIFEST}: {e})",
+            backup.display()
+        ))
     })?;
     let m: Manifest = serde_json::from_slice(&text)
         .map_err(|e| Error::invalid(MANIFEST, format!("{}: {e}", mpath.display())))?;
     if m.format != "sofiia-backup" || m.format_version != 1 {
-        return Err(Error::invalid(MANIFEST, format!("unknown backup format {} v{}", m.format, m.format_version)));
+        return Err(Error::invalid(
+            MANIFEST,
+            format!("unknown backup format {} v{}", m.format, m.format_version),
+        ));
     }
     if m.schema_version > SCHEMA_VERSION {
         return Err(Error::invalid(
             MANIFEST,
-            format!("backup has schema {}, newer than this sofiia ({SCHEMA_VERSION})", m.schema_version),
+            format!(
+                "backup has schema {}, newer than this sofiia ({SCHEMA_VERSION})",
+                m.schema_version
+            ),
         ));
     }
     {
@@ -209,7 +224,10 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
         let p = backup.join(&f.path);
         let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
         if crate::incidents::sha256_hex(&data) != f.sha256 {
-            return Err(Error::Storage(format!("{} does not match its checksum", p.display())));
+            return Err(Error::Storage(format!(
+                "{} does not match its checksum",
+                p.display()
+            )));
         }
     }
     Ok(m)
@@ -217,7 +235,12 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
 
 /// Restore `backup` into `data_dir`. Refuses a non-empty `data_dir` unless `force`, in which
 /// case the old folder is moved aside (never deleted). Refuses while sofiia runs on it.
-pub fn restore(backup: &Path, data_dir: &Path, artifacts_dir: &Path, force: bool) -> Result<RestoreReport> {
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    artifacts_dir: &Path,
+    force: bool,
+) -> Result<RestoreReport> {
     let manifest = verify(backup)?;
     let db_path = data_dir.join(DB_FILE);
     if db_path.exists() {
@@ -245,9 +268,14 @@ pub fn restore(backup: &Path, data_dir: &Path, artifacts_dir: &Path, force: bool
     let staged = (|| -> Result<()> {
         std::fs::copy(backup.join(DB_FILE), stage.join(DB_FILE)).map_err(|e| io(&stage, e))?;
         for f in &manifest.files {
-            let rel = f.path.strip_prefix(&format!("{ARTIFACTS}/")).unwrap_or(&f.path);
+            let rel = f
+                .path
+                .strip_prefix(&format!("{ARTIFACTS}/"))
+                .unwrap_or(&f.path);
             let to = if artifacts_inside {
-                let under = artifacts_dir.strip_prefix(data_dir).unwrap_or(Path::new(ARTIFACTS));
+                let under = artifacts_dir
+                    .strip_prefix(data_dir)
+                    .unwrap_or(Path::new(ARTIFACTS));
                 stage.join(under).join(rel)
             } else {
                 artifacts_dir.join(rel)
@@ -269,7 +297,10 @@ pub fn restore(backup: &Path, data_dir: &Path, artifacts_dir: &Path, force: bool
     let mut previous = None;
     if data_dir.exists() {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let name = data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
+        let name = data_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "data".into());
         let aside = data_dir.with_file_name(format!("{name}.pre-restore-{stamp}"));
         if is_empty_dir(data_dir)? {
             std::fs::remove_dir(data_dir).map_err(|e| io(data_dir, e))?;

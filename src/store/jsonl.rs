@@ -1,7 +1,8 @@
-//! JSON Lines files, one record per line, through the `jsonl` crate, with `file:line` errors.
+//! JSON Lines files, one record per line, with `file:line` errors. Writing goes through the
+//! `jsonl` crate; reading is line by line here so blank and non-UTF-8 lines are reported as such.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -41,31 +42,47 @@ pub fn read_file<T: DeserializeOwned>(
     let mut reader = BufReader::new(file);
     let mut out = Vec::new();
     let mut line = 0usize;
+    let mut buf = Vec::new();
     loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::Io(format!("{name}:{}: {e}", line + 1)))?;
+        if n == 0 {
+            break;
+        }
         line += 1;
-        match jsonl::read::<_, T>(&mut reader) {
-            Ok(v) => out.push((line, v)),
-            Err(jsonl::ReadError::Eof) => break,
-            Err(jsonl::ReadError::Deserialize(e)) => errors.push(LineError {
+        let mut err = |reason: String| {
+            errors.push(LineError {
                 file: name.clone(),
                 line,
-                reason: if e.is_eof() && e.column() == 0 {
-                    "blank line".to_string()
-                } else {
-                    e.to_string()
-                },
-            }),
-            Err(jsonl::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                errors.push(LineError {
-                    file: name.clone(),
-                    line,
-                    reason: "not valid UTF-8".into(),
-                })
-            }
-            Err(jsonl::ReadError::Io(e)) => return Err(Error::Io(format!("{name}:{line}: {e}"))),
+                reason,
+            })
+        };
+        let Ok(text) = std::str::from_utf8(&buf) else {
+            err("not valid UTF-8".into());
+            continue;
+        };
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            err("blank line".into());
+            continue;
+        }
+        match serde_json::from_str::<T>(text) {
+            Ok(v) => out.push((line, v)),
+            // serde's own "line 1 column N" is noise here: the line number is ours.
+            Err(e) => err(format!(
+                "{} (column {})",
+                strip_position(&e.to_string()),
+                e.column()
+            )),
         }
     }
     Ok(out)
+}
+
+fn strip_position(msg: &str) -> &str {
+    msg.find(" at line ").map(|i| &msg[..i]).unwrap_or(msg)
 }
 
 /// Write `items` to `path` atomically (temp file, fsync, rename).
@@ -108,7 +125,16 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].0, 4);
         assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3]);
-        assert!(errs[0].to_string().starts_with(&format!("{}:2:", p.display())));
+        assert!(errs[0]
+            .to_string()
+            .starts_with(&format!("{}:2:", p.display())));
         assert_eq!(errs[1].reason, "blank line");
+        assert!(
+            errs[0]
+                .reason
+                .starts_with("key must be a string (column 2)"),
+            "{}",
+            errs[0].reason
+        );
     }
 }

@@ -53,7 +53,9 @@ pub trait AnyTable: Sync {
     fn copy(&self, src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64>;
 }
 
-impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable for TableDefinition<'static, K, V> {
+impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable
+    for TableDefinition<'static, K, V>
+{
     fn name(&self) -> &str {
         redb::TableHandle::name(self)
     }
@@ -96,7 +98,10 @@ impl Store {
     /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it and start the writer thread.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            Error::Io(format!("DATA_DIR: cannot create {}: {e}", data_dir.display()))
+            Error::Io(format!(
+                "DATA_DIR: cannot create {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let path = data_dir.join(DB_FILE);
         let db = open_db(&path)?;
@@ -264,7 +269,10 @@ mod tests {
         {
             let db = Database::create(dir.path().join(DB_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("schema_version", "99").unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", "99")
+                .unwrap();
             txn.commit().unwrap();
         }
         let err = Store::open(dir.path()).err().unwrap().to_string();

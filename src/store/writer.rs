@@ -188,7 +188,10 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>, jobs
         for job in batch.drain(..) {
             if poison.is_some() {
                 // The transaction is already doomed: do not run more jobs in it.
-                (job.fail)(format!("write batch aborted: {}", poison.as_deref().unwrap_or_default()));
+                (job.fail)(format!(
+                    "write batch aborted: {}",
+                    poison.as_deref().unwrap_or_default()
+                ));
                 continue;
             }
             match (job.run)(&txn) {
@@ -227,7 +230,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>, jobs
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    use redb::{ReadableDatabase, TableDefinition};
 
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 
@@ -293,6 +296,9 @@ mod tests {
         assert!(matches!(t1.await, Err(Error::Storage(m)) if m.contains("disk on fire")));
         let r = db.begin_read().unwrap();
         // the poisoned job's write was rolled back
-        assert!(r.open_table(T).map(|t| t.get(5).unwrap().is_none()).unwrap_or(true));
+        assert!(r
+            .open_table(T)
+            .map(|t| t.get(5).unwrap().is_none())
+            .unwrap_or(true));
     }
 }

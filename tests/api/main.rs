@@ -1,1 +1,11 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a temporary data dir, over HTTP.
+//! One test binary (modules) so the crate links once.
 
+mod helpers;
+
+mod backup;
+mod bad_input;
+mod lifecycle;
+mod listing;
+mod process;
+mod transfer;

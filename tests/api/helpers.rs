@@ -1,0 +1,194 @@
+//! Shared test harness: `spawn_app()` starts sofiia in-process on port 0 with its own data dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sofiia::app::App;
+use sofiia::clock::{Clock, ManualClock, SystemClock};
+use sofiia::config::{Env, Settings};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub state: sofiia::app::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn settings_for(data_dir: &Path) -> Settings {
+    Settings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        data_dir: data_dir.to_path_buf(),
+        config_dir: None,
+        env: Env::Dev,
+        build_id: "test".into(),
+        artifacts_dir: data_dir.join("incidents"),
+        legacy_backends: vec![],
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Arc::new(SystemClock)).await
+}
+
+pub async fn spawn_app_with_clock(clock: Arc<ManualClock>) -> TestApp {
+    spawn_app_with(clock).await
+}
+
+async fn spawn_app_with(clock: Arc<dyn Clock>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_in(dir, clock).await
+}
+
+/// Start a server on an existing data dir.
+pub async fn spawn_in(dir: tempfile::TempDir, clock: Arc<dyn Clock>) -> TestApp {
+    let app = App::build_with_clock(settings_for(&dir.path().join("data")), clock)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        dir,
+        state,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stop the server gracefully and hand back its folder.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        split(r).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        split(r).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        split(r).await
+    }
+
+    /// POST a raw body with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        ctype: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        split(r).await
+    }
+
+    /// Create an incident and return its id.
+    pub async fn create(&self, service: &str, severity: &str, title: &str) -> String {
+        let (s, v) = self
+            .post(
+                "/api/incidents",
+                json!({"service": service, "severity": severity, "title": title, "env": "prod"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Total incidents visible through the list API (pages through everything).
+    pub async fn count_all(&self) -> usize {
+        let mut n = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("/api/incidents?limit=500&cursor={c}"),
+                None => "/api/incidents?limit=500".into(),
+            };
+            let (s, v) = self.get(&q).await;
+            assert_eq!(s, 200, "{v}");
+            n += v["items"].as_array().unwrap().len();
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return n,
+            }
+        }
+    }
+}
+
+pub async fn split(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+/// Assert the JSON error envelope with the given status and code.
+#[track_caller]
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        got.1
+    );
+}
+
+pub fn fixed_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        time::macros::datetime!(2026-03-02 12:00 UTC),
+    ))
+}

@@ -1,0 +1,374 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn incident_lifecycle_sets_timestamps_once_and_records_every_change() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let (s, inc) = app
+        .post(
+            "/api/incidents",
+            json!({"service":"gateway","severity":"P1","title":"Gateway 5xx rate >5%","env":"prod",
+                   "started_at":"2026-03-02T11:40:00Z","labels":["edge","edge"],"fingerprints":["fp1"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{inc}");
+    let id = inc["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("inc_20260302_1200_"), "{id}");
+    assert_eq!(id.len(), "inc_20260302_1200_".len() + 12);
+    assert_eq!(inc["status"], "open");
+    assert_eq!(inc["labels"], json!(["edge"]));
+    assert_eq!(inc["started_at"], "2026-03-02T11:40:00Z");
+
+    clock.advance(time::Duration::minutes(3));
+    let (s, v) = app
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({"status":"acknowledged","owner":"ivan"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["acknowledged_at"], "2026-03-02T12:03:00Z");
+    assert_eq!(v["owner"], "ivan");
+
+    clock.advance(time::Duration::minutes(10));
+    let (_, v) = app
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({"status":"resolved","severity":"P0"}),
+        )
+        .await;
+    assert_eq!(v["resolved_at"], "2026-03-02T12:13:00Z");
+    assert_eq!(
+        v["mitigated_at"],
+        serde_json::Value::Null,
+        "skipped states keep no timestamp"
+    );
+    assert_eq!(v["severity"], "P0");
+
+    // Backwards (other than reopen) is refused and changes nothing.
+    let r = app
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({"status":"acknowledged"}),
+        )
+        .await;
+    assert_error(&r, 422, "invalid_transition");
+
+    clock.advance(time::Duration::minutes(1));
+    let (s, v) = app
+        .post(
+            &format!("/api/incidents/{id}/close"),
+            json!({"message":"done"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "closed");
+    assert_eq!(v["closed_at"], "2026-03-02T12:14:00Z");
+    assert_error(
+        &app.post(&format!("/api/incidents/{id}/close"), json!({}))
+            .await,
+        409,
+        "conflict",
+    );
+
+    clock.advance(time::Duration::minutes(1));
+    let (s, v) = app
+        .post_raw(
+            &format!("/api/incidents/{id}/reopen"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "open");
+    // Reopening keeps the first-entry timestamps.
+    assert_eq!(v["resolved_at"], "2026-03-02T12:13:00Z");
+    clock.advance(time::Duration::minutes(1));
+    let (_, v) = app
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({"status":"resolved"}),
+        )
+        .await;
+    assert_eq!(v["resolved_at"], "2026-03-02T12:13:00Z");
+
+    let (s, d) = app.get(&format!("/api/incidents/{id}")).await;
+    assert_eq!(s, 200);
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "status_change",
+            "status_change",
+            "update",
+            "status_change",
+            "severity_change",
+            "status_change",
+            "status_change",
+            "status_change"
+        ]
+    );
+    let seqs: Vec<u64> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(d["events"][2]["meta"]["fields"], json!(["owner"]));
+    assert_eq!(
+        d["events"][3]["meta"],
+        json!({"from":"acknowledged","to":"resolved"})
+    );
+    assert_eq!(d["events"][5]["message"], "done");
+
+    // A no-op update writes nothing.
+    let (_, v) = app
+        .patch(&format!("/api/incidents/{id}"), json!({"owner":"ivan"}))
+        .await;
+    assert_eq!(v["updated_at"], "2026-03-02T12:16:00Z");
+    let (_, d2) = app.get(&format!("/api/incidents/{id}/events")).await;
+    assert_eq!(d2["items"].as_array().unwrap().len(), 8);
+    let (_, page) = app
+        .get(&format!("/api/incidents/{id}/events?after=6&limit=1"))
+        .await;
+    assert_eq!(page["items"][0]["seq"], 7);
+    assert_eq!(page["next_cursor"], "7");
+}
+
+#[tokio::test]
+async fn followups_can_be_added_closed_and_summarised() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let a = app.create("gateway", "P1", "Gateway down").await;
+    let b = app.create("router", "P0", "Router down").await;
+    let c = app.create("gateway", "P3", "Gateway slow").await;
+    app.post(&format!("/api/incidents/{c}/close"), json!({}))
+        .await;
+
+    let (s, f1) = app
+        .post(&format!("/api/incidents/{a}/events"),
+              json!({"type":"followup","message":"","meta":{"title":"Add 5xx alert","owner":"ivan","due":"2026-03-01","priority":"P1"}}))
+        .await;
+    assert_eq!(s, 201, "{f1}");
+    assert_eq!(f1["meta"]["status"], "open");
+    assert_eq!(f1["meta"]["due"], "2026-03-01T00:00:00Z");
+    let (_, f2) = app
+        .post(&format!("/api/incidents/{a}/events"),
+              json!({"type":"followup","message":"Write runbook","meta":{"due":"2026-03-20T00:00:00Z"}}))
+        .await;
+    assert_eq!(f2["meta"]["title"], "Write runbook");
+    assert_eq!(f2["meta"]["priority"], "P2");
+    let (_, _f3) = app
+        .post(
+            &format!("/api/incidents/{b}/events"),
+            json!({"type":"followup","meta":{"title":"Router canary","due":"2026-02-01"}}),
+        )
+        .await;
+    // An ordinary note is not a follow-up.
+    let (s, _) = app
+        .post(
+            &format!("/api/incidents/{a}/events"),
+            json!({"type":"note","message":"looking"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    let (s, sum) = app
+        .get("/api/followups/summary?service=gateway&env=prod&window_days=30")
+        .await;
+    assert_eq!(s, 200, "{sum}");
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                x["event_id"]
+                    .as_str()
+                    .unwrap_or(x["id"].as_str().unwrap_or(""))
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        ids(&sum["open_incidents"]),
+        vec![a.clone()],
+        "P3 and other services excluded"
+    );
+    assert_eq!(ids(&sum["open_followups"]).len(), 2);
+    assert_eq!(
+        ids(&sum["overdue_followups"]),
+        vec![f1["id"].as_str().unwrap().to_string()]
+    );
+    assert_eq!(sum["stats"]["overdue_followups"], 1);
+
+    let (_, all) = app.get("/api/followups/summary").await;
+    assert_eq!(all["stats"]["open_p0"], 1);
+    assert_eq!(all["stats"]["open_followups"], 3);
+    assert_eq!(all["stats"]["overdue_followups"], 2);
+
+    // Time passes: f2 becomes overdue too.
+    clock.advance(time::Duration::days(20));
+    let (_, sum) = app.get("/api/followups/summary?service=gateway").await;
+    assert_eq!(sum["stats"]["overdue_followups"], 2);
+
+    // Close f1: it leaves the open list; closing twice is a conflict.
+    let f1_id = f1["id"].as_str().unwrap();
+    let (s, done) = app
+        .post(
+            &format!("/api/incidents/{a}/followups/{f1_id}/close"),
+            json!({"message":"alert added"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["meta"]["status"], "done");
+    assert!(done["meta"]["done_at"].is_string());
+    assert_error(
+        &app.post(
+            &format!("/api/incidents/{a}/followups/{f1_id}/close"),
+            json!({}),
+        )
+        .await,
+        409,
+        "conflict",
+    );
+    // A follow-up id under the wrong incident is not found.
+    assert_error(
+        &app.post(
+            &format!("/api/incidents/{b}/followups/{f1_id}/close"),
+            json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let (_, sum) = app.get("/api/followups/summary?service=gateway").await;
+    assert_eq!(sum["stats"]["open_followups"], 1);
+    let (_, d) = app.get(&format!("/api/incidents/{a}")).await;
+    let last = d["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "followup_done");
+    assert_eq!(last["meta"]["followup_id"], f1_id);
+
+    // Window: incidents created more than window_days ago drop out.
+    clock.advance(time::Duration::days(40));
+    let (_, sum) = app.get("/api/followups/summary?window_days=30").await;
+    assert_eq!(sum["stats"]["incidents_in_window"], 0);
+}
+
+#[tokio::test]
+async fn artifacts_are_sanitised_checksummed_and_never_overwritten() {
+    let app = spawn_app().await;
+    let id = app.create("gateway", "P2", "Artifacts").await;
+    let path = format!("/api/incidents/{id}/artifacts");
+    let (s, a) = app
+        .post(
+            &path,
+            json!({"name":"../../etc/postmortem.md","content":"# Postmortem\n"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{a}");
+    assert_eq!(a["name"], "postmortem.md");
+    assert_eq!(a["format"], "md");
+    assert_eq!(a["size_bytes"], 13);
+    // sha256("# Postmortem\n")
+    assert_eq!(
+        a["sha256"],
+        "c8119498e63306b35cbafb6adfec94c45856c2eb91a3c3df404ef66d1cab4706"
+    );
+    assert!(app
+        .data_dir()
+        .join("incidents")
+        .join(&id)
+        .join("postmortem.md")
+        .is_file());
+    assert!(!app.data_dir().join("etc").exists());
+
+    let (s, b) = app
+        .post(
+            &path,
+            json!({"filename":"postmortem.md","content":"second"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["name"], "postmortem-2.md");
+
+    let (s, j) = app
+        .post(
+            &path,
+            json!({"name":"triage.json","content_base64":"eyJvayI6dHJ1ZX0="}),
+        )
+        .await;
+    assert_eq!(s, 201, "{j}");
+    assert_eq!(j["size_bytes"], 11);
+
+    let r = app
+        .client
+        .get(app.url(&format!("{path}/postmortem.md")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/markdown; charset=utf-8");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.text().await.unwrap(), "# Postmortem\n");
+
+    let (_, list) = app.get(&path).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["postmortem.md", "postmortem-2.md", "triage.json"]
+    );
+    let (_, d) = app.get(&format!("/api/incidents/{id}")).await;
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "artifact").count(), 3);
+
+    assert_error(&app.get(&format!("{path}/nope.md")).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn ids_do_not_collide_under_a_burst_in_one_minute() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock).await;
+    let mut set = std::collections::HashSet::new();
+    let mut handles = Vec::new();
+    for i in 0..300 {
+        let c = app.client.clone();
+        let url = app.url("/api/incidents");
+        handles.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .json(&json!({"service":"s","severity":"P3","title":format!("t{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+    }
+    for h in handles {
+        assert!(set.insert(h.await.unwrap()));
+    }
+    assert_eq!(set.len(), 300);
+    assert!(set.iter().all(|id| id.starts_with("inc_20260302_1200_")));
+    assert_eq!(app.count_all().await, 300);
+}

@@ -1,0 +1,151 @@
+//! sofiia as a child process: crash safety, graceful shutdown, start-up errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .current_dir(dir)
+        .env("DATA_DIR", dir.join("data"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .env_remove("CONFIG_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
+    let base = line.rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+/// Hammer creates from several clients; record every id acknowledged with a 201.
+async fn load(base: String, acked: Arc<Mutex<Vec<String>>>, clients: usize) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let r = client
+                    .post(format!("{base}/api/incidents"))
+                    .json(&json!({"service":"crash","severity":"P2","title":format!("c{c} {i}")}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => match r.json::<serde_json::Value>().await {
+                        Ok(v) => acked
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_string()),
+                        Err(_) => return,
+                    },
+                    _ => return,
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn assert_all_present(base: &str, ids: &[String]) {
+    let client = reqwest::Client::new();
+    for id in ids {
+        let r = client
+            .get(format!("{base}/api/incidents/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged incident {id} lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_write_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let loader = tokio::spawn(load(server.base.clone(), acked.clone(), 16));
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    server.child.kill().unwrap(); // SIGKILL on unix
+    server.child.wait().unwrap();
+    let _ = loader.await;
+    let ids = acked.lock().unwrap().clone();
+    assert!(ids.len() > 50, "load made progress: {}", ids.len());
+
+    let mut server = start(dir.path());
+    assert_all_present(&server.base, &ids).await;
+
+    // SIGTERM in the middle of writes: in-flight requests finish, exit code 0, nothing lost.
+    let acked2 = Arc::new(Mutex::new(Vec::new()));
+    let loader = tokio::spawn(load(server.base.clone(), acked2.clone(), 8));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let st = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "graceful exit code 0, got {status:?}");
+    let _ = loader.await;
+    let ids2 = acked2.lock().unwrap().clone();
+    assert!(!ids2.is_empty());
+    let mut server = start(dir.path());
+    assert_all_present(&server.base, &ids).await;
+    assert_all_present(&server.base, &ids2).await;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
+
+#[test]
+fn bad_settings_fail_at_start_naming_the_variable_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sofiia"));
+        c.current_dir(dir.path())
+            .env_remove("CONFIG_DIR")
+            .env("DATA_DIR", dir.path().join("d"));
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.arg("serve").output().unwrap()
+    };
+    let o = run(&[("PORT", "eighty")]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("PORT"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[("ENV", "moon")]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ENV: 'moon'"));
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("sofiia.yml"), "port: 8002\nprot: 1\n").unwrap();
+    let o = run(&[("CONFIG_DIR", cfg.to_str().unwrap())]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("sofiia.yml") && err.contains("prot"),
+        "{err}"
+    );
+    // A data dir that is a file.
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    let o = run(&[("DATA_DIR", dir.path().join("afile").to_str().unwrap())]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("DATA_DIR"));
+}

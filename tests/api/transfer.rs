@@ -1,0 +1,278 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use sofiia::clock::SystemClock;
+use sofiia::incidents::transfer::{export, ImportError, ImportReport};
+use sofiia::store::Store;
+
+use crate::helpers::*;
+
+fn read_all(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Import from a plain thread (the blocking writer API must not run on the async executor).
+fn import(store: &Store, artifacts: &Path, dir: &Path) -> Result<ImportReport, ImportError> {
+    std::thread::scope(|s| {
+        s.spawn(|| sofiia::incidents::transfer::import(store, artifacts, dir))
+            .join()
+            .unwrap()
+    })
+}
+
+fn export_dir(data: &Path, out: &Path) {
+    let store = Store::open(data).unwrap();
+    store
+        .read_blocking(|txn| export(txn, &data.join("incidents"), out))
+        .unwrap();
+    store.shutdown();
+}
+
+async fn seed(app: &TestApp) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = app
+            .create(
+                ["gateway", "router"][i % 2],
+                "P1",
+                &format!("incident {i} \"quoted\" ünïcode"),
+            )
+            .await;
+        app.post(
+            &format!("/api/incidents/{id}/events"),
+            json!({"type":"deploy","message":"v1.2.3","meta":{"sha":"abc"}}),
+        )
+        .await;
+        app.post(
+            &format!("/api/incidents/{id}/events"),
+            json!({"type":"followup","meta":{"title":"fix it","due":"2026-01-01"}}),
+        )
+        .await;
+        app.post(
+            &format!("/api/incidents/{id}/artifacts"),
+            json!({"name":"notes.md","content":format!("# notes {i}\n")}),
+        )
+        .await;
+        if i % 2 == 0 {
+            app.patch(
+                &format!("/api/incidents/{id}"),
+                json!({"status":"resolved","labels":["x"]}),
+            )
+            .await;
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn export_import_round_trip_is_identical_and_idempotent() {
+    let app = seed_app().await;
+    let src = app.stop().await;
+    let out1 = src.path().join("export1");
+    export_dir(&src.path().join("data"), &out1);
+    let first = read_all(&out1);
+    assert!(first.iter().any(|(p, _)| p == "incidents.jsonl"));
+    assert_eq!(
+        first
+            .iter()
+            .filter(|(p, _)| p.ends_with("notes.md"))
+            .count(),
+        5
+    );
+
+    // Import into a fresh data dir, export again: byte-identical.
+    let fresh = tempfile::tempdir().unwrap();
+    let data2 = fresh.path().join("data");
+    let store = Store::open(&data2).unwrap();
+    let r = import(&store, &data2.join("incidents"), &out1).unwrap();
+    assert_eq!(r.incidents.imported, 5);
+    assert_eq!(r.events.imported, first_lines(&out1, "events.jsonl"));
+    assert_eq!(r.artifacts.imported, 5);
+    // Twice: nothing changes.
+    let r2 = import(&store, &data2.join("incidents"), &out1).unwrap();
+    assert_eq!(
+        r2.incidents.imported + r2.events.imported + r2.artifacts.imported,
+        0
+    );
+    assert_eq!(r2.incidents.skipped_existing, 5);
+    store.shutdown();
+    drop(store);
+    let out2 = fresh.path().join("export2");
+    export_dir(&data2, &out2);
+    assert_eq!(read_all(&out2), first);
+
+    // The imported store serves the records, with working indexes.
+    let app2 = spawn_in(fresh, Arc::new(SystemClock)).await;
+    assert_eq!(app2.count_all().await, 5);
+    let (_, v) = app2.get("/api/incidents?status=resolved").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    let (_, s) = app2.get("/api/followups/summary?window_days=3650").await;
+    assert_eq!(s["stats"]["open_followups"], 5);
+}
+
+fn first_lines(dir: &Path, f: &str) -> usize {
+    std::fs::read_to_string(dir.join(f))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+async fn seed_app() -> TestApp {
+    let app = spawn_app().await;
+    seed(&app).await;
+    app
+}
+
+#[tokio::test]
+async fn one_broken_line_imports_nothing_and_names_the_line() {
+    let app = seed_app().await;
+    let src = app.stop().await;
+    let out = src.path().join("export");
+    export_dir(&src.path().join("data"), &out);
+    // Break line 3 of events.jsonl and line 2 of incidents.jsonl (bad severity).
+    let ev = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    let mut lines: Vec<String> = ev.lines().map(String::from).collect();
+    lines[2] = "{\"id\": \"ev_x\", \"incident_id\": ".into();
+    std::fs::write(out.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let inc = std::fs::read_to_string(out.join("incidents.jsonl")).unwrap();
+    let mut lines: Vec<String> = inc.lines().map(String::from).collect();
+    lines[1] = lines[1].replace("\"P1\"", "\"P7\"");
+    std::fs::write(out.join("incidents.jsonl"), lines.join("\n") + "\n").unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    let store = Store::open(&data).unwrap();
+    match import(&store, &data.join("incidents"), &out) {
+        Err(ImportError::Lines(errs)) => {
+            let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            assert_eq!(errs.len(), 2, "{text:?}");
+            assert!(text[0].contains("events.jsonl:3:"), "{text:?}");
+            assert!(
+                text[1].contains("incidents.jsonl:2:") && text[1].contains("P7"),
+                "{text:?}"
+            );
+        }
+        other => panic!("expected line errors, got {other:?}"),
+    }
+    let n = store
+        .read_blocking(|txn| {
+            use redb::ReadableTableMetadata;
+            Ok(txn
+                .open_table(sofiia::incidents::tables::INCIDENTS)?
+                .len()?)
+        })
+        .unwrap();
+    assert_eq!(n, 0);
+    let copied = data
+        .join("incidents")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    assert!(!copied, "no artifact files copied");
+
+    // The CLI says the same and exits non-zero.
+    store.shutdown();
+    drop(store);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "import",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("CONFIG_DIR")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("events.jsonl:3:") && err.contains("nothing was imported"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn imports_the_old_stack_layout_without_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ops-incidents");
+    std::fs::create_dir_all(src.join("inc_20260218_1430_abc123")).unwrap();
+    std::fs::write(
+        src.join("incidents.jsonl"),
+        r#"{"id":"inc_20260218_1430_abc123","workspace_id":"daarion","service":"gateway","env":"prod","severity":"P1","status":"resolved","title":"Gateway 5xx","summary":"","started_at":"2026-02-18T14:30:00","created_at":"2026-02-18T14:31:00+00:00","updated_at":"2026-02-18T15:00:00+00:00","created_by":"sofiia"}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("events.jsonl"),
+        r#"{"incident_id":"inc_20260218_1430_abc123","ts":"2026-02-18T14:35:00","type":"note","message":"rolled back"}
+{"incident_id":"inc_20260218_1430_abc123","ts":"2026-02-18T14:50:00","type":"followup","message":"add alert","meta":{"title":"add alert","due":"2026-03-01","status":"open"}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("inc_20260218_1430_abc123").join("postmortem.md"),
+        "# PM\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("artifacts.jsonl"),
+        r#"{"incident_id":"inc_20260218_1430_abc123","path":"ops/incidents/inc_20260218_1430_abc123/postmortem.md","format":"md","created_at":"2026-02-18T15:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(&data).unwrap();
+    let r = import(&store, &data.join("incidents"), &src).unwrap();
+    assert_eq!(
+        (
+            r.incidents.imported,
+            r.events.imported,
+            r.artifacts.imported
+        ),
+        (1, 2, 1)
+    );
+    let r = import(&store, &data.join("incidents"), &src).unwrap();
+    assert_eq!(
+        (
+            r.incidents.imported,
+            r.events.imported,
+            r.artifacts.imported
+        ),
+        (0, 0, 0)
+    );
+    store.shutdown();
+    drop(store);
+    let app = spawn_in(dir, Arc::new(SystemClock)).await;
+    let (s, d) = app.get("/api/incidents/inc_20260218_1430_abc123").await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        d["artifacts"][0]["sha256"],
+        "ed2d211f5e9c696e14c59de29c462b576482c5637903c6f38d8f54becc1850f8"
+    );
+    let r = app
+        .client
+        .get(app.url("/api/incidents/inc_20260218_1430_abc123/artifacts/postmortem.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "# PM\n");
+}
