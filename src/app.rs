@@ -76,6 +76,17 @@ impl AppState {
     }
 }
 
+/// File in `DATA_DIR` naming the server that holds the store (for the CLI to find it).
+pub const SERVER_FILE: &str = "server.json";
+
+/// Contents of [`SERVER_FILE`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub url: String,
+    pub version: String,
+}
+
 /// A bound, ready-to-serve sofiia.
 pub struct App {
     listener: TcpListener,
@@ -119,12 +130,22 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let state = self.state.clone();
+        let marker = state.settings.data_dir.join(SERVER_FILE);
+        let info = ServerInfo {
+            pid: std::process::id(),
+            url: format!("http://{}", self.local_addr()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if let Ok(text) = serde_json::to_vec_pretty(&info) {
+            let _ = crate::incidents::write_synced(&marker, &text);
+        }
         let router = crate::http::router(self.state);
         let res = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         let store = state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        let _ = std::fs::remove_file(&marker);
         tracing::info!("sofiia_stopped");
         res.map_err(|e| Error::Io(e.to_string()))
     }

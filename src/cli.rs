@@ -136,48 +136,132 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-/// Run `f` on a read snapshot of DATA_DIR, whether or not a server holds the file.
+/// Ask the sofiia that holds DATA_DIR for a backup under DATA_DIR/backups/; returns its folder.
+fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
+    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
+    let info: crate::app::ServerInfo = serde_json::from_slice(
+        &std::fs::read(&marker)
+            .with_context(|| format!("DATA_DIR is in use but {} is missing", marker.display()))?,
+    )
+    .with_context(|| format!("{} is not readable", marker.display()))?;
+    let name = format!(
+        "cli-{}-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        crate::clock::random_hex(3)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let resp: serde_json::Value = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/admin/backup", info.url))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .with_context(|| format!("sofiia (pid {}) at {} did not answer", info.pid, info.url))?;
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("sofiia at {} refused the backup ({status}): {}", info.url, v["error"]["message"]);
+        }
+        Ok(v)
+    })?;
+    let path = resp["path"].as_str().context("backup response has no path")?;
+    Ok(PathBuf::from(path))
+}
+
+/// Move a folder, copying when a rename cannot cross file systems.
+fn move_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    copy_tree(from, to)?;
+    std::fs::remove_dir_all(from)?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Run `f` on a consistent snapshot of DATA_DIR and the folder holding its artifact files.
+/// With sofiia stopped that is the store itself; while it runs (it holds the file), the
+/// server writes a backup and `f` reads that.
 fn with_snapshot<T>(
     settings: &Settings,
-    f: impl FnOnce(&redb::ReadTransaction) -> Result<T, Error>,
+    f: impl FnOnce(&redb::ReadTransaction, &Path) -> Result<T, Error>,
 ) -> anyhow::Result<T> {
     let path = settings.data_dir.join(store::DB_FILE);
     if !path.exists() {
-        bail!(
-            "DATA_DIR: {} has no {}",
-            settings.data_dir.display(),
-            store::DB_FILE
-        );
+        bail!("DATA_DIR: {} has no {}", settings.data_dir.display(), store::DB_FILE);
     }
     match Store::open(&settings.data_dir) {
         Ok(s) => {
-            let r = f(&s.db().begin_read()?)?;
+            let r = f(&s.db().begin_read()?, &settings.artifacts_dir)?;
             s.shutdown();
             Ok(r)
         }
         Err(Error::Conflict(_)) => {
-            // A server is running: read beside it.
-            let db = store::open_read_only(&path)?;
-            Ok(f(&db.begin_read()?)?)
+            let snap = remote_backup(settings)?;
+            let result = (|| -> anyhow::Result<T> {
+                let db = store::open_read_only(&snap.join(store::DB_FILE))?;
+                Ok(f(&db.begin_read()?, &snap.join(store::backup::ARTIFACTS))?)
+            })();
+            let _ = std::fs::remove_dir_all(&snap);
+            result
         }
         Err(e) => Err(e.into()),
     }
 }
 
 fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
-    let r = with_snapshot(settings, |txn| {
-        crate::incidents::transfer::export(txn, &settings.artifacts_dir, out)
+    let r = with_snapshot(settings, |txn, artifacts| {
+        crate::incidents::transfer::export(txn, artifacts, out)
     })?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
 }
 
 fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
-    let r = with_snapshot(settings, |txn| {
-        let files = crate::incidents::transfer::artifact_paths(txn)?;
-        store::backup::backup_snapshot(txn, &settings.artifacts_dir, &files, dir)
-    })?;
-    println!("{}", serde_json::to_string_pretty(&r)?);
+    match Store::open(&settings.data_dir) {
+        Ok(s) => {
+            let r = s.read_blocking(|txn| {
+                let files = crate::incidents::transfer::artifact_paths(txn)?;
+                store::backup::backup_snapshot(txn, &settings.artifacts_dir, &files, dir)
+            });
+            s.shutdown();
+            println!("{}", serde_json::to_string_pretty(&r?)?);
+        }
+        Err(Error::Conflict(_)) => {
+            // The running server takes the snapshot; we move it where it was asked for.
+            let manifest_ok = dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(true);
+            if !manifest_ok {
+                bail!("{} exists and is not empty; choose a new folder", dir.display());
+            }
+            let snap = remote_backup(settings)?;
+            if dir.exists() {
+                std::fs::remove_dir(dir)?;
+            }
+            move_dir(&snap, dir)?;
+            let m = store::backup::verify(dir)?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                "path": dir, "schema_version": m.schema_version, "tables": m.tables,
+                "files": m.files.len(), "taken_by": "running server"
+            }))?);
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 
