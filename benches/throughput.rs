@@ -19,7 +19,12 @@ use sofiia::incidents::model::{Incident, Severity, Status};
 use sofiia::incidents::{new_event, tables};
 
 fn secs() -> Duration {
-    Duration::from_secs_f64(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+    Duration::from_secs_f64(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    )
 }
 
 fn settings(dir: &Path) -> Settings {
@@ -32,6 +37,7 @@ fn settings(dir: &Path) -> Settings {
         build_id: "bench".into(),
         artifacts_dir: dir.join("incidents"),
         legacy_backends: vec![],
+        checkpoint_ms: 500,
     }
 }
 
@@ -54,7 +60,10 @@ fn redb_commit_rate(dir: &Path) -> f64 {
     let (start, mut n) = (Instant::now(), 0u64);
     while start.elapsed() < secs() {
         let txn = db.begin_write().unwrap();
-        txn.open_table(T).unwrap().insert(n, value.as_slice()).unwrap();
+        txn.open_table(T)
+            .unwrap()
+            .insert(n, value.as_slice())
+            .unwrap();
         txn.commit().unwrap();
         n += 1;
     }
@@ -67,7 +76,10 @@ where
     F: Fn(reqwest::Client, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -120,7 +132,9 @@ async fn direct_create_rate(state: &sofiia::app::AppState, tasks: usize) -> f64 
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let input: sofiia::incidents::model::NewIncident = serde_json::from_value(
-                    json!({"service":"direct","severity":"P2","title":format!("direct {t} {i}")})).unwrap();
+                    json!({"service":"direct","severity":"P2","title":format!("direct {t} {i}")}),
+                )
+                .unwrap();
                 inc.create(input, "bench").await.unwrap();
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -149,7 +163,14 @@ async fn populate(app: &App, n: usize) {
                 for k in made..made + batch {
                     let t = base + time::Duration::seconds(k as i64 * 60);
                     let inc = Incident {
-                        id: format!("inc_{}_{:012x}", t.format(time::macros::format_description!("[year][month][day]_[hour][minute]")).unwrap(), k),
+                        id: format!(
+                            "inc_{}_{:012x}",
+                            t.format(time::macros::format_description!(
+                                "[year][month][day]_[hour][minute]"
+                            ))
+                            .unwrap(),
+                            k
+                        ),
                         service: services[k % services.len()].clone(),
                         env: ["prod", "staging", "dev"][k % 3].into(),
                         severity: Severity::ALL[(k / 3) % 4],
@@ -169,7 +190,14 @@ async fn populate(app: &App, n: usize) {
                         updated_at: t,
                     };
                     tables::put_incident(txn, None, &inc)?;
-                    let mut ev = new_event(&inc.id, t, "status_change", "opened".into(), json!({"to":"open"}), "bench");
+                    let mut ev = new_event(
+                        &inc.id,
+                        t,
+                        "status_change",
+                        "opened".into(),
+                        json!({"to":"open"}),
+                        "bench",
+                    );
                     tables::insert_event(txn, &mut ev)?;
                 }
                 Ok(())
@@ -226,7 +254,9 @@ fn time_to_healthy(data: &Path) -> (f64, u64) {
     }
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let rss_kb = rss_kb(child.id());
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     (ms, rss_kb)
 }
@@ -234,21 +264,41 @@ fn time_to_healthy(data: &Path) -> (f64, u64) {
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.to_string())
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let tmp = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
-    println!("sofiia throughput bench: {} cores, data on {}, {:.0} s per phase",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), tmp.path().display(), secs().as_secs_f64());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    println!(
+        "sofiia throughput bench: {} cores, data on {}, {:.0} s per phase",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        tmp.path().display(),
+        secs().as_secs_f64()
+    );
 
     let fsync = raw_fsync_rate(tmp.path());
     let redb = redb_commit_rate(tmp.path());
-    println!("{:<52} {:>10.0} /s", "ceiling: raw write+fsync (512 B)", fsync);
-    println!("{:<52} {:>10.0} /s", "ceiling: redb durable single-insert commits", redb);
+    println!(
+        "{:<52} {:>10.0} /s",
+        "ceiling: raw write+fsync (512 B)", fsync
+    );
+    println!(
+        "{:<52} {:>10.0} /s",
+        "ceiling: redb durable single-insert commits", redb
+    );
 
     rt.block_on(async {
         let data = tmp.path().join("server");
@@ -256,7 +306,9 @@ fn main() {
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async { let _ = stop_rx.await; }));
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stop_rx.await;
+        }));
 
         let health = format!("{base}/api/health");
         let noop = hammer(32, move |c, _| {
@@ -268,47 +320,91 @@ fn main() {
             }
         })
         .await;
-        println!("{:<52} {:>10.0} /s", "ceiling: no-op JSON endpoint, 32 clients", noop);
+        println!(
+            "{:<52} {:>10.0} /s",
+            "ceiling: no-op JSON endpoint, 32 clients", noop
+        );
 
         for tasks in [1usize, 32] {
             let r = direct_create_rate(&state, tasks).await;
-            println!("{:<52} {:>10.0} /s", format!("durable creates in-process (no HTTP), {tasks} task(s)"), r);
+            println!(
+                "{:<52} {:>10.0} /s",
+                format!("durable creates in-process (no HTTP), {tasks} task(s)"),
+                r
+            );
         }
         let c1 = create_rate(&base, 1).await;
-        println!("{:<52} {:>10.0} /s   {:.2}x redb single commit (target >= 0.5)", "durable creates over HTTP, 1 client", c1, c1 / redb);
+        println!(
+            "{:<52} {:>10.0} /s   {:.2}x redb single commit (target >= 0.5)",
+            "durable creates over HTTP, 1 client",
+            c1,
+            c1 / redb
+        );
         let before = state.store.writer_stats();
         let c32 = create_rate(&base, 32).await;
         let after = state.store.writer_stats();
-        let per_commit = (after.jobs - before.jobs) as f64 / (after.commits - before.commits).max(1) as f64;
-        println!("{:<52} {:>10.0} /s   {:.2}x no-op endpoint (target >= 0.5); {:.1} writes per commit",
-            "durable creates over HTTP, 32 clients", c32, c32 / noop, per_commit);
-        println!("{:<52} {:>10.2}x", "group-commit gain (32 clients / 1 client)", c32 / c1);
+        let per_commit =
+            (after.jobs - before.jobs) as f64 / (after.commits - before.commits).max(1) as f64;
+        println!(
+            "{:<52} {:>10.0} /s   {:.2}x no-op endpoint (target >= 0.5); {:.1} writes per commit",
+            "durable creates over HTTP, 32 clients",
+            c32,
+            c32 / noop,
+            per_commit
+        );
+        println!(
+            "{:<52} {:>10.2}x",
+            "group-commit gain (32 clients / 1 client)",
+            c32 / c1
+        );
         let _ = stop_tx.send(());
         server.await.unwrap().unwrap();
     });
 
     // 100k incidents: list latency and start-up time.
     let big = tmp.path().join("big");
-    let n = std::env::var("BENCH_INCIDENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000usize);
+    let n = std::env::var("BENCH_INCIDENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000usize);
     rt.block_on(async {
         let app = App::build(settings(&big)).await.unwrap();
         let t = Instant::now();
         populate(&app, n).await;
         let load_s = t.elapsed().as_secs_f64();
-        println!("{:<52} {:>10.0} /s   ({n} incidents + events, batches of 5000)", "bulk load rate (setup)", n as f64 / load_s);
+        println!(
+            "{:<52} {:>10.0} /s   ({n} incidents + events, batches of 5000)",
+            "bulk load rate (setup)",
+            n as f64 / load_s
+        );
         let base = format!("http://{}", app.local_addr());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async { let _ = stop_rx.await; }));
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stop_rx.await;
+        }));
         let client = reqwest::Client::new();
         let page2 = {
-            let v: serde_json::Value = client.get(format!("{base}/api/incidents?limit=50")).send().await.unwrap().json().await.unwrap();
+            let v: serde_json::Value = client
+                .get(format!("{base}/api/incidents?limit=50"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             v["next_cursor"].as_str().unwrap().to_string()
         };
         let shapes = [
             ("no filter, limit 50", "limit=50".to_string()),
             ("status=open", "status=open&limit=50".to_string()),
-            ("service=svc7&severity=P1", "service=svc7&severity=P1&limit=50".to_string()),
-            ("status=open&env=prod&severity=P0,P1", "status=open&env=prod&severity=P0,P1&limit=50".to_string()),
+            (
+                "service=svc7&severity=P1",
+                "service=svc7&severity=P1&limit=50".to_string(),
+            ),
+            (
+                "status=open&env=prod&severity=P0,P1",
+                "status=open&env=prod&severity=P0,P1&limit=50".to_string(),
+            ),
             ("page 2 via cursor", format!("limit=50&cursor={page2}")),
         ];
         let mut worst = 0.0f64;
@@ -317,11 +413,23 @@ fn main() {
             latency(&client, &url, 50).await; // warm
             let (p50, p99) = latency(&client, &url, 1000).await;
             worst = worst.max(p99);
-            println!("{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms", format!("list @{}k: {name}", n / 1000), p50, p99);
+            println!(
+                "{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms",
+                format!("list @{}k: {name}", n / 1000),
+                p50,
+                p99
+            );
         }
         let (p50, p99) = latency(&client, &format!("{base}/api/health"), 1000).await;
-        println!("{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms", "baseline: no-op endpoint, same client", p50, p99);
-        println!("{:<52} {:>10.2} ms (target < 10)", format!("list @{}k: worst p99", n / 1000), worst);
+        println!(
+            "{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms",
+            "baseline: no-op endpoint, same client", p50, p99
+        );
+        println!(
+            "{:<52} {:>10.2} ms (target < 10)",
+            format!("list @{}k: worst p99", n / 1000),
+            worst
+        );
         let _ = stop_tx.send(());
         server.await.unwrap().unwrap();
     });
@@ -335,6 +443,14 @@ fn main() {
     };
     let (e_ms, e_rss) = med((0..5).map(|_| time_to_healthy(&empty)).collect());
     let (b_ms, b_rss) = med((0..5).map(|_| time_to_healthy(&big)).collect());
-    println!("{:<52} {:>10.1} ms (rss {} KiB)", "start to healthy /healthz: empty store (median of 5)", e_ms, e_rss);
-    println!("{:<52} {:>10.1} ms (rss {} KiB; target < 200 ms)", format!("start to healthy /healthz: {}k incidents", n / 1000), b_ms, b_rss);
+    println!(
+        "{:<52} {:>10.1} ms (rss {} KiB)",
+        "start to healthy /healthz: empty store (median of 5)", e_ms, e_rss
+    );
+    println!(
+        "{:<52} {:>10.1} ms (rss {} KiB; target < 200 ms)",
+        format!("start to healthy /healthz: {}k incidents", n / 1000),
+        b_ms,
+        b_rss
+    );
 }

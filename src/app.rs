@@ -39,7 +39,11 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Open the store and build every room.
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
-        let store = Store::open(&settings.data_dir)?;
+        let policy = crate::store::writer::Checkpoints {
+            interval: std::time::Duration::from_millis(settings.checkpoint_ms),
+            ..Default::default()
+        };
+        let store = Store::open_with(&settings.data_dir, policy)?;
         std::fs::create_dir_all(&settings.artifacts_dir).map_err(|e| {
             Error::Io(format!(
                 "INCIDENT_ARTIFACTS_DIR: cannot create {}: {e}",

@@ -149,7 +149,9 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
         time::OffsetDateTime::now_utc().unix_timestamp(),
         crate::clock::random_hex(3)
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let resp: serde_json::Value = rt.block_on(async {
         let r = reqwest::Client::new()
             .post(format!("{}/api/admin/backup", info.url))
@@ -160,11 +162,17 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
         let status = r.status();
         let v: serde_json::Value = r.json().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("sofiia at {} refused the backup ({status}): {}", info.url, v["error"]["message"]);
+            bail!(
+                "sofiia at {} refused the backup ({status}): {}",
+                info.url,
+                v["error"]["message"]
+            );
         }
         Ok(v)
     })?;
-    let path = resp["path"].as_str().context("backup response has no path")?;
+    let path = resp["path"]
+        .as_str()
+        .context("backup response has no path")?;
     Ok(PathBuf::from(path))
 }
 
@@ -204,7 +212,11 @@ fn with_snapshot<T>(
 ) -> anyhow::Result<T> {
     let path = settings.data_dir.join(store::DB_FILE);
     if !path.exists() {
-        bail!("DATA_DIR: {} has no {}", settings.data_dir.display(), store::DB_FILE);
+        bail!(
+            "DATA_DIR: {} has no {}",
+            settings.data_dir.display(),
+            store::DB_FILE
+        );
     }
     match Store::open(&settings.data_dir) {
         Ok(s) => {
@@ -245,9 +257,15 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         }
         Err(Error::Conflict(_)) => {
             // The running server takes the snapshot; we move it where it was asked for.
-            let manifest_ok = dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(true);
+            let manifest_ok = dir
+                .read_dir()
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true);
             if !manifest_ok {
-                bail!("{} exists and is not empty; choose a new folder", dir.display());
+                bail!(
+                    "{} exists and is not empty; choose a new folder",
+                    dir.display()
+                );
             }
             let snap = remote_backup(settings)?;
             if dir.exists() {
@@ -255,10 +273,13 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             }
             move_dir(&snap, dir)?;
             let m = store::backup::verify(dir)?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                "path": dir, "schema_version": m.schema_version, "tables": m.tables,
-                "files": m.files.len(), "taken_by": "running server"
-            }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "path": dir, "schema_version": m.schema_version, "tables": m.tables,
+                    "files": m.files.len(), "taken_by": "running server"
+                }))?
+            );
         }
         Err(e) => return Err(e.into()),
     }

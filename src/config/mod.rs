@@ -69,6 +69,10 @@ pub struct Settings {
     pub artifacts_dir: PathBuf,
     /// Backend selectors of the old stack (`ALERT_BACKEND`, …) as given; reported, not used.
     pub legacy_backends: Vec<(String, String)>,
+    /// `SOFIIA_CHECKPOINT_MS`: longest time writes stay only in the write-ahead log before a
+    /// checkpoint folds them into the redb file (default 500). Durability does not depend on
+    /// it; it bounds log replay after a crash.
+    pub checkpoint_ms: u64,
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -86,6 +90,7 @@ struct FileSettings {
     env: Option<String>,
     build_id: Option<String>,
     incident_artifacts_dir: Option<PathBuf>,
+    checkpoint_ms: Option<u64>,
 }
 
 /// Name of the settings file inside `CONFIG_DIR`.
@@ -220,6 +225,20 @@ impl Settings {
             .or(file.incident_artifacts_dir)
             .unwrap_or_else(|| data_dir.join("incidents"));
 
+        let checkpoint_ms = match var("SOFIIA_CHECKPOINT_MS") {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=3_600_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SOFIIA_CHECKPOINT_MS: '{v}' is not a number of milliseconds (1-3600000)"
+                    ))
+                })?,
+            None => file.checkpoint_ms.unwrap_or(500),
+        };
+
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
             if let Some(v) = var(k) {
@@ -236,6 +255,7 @@ impl Settings {
             build_id,
             artifacts_dir,
             legacy_backends,
+            checkpoint_ms,
         })
     }
 }

@@ -201,7 +201,7 @@ impl Incidents {
                     now.minute()
                 );
                 {
-                    let t = txn.open_table(INCIDENTS)?;
+                    let t = txn.open(INCIDENTS)?;
                     loop {
                         let id = format!("{prefix}{}", random_hex(6));
                         if t.get(id.as_str())?.is_none() {
@@ -404,7 +404,7 @@ impl Incidents {
         let (id, event_id, actor) = (id.to_string(), event_id.to_string(), actor.to_string());
         self.store
             .write(move |txn| {
-                let key = txn.open_table(EVENT_IDS)?.get(event_id.as_str())?.map(|g| {
+                let key = txn.open(EVENT_IDS)?.get(event_id.as_str())?.map(|g| {
                     let (i, s) = g.value();
                     (i.to_string(), s)
                 });
@@ -417,7 +417,7 @@ impl Incidents {
                     }
                 };
                 let mut fu: Event = {
-                    let t = txn.open_table(EVENTS)?;
+                    let t = txn.open(EVENTS)?;
                     let g = t.get((inc_id.as_str(), seq))?.ok_or_else(|| {
                         Error::Storage(format!("event {event_id} index is stale"))
                     })?;
@@ -525,7 +525,7 @@ impl Incidents {
         let result = self
             .store
             .write(move |txn| {
-                let existing = artifacts_of(&txn.open_table(ARTIFACTS)?, &id_s)?;
+                let existing = artifacts_of(&*txn.open(ARTIFACTS)?, &id_s)?;
                 let taken: HashSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
                 let final_name = unique_name(&name, &ext, &taken);
                 touch(txn, &id_s, now)?;
@@ -728,8 +728,8 @@ pub fn new_event(
 }
 
 /// Bump `updated_at` of an existing incident (NotFound otherwise).
-fn touch(txn: &redb::WriteTransaction, id: &str, now: OffsetDateTime) -> Result<Incident> {
-    let old = load_incident(&txn.open_table(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
+fn touch(txn: &crate::store::WriteTx, id: &str, now: OffsetDateTime) -> Result<Incident> {
+    let old = load_incident(&*txn.open(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
     let mut new = old.clone();
     new.updated_at = now;
     put_incident(txn, Some(&old), &new)?;
@@ -768,14 +768,14 @@ fn validate_patch(p: &IncidentPatch) -> Result<()> {
 /// the record and one event per kind of change. `strict` makes a no-op transition a conflict
 /// (explicit close/reopen).
 fn apply_patch(
-    txn: &redb::WriteTransaction,
+    txn: &crate::store::WriteTx,
     id: &str,
     p: IncidentPatch,
     actor: &str,
     now: OffsetDateTime,
     strict: Option<Status>,
 ) -> Result<Incident> {
-    let old = load_incident(&txn.open_table(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
+    let old = load_incident(&*txn.open(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
     let mut new = old.clone();
     let mut events: Vec<Event> = Vec::new();
     let note = p.message.clone().unwrap_or_default();

@@ -6,11 +6,11 @@
 //! incident's `status|service|env|severity`, so combined filters are checked on the index
 //! without loading records. `INDEX_COUNTS` lets a list pick its most selective dimension.
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 
 use super::model::{Artifact, Event, Incident, Severity, Status};
 use crate::error::{Error, Result};
-use crate::store::AnyTable;
+use crate::store::{AnyTable, LoggedTable, WriteTx};
 
 /// id → incident JSON.
 pub const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
@@ -104,13 +104,13 @@ pub fn load_incident(
 }
 
 /// Write `new` (replacing `old` if given) and keep the index and counts in step.
-pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incident) -> Result<()> {
+pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Result<()> {
     let bytes = to_json(new)?;
-    txn.open_table(INCIDENTS)?
+    txn.open(INCIDENTS)?
         .insert(new.id.as_str(), bytes.as_slice())?;
-    let mut idx = txn.open_table(INDEX)?;
-    let mut counts = txn.open_table(INDEX_COUNTS)?;
-    let bump = |counts: &mut redb::Table<&str, u64>, dim: &str, up: bool| -> Result<()> {
+    let mut idx = txn.open(INDEX)?;
+    let mut counts = txn.open(INDEX_COUNTS)?;
+    let bump = |counts: &mut LoggedTable<&str, u64>, dim: &str, up: bool| -> Result<()> {
         let n = counts.get(dim)?.map(|g| g.value()).unwrap_or(0);
         let n = if up { n + 1 } else { n.saturating_sub(1) };
         if n == 0 {
@@ -123,7 +123,7 @@ pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incide
     if let Some(old) = old {
         let ts = crate::clock::micros(old.created_at);
         for d in dims(old) {
-            if idx.remove((d.as_str(), ts, old.id.as_str()))?.is_some() {
+            if idx.remove((d.as_str(), ts, old.id.as_str()))? {
                 bump(&mut counts, &d, false)?;
             }
         }
@@ -131,10 +131,7 @@ pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incide
     let ts = crate::clock::micros(new.created_at);
     let brief = brief_of(new);
     for d in dims(new) {
-        if idx
-            .insert((d.as_str(), ts, new.id.as_str()), brief.as_str())?
-            .is_none()
-        {
+        if !idx.insert((d.as_str(), ts, new.id.as_str()), brief.as_str())? {
             bump(&mut counts, &d, true)?;
         }
     }
@@ -143,9 +140,16 @@ pub fn put_incident(txn: &WriteTransaction, old: Option<&Incident>, new: &Incide
 
 /// Append `ev` to its incident's timeline. A `seq` of 0 (or one already taken) is replaced
 /// by the next free position. Open follow-ups are tracked for the summary.
-pub fn insert_event(txn: &WriteTransaction, ev: &mut Event) -> Result<()> {
-    let mut events = txn.open_table(EVENTS)?;
-    let taken = ev.seq == 0 || events.get((ev.incident_id.as_str(), ev.seq))?.is_some();
+pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
+    let mut events = txn.open(EVENTS)?;
+    let taken = ev.seq == 0
+        || events
+            .get((ev.incident_id.as_str(), ev.seq))?
+            .is_some_and(|g| {
+                from_json::<Event>(g.value())
+                    .map(|e| e.id != ev.id)
+                    .unwrap_or(true)
+            });
     if taken {
         let last = events
             .range((ev.incident_id.as_str(), 0u64)..=(ev.incident_id.as_str(), u64::MAX))?
@@ -157,21 +161,21 @@ pub fn insert_event(txn: &WriteTransaction, ev: &mut Event) -> Result<()> {
     }
     let bytes = to_json(&*ev)?;
     events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
-    txn.open_table(EVENT_IDS)?
+    txn.open(EVENT_IDS)?
         .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
     if is_open_followup(ev) {
-        txn.open_table(OPEN_FOLLOWUPS)?
+        txn.open(OPEN_FOLLOWUPS)?
             .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
     }
     Ok(())
 }
 
 /// Replace a stored event in place (closing a follow-up).
-pub fn replace_event(txn: &WriteTransaction, ev: &Event) -> Result<()> {
+pub fn replace_event(txn: &WriteTx, ev: &Event) -> Result<()> {
     let bytes = to_json(ev)?;
-    txn.open_table(EVENTS)?
+    txn.open(EVENTS)?
         .insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
-    let mut open = txn.open_table(OPEN_FOLLOWUPS)?;
+    let mut open = txn.open(OPEN_FOLLOWUPS)?;
     if is_open_followup(ev) {
         open.insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
     } else {
@@ -186,9 +190,9 @@ pub fn is_open_followup(ev: &Event) -> bool {
 }
 
 /// Store artifact metadata.
-pub fn insert_artifact(txn: &WriteTransaction, a: &Artifact) -> Result<()> {
+pub fn insert_artifact(txn: &WriteTx, a: &Artifact) -> Result<()> {
     let bytes = to_json(a)?;
-    txn.open_table(ARTIFACTS)?
+    txn.open(ARTIFACTS)?
         .insert((a.incident_id.as_str(), a.id.as_str()), bytes.as_slice())?;
     Ok(())
 }

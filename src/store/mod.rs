@@ -11,7 +11,10 @@
 
 pub mod backup;
 pub mod jsonl;
+pub mod wal;
 pub mod writer;
+
+pub use wal::{LoggedTable, WriteTx};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +54,10 @@ pub trait AnyTable: Sync {
     fn rows(&self, txn: &ReadTransaction) -> Result<u64>;
     /// Copy every row from a snapshot into another database's write transaction.
     fn copy(&self, src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64>;
+    /// Set a key to a value given as redb's byte encodings (log replay).
+    fn put_raw(&self, txn: &WriteTransaction, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Delete a key given as redb's byte encoding (log replay).
+    fn del_raw(&self, txn: &WriteTransaction, key: &[u8]) -> Result<()>;
 }
 
 impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable
@@ -77,6 +84,15 @@ impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable
         }
         Ok(n)
     }
+    fn put_raw(&self, txn: &WriteTransaction, key: &[u8], value: &[u8]) -> Result<()> {
+        txn.open_table(*self)?
+            .insert(K::from_bytes(key), V::from_bytes(value))?;
+        Ok(())
+    }
+    fn del_raw(&self, txn: &WriteTransaction, key: &[u8]) -> Result<()> {
+        txn.open_table(*self)?.remove(K::from_bytes(key))?;
+        Ok(())
+    }
 }
 
 /// Every table of every room. Backups copy exactly these; a room adding a table adds it here.
@@ -95,8 +111,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it and start the writer thread.
+    /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it, fold in the write-ahead log left by
+    /// a crash, and start the writer thread.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with(data_dir, writer::Checkpoints::default())
+    }
+
+    /// [`Store::open`] with an explicit checkpoint policy.
+    pub fn open_with(data_dir: &Path, policy: writer::Checkpoints) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Io(format!(
                 "DATA_DIR: cannot create {}: {e}",
@@ -105,9 +127,15 @@ impl Store {
         })?;
         let path = data_dir.join(DB_FILE);
         let db = open_db(&path)?;
+        let (mut log, records) = wal::Wal::open(&data_dir.join(wal::WAL_FILE), SCHEMA_VERSION)?;
         migrate(&db, &path)?;
+        if !records.is_empty() {
+            let ops = replay(&db, &records)?;
+            tracing::info!(records = records.len(), ops, "wal_replayed");
+        }
+        log.reset(SCHEMA_VERSION)?;
         let db = Arc::new(db);
-        let writer = Arc::new(writer::Writer::start(db.clone()));
+        let writer = Arc::new(writer::Writer::start(db.clone(), log, policy));
         Ok(Store { db, writer, path })
     }
 
@@ -149,7 +177,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T> + Send + 'static,
     {
         self.writer.submit(f)?.await
     }
@@ -158,7 +186,7 @@ impl Store {
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T> + Send + 'static,
     {
         self.writer.submit(f)?.wait()
     }
@@ -183,14 +211,40 @@ fn open_db(path: &Path) -> Result<Database> {
     // Exclusive mode on purpose: redb's multi-process modes force a two-phase commit (two
     // fsyncs per commit), which halves durable write throughput. Tools that need a snapshot
     // while the server runs ask the server for one (`POST /api/admin/backup`).
-    Database::builder()
-        .create(path).map_err(|e| match e {
+    Database::builder().create(path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(format!(
             "{} is in use by another sofiia process; stop it or use another DATA_DIR",
             path.display()
         )),
         e => Error::Storage(format!("cannot open {}: {e}", path.display())),
     })
+}
+
+/// Apply log records to `db` in one durable commit; returns the number of operations.
+fn replay(db: &Database, records: &[Vec<u8>]) -> Result<usize> {
+    let tables = all_tables();
+    let find = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| Error::Storage(format!("write-ahead log names unknown table {name}")))
+    };
+    let txn = db.begin_write()?;
+    let mut n = 0;
+    for (i, rec) in records.iter().enumerate() {
+        let ops = wal::decode(rec).ok_or_else(|| {
+            Error::Storage(format!("write-ahead log record {} is malformed", i + 1))
+        })?;
+        for op in ops {
+            match op {
+                wal::Op::Put { table, key, value } => find(table)?.put_raw(&txn, key, value)?,
+                wal::Op::Del { table, key } => find(table)?.del_raw(&txn, key)?,
+            }
+            n += 1;
+        }
+    }
+    txn.commit()?;
+    Ok(n)
 }
 
 /// Open a database nobody is writing (a backup's copy) read-only.

@@ -1,16 +1,23 @@
 //! Group commit: one thread owns every write transaction.
 //!
 //! Jobs arrive on a channel. The thread takes the first, drains whatever else is already
-//! waiting (up to [`MAX_BATCH`]), runs them all in one write transaction and commits once.
-//! Every job's caller is answered after that commit is durable, so under concurrency many
-//! acknowledged writes share one fsync while each stays durable when acknowledged.
-//! No transaction ever lives across an `.await`: the async side only waits on a oneshot.
+//! waiting (up to [`MAX_BATCH`]), runs them all in one write transaction, appends what they
+//! wrote to the write-ahead log with one fsync, then commits the transaction without a second
+//! fsync. Every job's caller is answered after the log fsync, so many acknowledged writes
+//! share one fsync while each is durable when acknowledged. Checkpoints (durable redb
+//! commits, after which the log is emptied) run on a timer, when the log grows, when idle and
+//! at shutdown. No transaction ever lives across an `.await`: the async side only waits on a
+//! oneshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability};
+
+use super::wal::{Wal, WriteTx};
+use super::SCHEMA_VERSION;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
@@ -32,25 +39,51 @@ enum Outcome {
 /// A queued write: `run` executes it inside the batch transaction; `fail` answers it
 /// without running when its batch cannot begin.
 struct Job {
-    run: Box<dyn FnOnce(&WriteTransaction) -> Outcome + Send>,
+    run: Box<dyn FnOnce(&WriteTx) -> Outcome + Send>,
     fail: Box<dyn FnOnce(String) + Send>,
 }
 
 /// Counters for benchmarks and `/metrics`.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Stats {
-    /// Durable commits made.
+    /// Batches made durable (one log fsync each).
     pub commits: u64,
     /// Jobs committed.
     pub jobs: u64,
+    /// Checkpoints (durable redb commits) made.
+    pub checkpoints: u64,
+}
+
+/// When the writer folds the log into redb's file with a durable commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints {
+    /// At most this long between checkpoints while writes arrive (and after the last write).
+    pub interval: Duration,
+    /// Checkpoint as soon as the log holds this many bytes.
+    pub max_log_bytes: u64,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            interval: Duration::from_millis(500),
+            max_log_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 /// The writer thread's handle.
 pub struct Writer {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    commits: Arc<AtomicU64>,
-    jobs: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 /// A queued job's answer.
@@ -79,21 +112,19 @@ where
 }
 
 impl Writer {
-    /// Start the writer thread for `db`.
-    pub fn start(db: Arc<Database>) -> Writer {
+    /// Start the writer thread for `db`, logging to `wal` (already replayed and empty).
+    pub fn start(db: Arc<Database>, wal: Wal, policy: Checkpoints) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
-        let commits = Arc::new(AtomicU64::new(0));
-        let jobs = Arc::new(AtomicU64::new(0));
-        let (c, j) = (commits.clone(), jobs.clone());
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("sofiia-writer".into())
-            .spawn(move || run(db, rx, c, j))
+            .spawn(move || run(db, wal, policy, rx, c))
             .ok();
         Writer {
             tx: Mutex::new(thread.as_ref().map(|_| tx)),
             thread: Mutex::new(thread),
-            commits,
-            jobs,
+            counters,
         }
     }
 
@@ -101,7 +132,7 @@ impl Writer {
     pub fn submit<T, F>(&self, f: F) -> Result<Ticket<T>>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel::<Result<T>>();
         let slot = Arc::new(Mutex::new(Some(reply_tx)));
@@ -147,8 +178,9 @@ impl Writer {
     /// Counters so far.
     pub fn stats(&self) -> Stats {
         Stats {
-            commits: self.commits.load(Ordering::Relaxed),
-            jobs: self.jobs.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 }
@@ -159,9 +191,33 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>, jobs: Arc<AtomicU64>) {
+fn run(
+    db: Arc<Database>,
+    mut wal: Wal,
+    policy: Checkpoints,
+    rx: mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let first = if wal.is_empty() {
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            }
+        } else {
+            let wait = policy.interval.saturating_sub(last_checkpoint.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    checkpoint(&db, &mut wal, &counters);
+                    last_checkpoint = Instant::now();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -169,61 +225,124 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>, jobs
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
-        let txn = match db.begin_write() {
-            Ok(t) => t,
-            Err(e) => {
-                let msg = format!("cannot begin write: {e}");
-                tracing::error!(error = %msg, "store_write_failed");
-                // Answer every job: dropping the closures drops their senders, which
-                // would read as ShuttingDown; say what happened instead.
-                for job in batch.drain(..) {
-                    (job.fail)(msg.clone());
-                }
-                continue;
+        commit_batch(&db, &mut wal, &mut batch, &counters);
+        if wal.pending_bytes() >= policy.max_log_bytes
+            || last_checkpoint.elapsed() >= policy.interval
+        {
+            checkpoint(&db, &mut wal, &counters);
+            last_checkpoint = Instant::now();
+        }
+    }
+    // Queue closed: every job has been answered. Leave redb's file complete and the log empty,
+    // so a stopped sofiia's DATA_DIR is a plain copyable backup.
+    checkpoint(&db, &mut wal, &counters);
+}
+
+/// Run a batch in one transaction, make it durable through the log, commit it, answer it.
+fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &Counters) {
+    let n = batch.len() as u64;
+    let mut txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!("cannot begin write: {e}");
+            tracing::error!(error = %msg, "store_write_failed");
+            for job in batch.drain(..) {
+                (job.fail)(msg.clone());
             }
-        };
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut poison: Option<String> = None;
-        for job in batch.drain(..) {
-            if poison.is_some() {
-                // The transaction is already doomed: do not run more jobs in it.
-                (job.fail)(format!(
-                    "write batch aborted: {}",
-                    poison.as_deref().unwrap_or_default()
-                ));
-                continue;
-            }
-            match (job.run)(&txn) {
-                Outcome::Pending(r) => replies.push(r),
-                Outcome::Done => {}
-                Outcome::Poisoned(r, msg) => {
-                    replies.push(r);
-                    poison = Some(msg);
+            return;
+        }
+    };
+    // Durability comes from the log fsync below; redb's own fsync waits for the checkpoint.
+    let _ = txn.set_durability(Durability::None);
+    let tx = WriteTx::new(&txn);
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    let mut poison: Option<String> = None;
+    for job in batch.drain(..) {
+        if let Some(p) = &poison {
+            (job.fail)(format!("write batch aborted: {p}"));
+            continue;
+        }
+        let before = tx.log_len();
+        match (job.run)(&tx) {
+            Outcome::Pending(r) => replies.push(r),
+            Outcome::Done => {
+                if tx.log_len() != before {
+                    // A job that refused after writing broke the contract; its writes are in
+                    // this transaction, so none of the batch may commit.
+                    poison = Some("a refused write left changes behind".into());
                 }
+            }
+            Outcome::Poisoned(r, msg) => {
+                replies.push(r);
+                poison = Some(msg);
             }
         }
-        let result = match poison {
-            Some(msg) => {
+    }
+    let log = tx.take_log();
+    drop(tx);
+    let result = if let Some(msg) = poison {
+        let _ = txn.abort();
+        tracing::error!(error = %msg, jobs = n, "store_batch_aborted");
+        Err(format!("write batch aborted: {msg}"))
+    } else if log.is_empty() {
+        // Nothing was written (reads and refusals only): nothing to make durable.
+        let _ = txn.abort();
+        Ok(())
+    } else {
+        let mark = wal.len();
+        match wal.append(&log) {
+            Err(e) => {
                 let _ = txn.abort();
-                tracing::error!(error = %msg, jobs = n, "store_batch_aborted");
-                Err(format!("write batch aborted: {msg}"))
+                tracing::error!(error = %e, jobs = n, "wal_append_failed");
+                Err(format!("write-ahead log: {e}"))
             }
-            None => match txn.commit() {
+            Ok(()) => match txn.commit() {
                 Ok(()) => {
-                    commits.fetch_add(1, Ordering::Relaxed);
-                    jobs.fetch_add(n, Ordering::Relaxed);
+                    counters.commits.fetch_add(1, Ordering::Relaxed);
+                    counters.jobs.fetch_add(n, Ordering::Relaxed);
                     Ok(())
                 }
                 Err(e) => {
+                    // The batch is in the log but not in redb: take it out of the log again
+                    // so a restart cannot resurrect a write that was reported as failed.
+                    let _ = wal.truncate_to(mark);
                     tracing::error!(error = %e, jobs = n, "store_commit_failed");
                     Err(format!("commit failed: {e}"))
                 }
             },
-        };
-        for r in replies {
-            r(result.clone());
         }
+    };
+    for r in replies {
+        r(result.clone());
+    }
+}
+
+/// Make redb's file hold everything committed so far, then empty the log.
+fn checkpoint(db: &Database, wal: &mut Wal, counters: &Counters) {
+    if wal.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let res = db
+        .begin_write()
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.commit().map_err(|e| e.to_string()));
+    match res {
+        Ok(()) => {
+            let bytes = wal.pending_bytes();
+            if let Err(e) = wal.reset(SCHEMA_VERSION) {
+                tracing::error!(error = %e, "wal_reset_failed");
+                return;
+            }
+            counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                log_bytes = bytes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkpoint"
+            );
+        }
+        // The log still holds everything; the next checkpoint (or a restart) retries.
+        Err(e) => tracing::error!(error = %e, "checkpoint_failed"),
     }
 }
 
@@ -234,17 +353,24 @@ mod tests {
 
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 
+    fn start(dir: &std::path::Path) -> (Arc<Database>, Writer) {
+        let db = Arc::new(Database::create(dir.join("t.redb")).unwrap());
+        let (wal, _) = Wal::open(&dir.join("t.wal"), SCHEMA_VERSION).unwrap();
+        let w = Writer::start(db.clone(), wal, Checkpoints::default());
+        (db, w)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_jobs_share_commits_and_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let w = Arc::new(Writer::start(db.clone()));
+        let (db, w) = start(dir.path());
+        let w = Arc::new(w);
         let mut handles = Vec::new();
         for i in 0..400u64 {
             let w = w.clone();
             handles.push(tokio::spawn(async move {
                 w.submit(move |txn| {
-                    txn.open_table(T)?.insert(i, i * 2)?;
+                    txn.open(T)?.insert(i, i * 2)?;
                     Ok(i)
                 })
                 .unwrap()
@@ -265,14 +391,13 @@ mod tests {
     #[tokio::test]
     async fn a_refused_job_does_not_affect_others_and_shutdown_refuses_new_jobs() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let w = Writer::start(db.clone());
+        let (_db, w) = start(dir.path());
         let bad = w
             .submit(|_txn| -> Result<()> { Err(Error::invalid("x", "no")) })
             .unwrap();
         let good = w
             .submit(|txn| {
-                txn.open_table(T)?.insert(1, 1)?;
+                txn.open(T)?.insert(1, 1)?;
                 Ok(())
             })
             .unwrap();
@@ -285,11 +410,10 @@ mod tests {
     #[tokio::test]
     async fn a_storage_failure_aborts_the_batch_and_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let w = Writer::start(db.clone());
+        let (db, w) = start(dir.path());
         let t1 = w
             .submit(|txn| -> Result<()> {
-                txn.open_table(T)?.insert(5, 5)?;
+                txn.open(T)?.insert(5, 5)?;
                 Err(Error::Storage("disk on fire".into()))
             })
             .unwrap();

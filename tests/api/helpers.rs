@@ -27,6 +27,7 @@ pub fn settings_for(data_dir: &Path) -> Settings {
         build_id: "test".into(),
         artifacts_dir: data_dir.join("incidents"),
         legacy_backends: vec![],
+        checkpoint_ms: 500,
     }
 }
 
