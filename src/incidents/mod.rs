@@ -219,6 +219,7 @@ impl Incidents {
                     json!({"from": null, "to": "open", "severity": inc.severity}),
                     &actor,
                 );
+                ev.seq = 1; // a new incident's timeline starts here
                 insert_event(txn, &mut ev)?;
                 Ok(inc)
             })
@@ -404,25 +405,23 @@ impl Incidents {
         let (id, event_id, actor) = (id.to_string(), event_id.to_string(), actor.to_string());
         self.store
             .write(move |txn| {
-                let key = txn.open(EVENT_IDS)?.get(event_id.as_str())?.map(|g| {
+                let open = txn.open(OPEN_FOLLOWUPS)?.get(event_id.as_str())?.map(|g| {
                     let (i, s) = g.value();
                     (i.to_string(), s)
                 });
-                let (inc_id, seq) = match key {
-                    Some((i, s)) if i == id => (i, s),
-                    _ => {
-                        return Err(Error::NotFound(format!(
-                            "incident {id} has no event {event_id}"
-                        )))
+                let fu: Option<Event> = match open {
+                    Some((inc_id, seq)) if inc_id == id => {
+                        let t = txn.open(EVENTS)?;
+                        let g = t.get((inc_id.as_str(), seq))?;
+                        g.map(|g| from_json(g.value())).transpose()?
                     }
+                    Some(_) => None,
+                    // Not open: find it to say whether it is done or not a follow-up at all.
+                    None => find_event(&*txn.open(EVENTS)?, &id, &event_id)?,
                 };
-                let mut fu: Event = {
-                    let t = txn.open(EVENTS)?;
-                    let g = t.get((inc_id.as_str(), seq))?.ok_or_else(|| {
-                        Error::Storage(format!("event {event_id} index is stale"))
-                    })?;
-                    from_json(g.value())?
-                };
+                let mut fu = fu.ok_or_else(|| {
+                    Error::NotFound(format!("incident {id} has no event {event_id}"))
+                })?;
                 if fu.kind != "followup" {
                     return Err(Error::invalid(
                         "event_id",

@@ -10,13 +10,14 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::model::{Artifact, Event, Incident, Severity, Status};
 use crate::error::{Error, Result};
-use crate::store::{AnyTable, LoggedTable, WriteTx};
+use crate::store::{AnyTable, WriteTx};
 
 /// id → incident JSON.
 pub const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
 /// (dimension, created_at µs, id) → `status|service|env|severity`.
 pub const INDEX: TableDefinition<(&str, i64, &str), &str> = TableDefinition::new("incident_index");
-/// dimension → number of index entries.
+/// dimension → number of index entries (all but `all`, whose count is the incidents table's
+/// length).
 pub const INDEX_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("incident_index_counts");
 /// (incident id, seq) → event JSON.
 pub const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("incident_events");
@@ -36,7 +37,6 @@ pub const ALL: &[&dyn AnyTable] = &[
     &INDEX,
     &INDEX_COUNTS,
     &EVENTS,
-    &EVENT_IDS,
     &ARTIFACTS,
     &OPEN_FOLLOWUPS,
 ];
@@ -108,31 +108,31 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
     let bytes = to_json(new)?;
     txn.open(INCIDENTS)?
         .insert(new.id.as_str(), bytes.as_slice())?;
-    let mut idx = txn.open(INDEX)?;
-    let mut counts = txn.open(INDEX_COUNTS)?;
-    let bump = |counts: &mut LoggedTable<&str, u64>, dim: &str, up: bool| -> Result<()> {
-        let n = counts.get(dim)?.map(|g| g.value()).unwrap_or(0);
-        let n = if up { n + 1 } else { n.saturating_sub(1) };
-        if n == 0 {
-            counts.remove(dim)?;
-        } else {
-            counts.insert(dim, n)?;
-        }
-        Ok(())
+    let ts = crate::clock::micros(new.created_at);
+    let brief = brief_of(new);
+    let old_dims: Vec<String> = match old {
+        // Only status, service, env and severity are indexed: most updates (a new event, a
+        // title change) leave the index alone.
+        Some(o) if o.created_at == new.created_at && brief_of(o) == brief => return Ok(()),
+        Some(o) => dims(o).to_vec(),
+        None => Vec::new(),
     };
-    if let Some(old) = old {
-        let ts = crate::clock::micros(old.created_at);
-        for d in dims(old) {
-            if idx.remove((d.as_str(), ts, old.id.as_str()))? {
-                bump(&mut counts, &d, false)?;
+    let new_dims = dims(new);
+    let mut idx = txn.open(INDEX)?;
+    if let Some(o) = old {
+        let old_ts = crate::clock::micros(o.created_at);
+        for d in old_dims
+            .iter()
+            .filter(|d| old_ts != ts || !new_dims.contains(d))
+        {
+            if idx.remove((d.as_str(), old_ts, o.id.as_str()))? && d != "all" {
+                txn.add_count(INDEX_COUNTS, d, -1);
             }
         }
     }
-    let ts = crate::clock::micros(new.created_at);
-    let brief = brief_of(new);
-    for d in dims(new) {
-        if !idx.insert((d.as_str(), ts, new.id.as_str()), brief.as_str())? {
-            bump(&mut counts, &d, true)?;
+    for d in &new_dims {
+        if !idx.insert((d.as_str(), ts, new.id.as_str()), brief.as_str())? && d != "all" {
+            txn.add_count(INDEX_COUNTS, d, 1);
         }
     }
     Ok(())
@@ -161,8 +161,6 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
     }
     let bytes = to_json(&*ev)?;
     events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
-    txn.open(EVENT_IDS)?
-        .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
     if is_open_followup(ev) {
         txn.open(OPEN_FOLLOWUPS)?
             .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
@@ -187,6 +185,21 @@ pub fn replace_event(txn: &WriteTx, ev: &Event) -> Result<()> {
 /// A follow-up event whose meta status is still open.
 pub fn is_open_followup(ev: &Event) -> bool {
     ev.kind == "followup" && ev.meta.get("status").and_then(|s| s.as_str()) != Some("done")
+}
+
+/// Find an event of one incident by id (timelines are short: a range scan of one incident).
+pub fn find_event(
+    t: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    incident_id: &str,
+    event_id: &str,
+) -> Result<Option<Event>> {
+    for row in t.range((incident_id, 0u64)..=(incident_id, u64::MAX))? {
+        let ev: Event = from_json(row?.1.value())?;
+        if ev.id == event_id {
+            return Ok(Some(ev));
+        }
+    }
+    Ok(None)
 }
 
 /// Store artifact metadata.

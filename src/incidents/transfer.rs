@@ -270,11 +270,18 @@ pub fn import(
                     incs.insert(id);
                 }
             }
-            let t = txn.open_table(EVENT_IDS)?;
+            // Event ids already stored, per incident the import touches.
+            let t = txn.open_table(EVENTS)?;
+            let wanted: HashSet<String> = ev_ids.into_iter().collect();
             let mut evs = HashSet::new();
-            for id in ev_ids {
-                if t.get(id.as_str())?.is_some() {
-                    evs.insert(id);
+            let touched: HashSet<&str> =
+                events.iter().map(|(_, e)| e.incident_id.as_str()).collect();
+            for inc in touched {
+                for row in t.range((inc, 0u64)..=(inc, u64::MAX))? {
+                    let ev: Event = from_json(row?.1.value())?;
+                    if wanted.contains(&ev.id) {
+                        evs.insert(ev.id);
+                    }
                 }
             }
             let t = txn.open_table(ARTIFACTS)?;

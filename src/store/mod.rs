@@ -133,7 +133,9 @@ impl Store {
             let ops = replay(&db, &records)?;
             tracing::info!(records = records.len(), ops, "wal_replayed");
         }
-        log.reset(SCHEMA_VERSION)?;
+        if !log.is_empty() {
+            log.reset()?;
+        }
         let db = Arc::new(db);
         let writer = Arc::new(writer::Writer::start(db.clone(), log, policy));
         Ok(Store { db, writer, path })

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 
 use super::wal::{Wal, WriteTx};
-use super::SCHEMA_VERSION;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
@@ -278,6 +277,11 @@ fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &C
             }
         }
     }
+    if poison.is_none() {
+        if let Err(e) = tx.flush_counts() {
+            poison = Some(e.to_string());
+        }
+    }
     let log = tx.take_log();
     drop(tx);
     let result = if let Some(msg) = poison {
@@ -330,7 +334,7 @@ fn checkpoint(db: &Database, wal: &mut Wal, counters: &Counters) {
     match res {
         Ok(()) => {
             let bytes = wal.pending_bytes();
-            if let Err(e) = wal.reset(SCHEMA_VERSION) {
+            if let Err(e) = wal.reset() {
                 tracing::error!(error = %e, "wal_reset_failed");
                 return;
             }
@@ -355,7 +359,7 @@ mod tests {
 
     fn start(dir: &std::path::Path) -> (Arc<Database>, Writer) {
         let db = Arc::new(Database::create(dir.join("t.redb")).unwrap());
-        let (wal, _) = Wal::open(&dir.join("t.wal"), SCHEMA_VERSION).unwrap();
+        let (wal, _) = Wal::open(&dir.join("t.wal"), crate::store::SCHEMA_VERSION).unwrap();
         let w = Writer::start(db.clone(), wal, Checkpoints::default());
         (db, w)
     }
