@@ -54,6 +54,20 @@ fn u32_at(d: &[u8], at: usize) -> Option<u32> {
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// Read until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 fn checksum(generation: u64, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&generation.to_le_bytes());
@@ -72,8 +86,10 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(|e| io(path, e))?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data).map_err(|e| io(path, e))?;
+        // Stream the records: after a clean stop the first one is already stale, so a large
+        // (reused) log file costs one small read, not a read of the whole file.
+        let mut header = [0u8; HEADER_LEN as usize];
+        let got = read_full(&mut file, &mut header).map_err(|e| io(path, e))?;
         let mut wal = Wal {
             file,
             path: path.to_path_buf(),
@@ -81,36 +97,45 @@ impl Wal {
             generation: 0,
             schema_version,
         };
-        if data.len() < HEADER_LEN as usize {
+        if got < HEADER_LEN as usize {
             wal.reset()?;
             return Ok((wal, Vec::new()));
         }
-        if &data[..8] != MAGIC {
+        if &header[..8] != MAGIC {
             return Err(Error::Storage(format!(
                 "{} is not a sofiia write-ahead log",
                 path.display()
             )));
         }
-        let v = u32_at(&data, 8).unwrap_or(0);
+        let v = u32_at(&header, 8).unwrap_or(0);
         let mut g = [0u8; 8];
-        g.copy_from_slice(&data[12..20]);
+        g.copy_from_slice(&header[12..20]);
         wal.generation = u64::from_le_bytes(g);
+        let file_len = wal.file.metadata().map_err(|e| io(path, e))?.len();
+        let mut reader = std::io::BufReader::new(&wal.file);
         let mut records = Vec::new();
-        let mut pos = HEADER_LEN as usize;
-        while let (Some(n), Some(crc)) = (u32_at(&data, pos), u32_at(&data, pos + 4)) {
-            let n = n as usize;
-            if n == 0 {
+        let mut pos = HEADER_LEN;
+        loop {
+            let mut rh = [0u8; 8];
+            if read_full(&mut reader, &mut rh).map_err(|e| io(path, e))? < 8 {
                 break;
             }
-            let Some(payload) = data.get(pos + 8..pos + 8 + n) else {
-                break;
-            };
-            if checksum(wal.generation, payload) != crc {
+            let n = u32_at(&rh, 0).unwrap_or(0) as usize;
+            let crc = u32_at(&rh, 4).unwrap_or(0);
+            // A length running past the end is a torn (or stale) record: never allocate for it.
+            if n == 0 || pos + 8 + n as u64 > file_len {
                 break;
             }
-            records.push(payload.to_vec());
-            pos += 8 + n;
+            let mut payload = vec![0u8; n];
+            if read_full(&mut reader, &mut payload).map_err(|e| io(path, e))? < n
+                || checksum(wal.generation, &payload) != crc
+            {
+                break;
+            }
+            records.push(payload);
+            pos += 8 + n as u64;
         }
+        drop(reader);
         if !records.is_empty() && v != schema_version {
             return Err(Error::Storage(format!(
                 "{} holds writes of schema version {v}; start the sofiia version that wrote them once \
@@ -118,7 +143,7 @@ impl Wal {
                 path.display()
             )));
         }
-        wal.pos = pos as u64;
+        wal.pos = pos;
         Ok((wal, records))
     }
 

@@ -262,7 +262,19 @@ fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &C
             continue;
         }
         let before = tx.log_len();
-        match (job.run)(&tx) {
+        // A panicking job must not take the writer thread (and every later write) with it.
+        let Job { run, fail } = job;
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&tx))) {
+            Ok(o) => o,
+            Err(_) => {
+                tracing::error!("write_job_panicked");
+                let msg = "a write job failed unexpectedly".to_string();
+                fail(msg.clone());
+                poison = Some(msg);
+                continue;
+            }
+        };
+        match outcome {
             Outcome::Pending(r) => replies.push(r),
             Outcome::Done => {
                 if tx.log_len() != before {
@@ -409,6 +421,23 @@ mod tests {
         good.await.unwrap();
         w.shutdown();
         assert!(matches!(w.submit(|_| Ok(())), Err(Error::ShuttingDown)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_keeps_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, w) = start(dir.path());
+        let boom = w
+            .submit(|_txn| -> Result<()> { panic!("bug in a job") })
+            .unwrap();
+        assert!(boom.await.is_err());
+        let ok = w
+            .submit(|txn| {
+                txn.open(T)?.insert(7, 7)?;
+                Ok(7)
+            })
+            .unwrap();
+        assert_eq!(ok.await.unwrap(), 7);
     }
 
     #[tokio::test]
