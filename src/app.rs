@@ -26,7 +26,7 @@ pub struct Inner {
     pub incidents: Incidents,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
-    backup_lock: tokio::sync::Mutex<()>,
+    backup_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,18 +58,22 @@ impl AppState {
             incidents,
             clock,
             started: Instant::now(),
-            backup_lock: tokio::sync::Mutex::new(()),
+            backup_lock: Arc::new(tokio::sync::Mutex::new(())),
         })))
     }
 
     /// Consistent snapshot into `out` while serving; one backup at a time.
     pub async fn backup_to(&self, out: PathBuf) -> Result<BackupReport> {
-        let _guard = self
+        // The guard moves into the task: a client that disconnects does not free the slot
+        // while its backup is still being written.
+        let guard = self
             .backup_lock
-            .try_lock()
+            .clone()
+            .try_lock_owned()
             .map_err(|_| Error::Conflict("a backup is already running".into()))?;
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _guard = guard;
             use redb::ReadableDatabase;
             let txn = state.store.db().begin_read()?;
             let files = crate::incidents::transfer::artifact_paths(&txn)?;

@@ -246,6 +246,13 @@ fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
 }
 
 fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
+    if !settings.data_dir.join(store::DB_FILE).exists() {
+        bail!(
+            "DATA_DIR: {} has no {}; nothing to back up",
+            settings.data_dir.display(),
+            store::DB_FILE
+        );
+    }
     match Store::open(&settings.data_dir) {
         Ok(s) => {
             let r = s.read_blocking(|txn| {

@@ -11,9 +11,16 @@ pub trait Clock: Send + Sync + 'static {
 
 /// Truncate a timestamp to whole milliseconds in UTC.
 pub fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
     let ms = t.millisecond();
     t.replace_millisecond(ms).unwrap_or(t)
+}
+
+/// Earliest and latest accepted timestamps (years 1970-9999 in UTC): everything stored can
+/// be written back as RFC 3339 and used in time arithmetic without overflow.
+fn in_range(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    let utc = t.checked_to_offset(time::UtcOffset::UTC)?;
+    (1970..=9998).contains(&utc.year()).then(|| trunc_ms(utc))
 }
 
 /// The wall clock.
@@ -65,22 +72,26 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// Parse an RFC 3339 timestamp, or a plain `YYYY-MM-DD` date (midnight UTC).
+/// Years outside 1970-9998 (UTC) are refused.
 pub fn parse_ts(s: &str) -> Option<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(trunc_ms(t));
+        return in_range(t);
     }
     // Python's isoformat() without an offset: treat as UTC.
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
     );
     if let Ok(t) = time::PrimitiveDateTime::parse(s, &fmt) {
-        return Some(trunc_ms(t.assume_utc()));
+        return in_range(t.assume_utc());
     }
+    parse_date(s).and_then(|d| in_range(d.midnight().assume_utc()))
+}
+
+/// A plain `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Option<time::Date> {
     let dfmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &dfmt)
-        .ok()
-        .map(|d| d.midnight().assume_utc())
+    time::Date::parse(s, &dfmt).ok()
 }
 
 /// Random bytes as lowercase hex.
@@ -124,6 +135,10 @@ mod tests {
             a - time::Duration::hours(10)
         );
         assert!(parse_ts("yesterday").is_none());
+        // Out of range in UTC: refused, never a panic or an unwritable record.
+        assert!(parse_ts("9999-12-31T23:30:00-01:00").is_none());
+        assert!(parse_ts("0000-01-01T00:00:00+01:00").is_none());
+        assert!(parse_ts("1969-12-31T23:59:59Z").is_none());
         assert_eq!(rfc3339(a), "2026-02-23T10:00:00Z");
     }
 
@@ -140,9 +155,13 @@ pub mod serde_ts {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
 
-    /// Serialize as RFC 3339.
+    /// Serialize as RFC 3339 (an unrepresentable time is an error, never an empty string).
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::rfc3339(*t))
+        let text = super::rfc3339(*t);
+        if text.is_empty() {
+            return Err(serde::ser::Error::custom("timestamp out of range"));
+        }
+        s.serialize_str(&text)
     }
     /// Deserialize leniently (see [`super::parse_ts`]).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
@@ -160,7 +179,7 @@ pub mod serde_ts {
             s: S,
         ) -> Result<S::Ok, S::Error> {
             match t {
-                Some(t) => s.serialize_str(&crate::clock::rfc3339(*t)),
+                Some(t) => super::serialize(t, s),
                 None => s.serialize_none(),
             }
         }

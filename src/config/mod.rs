@@ -236,7 +236,15 @@ impl Settings {
                         "SOFIIA_CHECKPOINT_MS: '{v}' is not a number of milliseconds (1-3600000)"
                     ))
                 })?,
-            None => file.checkpoint_ms.unwrap_or(500),
+            None => match file.checkpoint_ms {
+                Some(n) if !(1..=3_600_000).contains(&n) => {
+                    return Err(ConfigError(format!(
+                        "{file_name}: checkpoint_ms: {n} is not between 1 and 3600000"
+                    )))
+                }
+                Some(n) => n,
+                None => 500,
+            },
         };
 
         let mut legacy_backends = Vec::new();

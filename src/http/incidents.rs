@@ -57,7 +57,10 @@ impl ListParams {
             status: split("status", self.status, Status::parse)?,
             severity: split("severity", self.severity, Severity::parse)?,
             service: self.service.filter(|s| !s.is_empty()),
-            env: self.env.filter(|s| !s.is_empty()),
+            env: self
+                .env
+                .filter(|s| !s.is_empty())
+                .map(|e| e.to_ascii_lowercase()),
             since,
             limit: self.limit.unwrap_or(0),
             cursor: self.cursor.filter(|c| !c.is_empty()),

@@ -27,7 +27,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// Largest page a caller may ask for.
 pub const MAX_LIMIT: usize = 500;
 /// Most events returned inline with an incident.
-pub const MAX_INLINE_EVENTS: usize = 1000;
+pub const MAX_INLINE_EVENTS: usize = 500;
 
 /// The incident room.
 #[derive(Clone)]
@@ -35,6 +35,7 @@ pub struct Incidents {
     store: Store,
     clock: Arc<dyn Clock>,
     artifacts_dir: PathBuf,
+    attach_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One page of a list.
@@ -106,9 +107,9 @@ pub struct FollowupsSummary {
     pub window_days: u32,
     #[serde(with = "crate::clock::serde_ts")]
     pub since: OffsetDateTime,
-    /// Active (open, acknowledged or mitigated) P0/P1 incidents created in the window.
+    /// Every active (open, acknowledged or mitigated) P0/P1 incident, whatever its age.
     pub open_incidents: Vec<IncidentBrief>,
-    /// Open follow-ups of incidents created in the window.
+    /// Every open follow-up, soonest due first (no due date last).
     pub open_followups: Vec<FollowupView>,
     /// The open follow-ups that are past due, most overdue first.
     pub overdue_followups: Vec<FollowupView>,
@@ -131,6 +132,7 @@ impl Incidents {
             store,
             clock,
             artifacts_dir,
+            attach_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -415,9 +417,9 @@ impl Incidents {
                         let g = t.get((inc_id.as_str(), seq))?;
                         g.map(|g| from_json(g.value())).transpose()?
                     }
-                    Some(_) => None,
-                    // Not open: find it to say whether it is done or not a follow-up at all.
-                    None => find_event(&*txn.open(EVENTS)?, &id, &event_id)?,
+                    // Not open (or open under another incident): look in this incident's
+                    // timeline to say whether it is done or not a follow-up at all.
+                    _ => find_event(&*txn.open(EVENTS)?, &id, &event_id)?,
                 };
                 let mut fu = fu.ok_or_else(|| {
                     Error::NotFound(format!("incident {id} has no event {event_id}"))
@@ -508,59 +510,75 @@ impl Incidents {
         }
         let sha = sha256_hex(&bytes);
         let size = bytes.len() as u64;
+        // One attach at a time: choosing a free name and placing the file must not race.
+        // The file is in place before the record commits (a crash in between leaves an
+        // unreferenced file, never a record without its file); the writer thread does no I/O.
+        let _guard = self.attach_lock.lock().await;
+        let existing = {
+            let id = id.to_string();
+            self.store
+                .read(move |txn| artifacts_of(&txn.open_table(ARTIFACTS)?, &id))
+                .await?
+        };
+        let taken: HashSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
+        let final_name = unique_name(&name, &ext, &taken);
         let dir = self.artifacts_dir.join(id);
-        let tmp = dir.join(format!(".upload-{}.tmp", random_hex(8)));
+        let path = dir.join(&final_name);
         {
-            let (dir, tmp) = (dir.clone(), tmp.clone());
+            let (dir, path) = (dir.clone(), path.clone());
             tokio::task::spawn_blocking(move || -> Result<()> {
                 std::fs::create_dir_all(&dir)?;
-                write_synced(&tmp, &bytes)
+                let tmp = dir.join(format!(".upload-{}.tmp", random_hex(8)));
+                let placed = write_synced(&tmp, &bytes).and_then(|_| {
+                    // A file with that name but no record (left by a crash) is replaced.
+                    std::fs::rename(&tmp, &path).map_err(Error::from)
+                });
+                if placed.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                placed?;
+                sync_dir(&dir);
+                Ok(())
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         }
         let now = self.clock.now();
-        let (id_s, actor_s, tmp_c) = (id.to_string(), actor.to_string(), tmp.clone());
+        let art = Artifact {
+            id: format!("art_{}", random_hex(8)),
+            incident_id: id.to_string(),
+            path: format!("{id}/{final_name}"),
+            name: final_name,
+            format: ext,
+            sha256: sha,
+            size_bytes: size,
+            created_at: now,
+            created_by: actor.to_string(),
+        };
+        let (id_s, actor_s, art_c) = (id.to_string(), actor.to_string(), art.clone());
         let result = self
             .store
             .write(move |txn| {
-                let existing = artifacts_of(&*txn.open(ARTIFACTS)?, &id_s)?;
-                let taken: HashSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
-                let final_name = unique_name(&name, &ext, &taken);
                 touch(txn, &id_s, now)?;
-                let art = Artifact {
-                    id: format!("art_{}", random_hex(8)),
-                    incident_id: id_s.clone(),
-                    path: format!("{id_s}/{final_name}"),
-                    name: final_name,
-                    format: ext,
-                    sha256: sha,
-                    size_bytes: size,
-                    created_at: now,
-                    created_by: actor_s.clone(),
-                };
-                insert_artifact(txn, &art)?;
+                insert_artifact(txn, &art_c)?;
                 let mut ev = new_event(
                     &id_s,
                     now,
                     "artifact",
-                    format!("Artifact attached: {}", art.name),
-                    json!({"artifact_id": art.id, "name": art.name, "format": art.format,
-                           "size_bytes": art.size_bytes, "sha256": art.sha256}),
+                    format!("Artifact attached: {}", art_c.name),
+                    json!({"artifact_id": art_c.id, "name": art_c.name, "format": art_c.format,
+                           "size_bytes": art_c.size_bytes, "sha256": art_c.sha256}),
                     &actor_s,
                 );
                 insert_event(txn, &mut ev)?;
-                // Last step, so a refusal above leaves no file behind: put the file in place.
-                std::fs::rename(&tmp_c, dir.join(&art.name))
-                    .map_err(|e| Error::Storage(format!("cannot place artifact file: {e}")))?;
-                sync_dir(&dir);
-                Ok(art)
+                Ok(())
             })
             .await;
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
         }
-        result
+        Ok(art)
     }
 
     /// An artifact's metadata and bytes.
@@ -584,15 +602,17 @@ impl Incidents {
                     })
             })
             .await?;
-        let path = self.artifacts_dir.join(&art.path);
+        let path = self.artifacts_dir.join(artifact_rel_path(&art)?);
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| Error::Io(format!("artifact file {}: {e}", art.path)))?;
         Ok((art, bytes))
     }
 
-    /// Open P0/P1 incidents and open/overdue follow-ups of incidents created in the last
-    /// `window_days` days, optionally for one service and/or env.
+    /// Every active P0/P1 incident and every open follow-up (overdue ones separately), for one
+    /// service and/or env if given. Neither ages out: an old unresolved P0 or a follow-up
+    /// overdue for months is exactly what a release gate must see. `window_days` bounds the
+    /// window statistics (incidents created in it).
     pub async fn followups_summary(
         &self,
         service: Option<String>,
@@ -605,6 +625,7 @@ impl Incidents {
         if let Some(s) = &service {
             check_token("service", s, 64)?;
         }
+        let env = env.map(|e| e.to_ascii_lowercase());
         if let Some(e) = &env {
             check_token("env", e, 32)?;
         }
@@ -614,26 +635,23 @@ impl Incidents {
             .read(move |txn| {
                 let idx = txn.open_table(INDEX)?;
                 let incs = txn.open_table(INCIDENTS)?;
-                let dim = match (&service, &env) {
-                    (Some(s), _) => format!("service:{s}"),
-                    (None, Some(e)) => format!("env:{e}"),
-                    (None, None) => "all".to_string(),
+                let matches = |b: &Brief| {
+                    service.as_deref().is_none_or(|s| s == b.service)
+                        && env.as_deref().is_none_or(|e| e == b.env)
                 };
-                let mut in_window: HashSet<String> = HashSet::new();
                 let mut open_incidents = Vec::new();
-                for row in
-                    idx.range((dim.as_str(), micros(since), "")..=(dim.as_str(), i64::MAX, ""))?
-                {
-                    let (k, v) = row?;
-                    let b = parse_brief(v.value());
-                    if env.as_deref().is_some_and(|e| e != b.env) {
-                        continue;
-                    }
-                    let id = k.value().2.to_string();
-                    let active_high = b.status.is_some_and(|s| s.is_active())
-                        && matches!(b.severity, Some(Severity::P0 | Severity::P1));
-                    if active_high {
-                        if let Some(inc) = load_incident(&incs, &id)? {
+                for status in Status::ALL.into_iter().filter(|s| s.is_active()) {
+                    let dim = format!("status:{}", status.as_str());
+                    for row in
+                        idx.range((dim.as_str(), i64::MIN, "")..=(dim.as_str(), i64::MAX, ""))?
+                    {
+                        let (k, v) = row?;
+                        let b = parse_brief(v.value());
+                        if !matches(&b) || !matches!(b.severity, Some(Severity::P0 | Severity::P1))
+                        {
+                            continue;
+                        }
+                        if let Some(inc) = load_incident(&incs, k.value().2)? {
                             open_incidents.push(IncidentBrief {
                                 id: inc.id,
                                 service: inc.service,
@@ -645,26 +663,43 @@ impl Incidents {
                             });
                         }
                     }
-                    in_window.insert(id);
                 }
                 open_incidents
                     .sort_by(|a, b| (a.severity, b.started_at).cmp(&(b.severity, a.started_at)));
+
+                let dim = match (&service, &env) {
+                    (Some(s), _) => format!("service:{s}"),
+                    (None, Some(e)) => format!("env:{e}"),
+                    (None, None) => "all".to_string(),
+                };
+                let mut in_window = 0usize;
+                for row in
+                    idx.range((dim.as_str(), micros(since), "")..=(dim.as_str(), i64::MAX, ""))?
+                {
+                    if matches(&parse_brief(row?.1.value())) {
+                        in_window += 1;
+                    }
+                }
+
                 let events = txn.open_table(EVENTS)?;
                 let mut open_followups = Vec::new();
                 for row in txn.open_table(OPEN_FOLLOWUPS)?.iter()? {
                     let (_, v) = row?;
                     let (inc_id, seq) = v.value();
-                    if !in_window.contains(inc_id) {
+                    let Some(inc) = load_incident(&incs, inc_id)? else {
+                        continue;
+                    };
+                    let brief = brief_of(&inc);
+                    if !matches(&parse_brief(&brief)) {
                         continue;
                     }
                     let Some(g) = events.get((inc_id, seq))? else {
                         continue;
                     };
                     let ev: Event = from_json(g.value())?;
-                    let Some(inc) = load_incident(&incs, inc_id)? else {
-                        continue;
-                    };
-                    open_followups.push(followup_view(&ev, &inc, now));
+                    if is_open_followup(&ev) {
+                        open_followups.push(followup_view(&ev, &inc, now));
+                    }
                 }
                 open_followups.sort_by(|a, b| (&a.due, &a.event_id).cmp(&(&b.due, &b.event_id)));
                 let overdue_followups: Vec<FollowupView> = open_followups
@@ -678,7 +713,7 @@ impl Incidents {
                     "open_p1": count(Severity::P1),
                     "open_followups": open_followups.len(),
                     "overdue_followups": overdue_followups.len(),
-                    "incidents_in_window": in_window.len(),
+                    "incidents_in_window": in_window,
                 });
                 Ok(FollowupsSummary {
                     service,
@@ -1055,6 +1090,21 @@ fn unique_name(name: &str, ext: &str, taken: &HashSet<&str>) -> String {
         .unwrap_or_else(|| format!("{stem}-{}.{ext}", random_hex(4)))
 }
 
+/// Where an artifact's file lives, relative to the artifacts folder: rebuilt from the
+/// incident id and the (sanitised) name, never taken from the stored `path`, so a record
+/// from an untrusted backup or import cannot point outside the folder.
+pub fn artifact_rel_path(a: &Artifact) -> Result<PathBuf> {
+    let safe = validate_incident_id(&a.incident_id).is_ok()
+        && sanitize_artifact_name(&a.name).is_ok_and(|(n, _)| n == a.name);
+    if !safe {
+        return Err(Error::Storage(format!(
+            "artifact {} has an unsafe incident id or name",
+            clip(&a.id, 60)
+        )));
+    }
+    Ok(Path::new(&a.incident_id).join(&a.name))
+}
+
 /// Lowercase hex sha256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -1074,5 +1124,39 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(incident_id: &str, name: &str) -> Artifact {
+        Artifact {
+            id: "art_x".into(),
+            incident_id: incident_id.into(),
+            name: name.into(),
+            format: "md".into(),
+            path: "../../../../etc/passwd".into(),
+            sha256: String::new(),
+            size_bytes: 0,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            created_by: "x".into(),
+        }
+    }
+
+    #[test]
+    fn artifact_files_are_located_from_id_and_name_never_the_stored_path() {
+        let ok = artifact_rel_path(&art("inc_20260101_0000_abc", "pm.md")).unwrap();
+        assert_eq!(ok, Path::new("inc_20260101_0000_abc").join("pm.md"));
+        assert!(artifact_rel_path(&art("inc_20260101_0000_abc", "../x.md")).is_err());
+        assert!(artifact_rel_path(&art("/etc", "pm.md")).is_err());
+    }
+
+    #[test]
+    fn unique_names_count_up() {
+        let taken: HashSet<&str> = ["a.md", "a-2.md"].into_iter().collect();
+        assert_eq!(unique_name("a.md", "md", &taken), "a-3.md");
+        assert_eq!(unique_name("b.md", "md", &taken), "b.md");
     }
 }

@@ -510,6 +510,15 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
     }
     match m.get("due") {
         None | Some(Json::Null) => {}
+        Some(Json::String(s)) if crate::clock::parse_date(s).is_some() => {
+            // A due date with no time means "by the end of that day" (UTC).
+            let end = crate::clock::parse_ts(s)
+                .map(|d| d + time::Duration::days(1) - time::Duration::milliseconds(1))
+                .ok_or_else(|| {
+                    Error::invalid("meta.due", format!("'{}' is out of range", clip(s, 40)))
+                })?;
+            m.insert("due".into(), Json::String(crate::clock::rfc3339(end)));
+        }
         Some(Json::String(s)) => {
             let t = crate::clock::parse_ts(s).ok_or_else(|| {
                 Error::invalid(
@@ -635,7 +644,7 @@ mod tests {
             "",
         )
         .unwrap();
-        assert_eq!(m["due"], "2026-03-01T00:00:00Z");
+        assert_eq!(m["due"], "2026-03-01T23:59:59.999Z");
         assert_eq!(m["priority"], "P1");
         assert_eq!(m["status"], "open");
         assert!(normalize_followup_meta(None, "").is_err());

@@ -21,9 +21,6 @@ pub const INDEX: TableDefinition<(&str, i64, &str), &str> = TableDefinition::new
 pub const INDEX_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("incident_index_counts");
 /// (incident id, seq) → event JSON.
 pub const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("incident_events");
-/// event id → (incident id, seq).
-pub const EVENT_IDS: TableDefinition<&str, (&str, u64)> =
-    TableDefinition::new("incident_event_ids");
 /// (incident id, artifact id) → artifact JSON.
 pub const ARTIFACTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("incident_artifacts");

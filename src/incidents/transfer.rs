@@ -10,11 +10,12 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::model::{
-    check_event_type, sanitize_artifact_name, validate_incident_id, Artifact, Event, Incident,
-    MAX_ARTIFACT_BYTES,
+    check_event_type, check_line, check_text, normalize_followup_meta, sanitize_artifact_name,
+    validate_incident_id, Artifact, Event, Incident, MAX_ARTIFACT_BYTES, MAX_META_BYTES,
+    MAX_SUMMARY,
 };
 use super::tables::*;
-use super::{sha256_hex, sync_dir, write_synced};
+use super::{artifact_rel_path, sha256_hex, sync_dir, write_synced};
 use crate::error::{Error, Result};
 use crate::store::jsonl::{read_file, write_file, LineError};
 use crate::store::Store;
@@ -25,6 +26,9 @@ pub const INCIDENTS_FILE: &str = "incidents.jsonl";
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// Artifact metadata.
 pub const ARTIFACTS_FILE: &str = "artifacts.jsonl";
+
+/// Records per write job during an import.
+const IMPORT_CHUNK: usize = 2000;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -65,7 +69,8 @@ pub fn artifact_paths(txn: &ReadTransaction) -> Result<Vec<String>> {
     let mut v = Vec::new();
     for row in txn.open_table(ARTIFACTS)?.iter()? {
         let a: Artifact = from_json(row?.1.value())?;
-        v.push(a.path);
+        v.push(format!("{}/{}", a.incident_id, a.name));
+        artifact_rel_path(&a)?;
     }
     Ok(v)
 }
@@ -88,7 +93,7 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
     for a in &artifacts {
         let dest_dir = out.join(&a.incident_id);
         std::fs::create_dir_all(&dest_dir)?;
-        let src = artifacts_dir.join(&a.path);
+        let src = artifacts_dir.join(artifact_rel_path(a)?);
         std::fs::copy(&src, dest_dir.join(&a.name))
             .map_err(|e| Error::Io(format!("artifact {}: {e}", src.display())))?;
     }
@@ -174,7 +179,12 @@ pub fn import(
 
     let mut broken: HashSet<String> = HashSet::new();
     let incidents: Vec<(usize, Incident)> =
-        parse_lines(&inc_path, &mut errors, &mut broken, |_| {})?;
+        parse_lines(&inc_path, &mut errors, &mut broken, |m| {
+            // `create` lowercases env; imported records follow the same rule so filters match.
+            if let Some(Json::String(e)) = m.get_mut("env") {
+                *e = e.to_ascii_lowercase();
+            }
+        })?;
     let mut ignored = HashSet::new();
     let events: Vec<(usize, Event)> = parse_lines(&ev_path, &mut errors, &mut ignored, |m| {
         // Old stores wrote events without ids: derive a stable one so re-imports are no-ops.
@@ -303,8 +313,29 @@ pub fn import(
     let orphan = |id: &str| !known(id) && !broken.contains(id);
 
     let mut seen_events = HashMap::new();
-    for (line, ev) in &events {
+    let mut events = events;
+    for (line, ev) in events.iter_mut() {
         let mut bad = |r: String| errors.push(line_err(&ev_path, *line, r));
+        if let Err(e) = check_text("message", &ev.message, MAX_SUMMARY)
+            .and_then(|_| check_line("actor", &ev.actor, 128))
+        {
+            bad(e.to_string());
+        }
+        if serde_json::to_vec(&ev.meta)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+            > MAX_META_BYTES
+        {
+            bad(format!("meta: larger than {MAX_META_BYTES} bytes"));
+        }
+        if ev.kind == "followup" {
+            // The same rules as a follow-up appended through the API (title, due, priority,
+            // status), so the summary and overdue checks can trust them.
+            match normalize_followup_meta(Some(ev.meta.clone()), &ev.message) {
+                Ok(m) => ev.meta = m,
+                Err(e) => bad(e.to_string()),
+            }
+        }
         if let Err(e) = check_other_id(&ev.id) {
             bad(format!("id: {e}"));
         }
@@ -328,6 +359,7 @@ pub fn import(
     // Artifacts: safe names, allowed formats, files present and matching their checksums.
     let mut files: Vec<(PathBuf, Artifact)> = Vec::new();
     let mut seen_arts = HashMap::new();
+    let mut seen_names: HashMap<(String, String), usize> = HashMap::new();
     for (line, a) in &artifacts {
         let mut bad = |r: String| errors.push(line_err(&art_path, *line, r));
         if let Err(e) = check_other_id(&a.id) {
@@ -378,7 +410,21 @@ pub fn import(
             ));
             continue;
         }
+        if let Some(first) = seen_names.insert((a.incident_id.clone(), a.name.clone()), *line) {
+            bad(format!(
+                "name: {} is also used on line {first} for {}",
+                a.name, a.incident_id
+            ));
+            continue;
+        }
         let src = dir.join(&a.incident_id).join(&a.name);
+        match std::fs::metadata(&src) {
+            Ok(m) if m.len() > MAX_ARTIFACT_BYTES as u64 => {
+                bad(format!("file {} is larger than 2 MB", src.display()));
+                continue;
+            }
+            _ => {}
+        }
         let bytes = match std::fs::read(&src) {
             Ok(b) => b,
             Err(e) => {
@@ -469,17 +515,35 @@ pub fn import(
         })
         .collect::<Result<_>>()?;
 
-    store.write_blocking(move |txn| {
-        for inc in &new_incidents {
-            put_incident(txn, None, inc)?;
-        }
-        for mut ev in new_events {
-            insert_event(txn, &mut ev)?;
-        }
-        for a in &new_artifacts {
-            insert_artifact(txn, a)?;
-        }
-        Ok(())
-    })?;
+    // Written in chunks, each one durable commit: incidents first, then their events and
+    // artifacts. Everything was validated above; if the process dies part-way, importing the
+    // same folder again completes it (existing ids are skipped).
+    for chunk in new_incidents.chunks(IMPORT_CHUNK) {
+        let chunk = chunk.to_vec();
+        store.write_blocking(move |txn| {
+            for inc in &chunk {
+                put_incident(txn, None, inc)?;
+            }
+            Ok(())
+        })?;
+    }
+    for chunk in new_events.chunks(IMPORT_CHUNK) {
+        let chunk = chunk.to_vec();
+        store.write_blocking(move |txn| {
+            for mut ev in chunk {
+                insert_event(txn, &mut ev)?;
+            }
+            Ok(())
+        })?;
+    }
+    for chunk in new_artifacts.chunks(IMPORT_CHUNK) {
+        let chunk = chunk.to_vec();
+        store.write_blocking(move |txn| {
+            for a in &chunk {
+                insert_artifact(txn, a)?;
+            }
+            Ok(())
+        })?;
+    }
     Ok(report)
 }

@@ -133,9 +133,10 @@ impl Store {
             let ops = replay(&db, &records)?;
             tracing::info!(records = records.len(), ops, "wal_replayed");
         }
-        if !log.is_empty() {
-            log.reset()?;
-        }
+        // Always start a fresh generation stamped with this build's schema version, so records
+        // this run writes are never mixed with, or judged by, an older header.
+        log.reset()?;
+        crate::incidents::sync_dir(data_dir);
         let db = Arc::new(db);
         let writer = Arc::new(writer::Writer::start(db.clone(), log, policy));
         Ok(Store { db, writer, path })

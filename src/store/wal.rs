@@ -26,6 +26,8 @@ pub const WAL_FILE: &str = "sofiia.wal";
 const MAGIC: &[u8; 8] = b"SOFWAL2\n";
 /// magic, schema version (u32), generation (u64).
 const HEADER_LEN: u64 = 20;
+/// Largest record (one batch); far above any batch, far below the 4 GiB the length field holds.
+const MAX_RECORD: usize = 512 * 1024 * 1024;
 const OP_PUT: u8 = 1;
 const OP_DEL: u8 = 2;
 
@@ -43,6 +45,9 @@ pub struct Wal {
     pos: u64,
     generation: u64,
     schema_version: u32,
+    /// A reset failed: the header on disk is uncertain, so nothing may be appended until a
+    /// reset succeeds (everything before it was already checkpointed, so redoing it is safe).
+    needs_reset: bool,
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -96,6 +101,7 @@ impl Wal {
             pos: HEADER_LEN,
             generation: 0,
             schema_version,
+            needs_reset: false,
         };
         if got < HEADER_LEN as usize {
             wal.reset()?;
@@ -154,6 +160,15 @@ impl Wal {
 
     /// Append one record and fsync it. On failure the record is invalidated again.
     pub fn append(&mut self, payload: &[u8]) -> Result<()> {
+        if payload.len() > MAX_RECORD {
+            return Err(Error::Storage(format!(
+                "a write of {} bytes is larger than the log accepts ({MAX_RECORD})",
+                payload.len()
+            )));
+        }
+        if self.needs_reset {
+            self.reset()?;
+        }
         let mut rec = Vec::with_capacity(payload.len() + 8);
         rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         rec.extend_from_slice(&checksum(self.generation, payload).to_le_bytes());
@@ -197,19 +212,30 @@ impl Wal {
         self.pending_bytes() == 0
     }
 
-    /// Start a new generation (after a checkpoint): every earlier record becomes stale.
+    /// Start a new generation (only once everything logged is checkpointed): every earlier
+    /// record becomes stale. If it fails, appends are refused until a retry succeeds.
     pub fn reset(&mut self) -> Result<()> {
-        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation.wrapping_add(1);
         let mut h = MAGIC.to_vec();
         h.extend_from_slice(&self.schema_version.to_le_bytes());
-        h.extend_from_slice(&self.generation.to_le_bytes());
-        self.file
+        h.extend_from_slice(&generation.to_le_bytes());
+        let res = self
+            .file
             .seek(SeekFrom::Start(0))
             .and_then(|_| self.file.write_all(&h))
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| io(&self.path, e))?;
-        self.pos = HEADER_LEN;
-        Ok(())
+            .and_then(|_| self.file.sync_data());
+        match res {
+            Ok(()) => {
+                self.generation = generation;
+                self.pos = HEADER_LEN;
+                self.needs_reset = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.needs_reset = true;
+                Err(io(&self.path, e))
+            }
+        }
     }
 }
 

@@ -199,6 +199,9 @@ fn run(
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut last_checkpoint = Instant::now();
+    // Set when the log may hold a write that was reported as failed: from then on every write
+    // is refused (a restart replays the log and settles it).
+    let mut failed: Option<String> = None;
     loop {
         let first = if wal.is_empty() {
             match rx.recv() {
@@ -224,7 +227,17 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&db, &mut wal, &mut batch, &counters);
+        if let Some(why) = &failed {
+            for job in batch.drain(..) {
+                (job.fail)(why.clone());
+            }
+            continue;
+        }
+        if let Err(why) = commit_batch(&db, &mut wal, &mut batch, &counters) {
+            tracing::error!(error = %why, "store_failed_restart_required");
+            failed = Some(why);
+            continue;
+        }
         if wal.pending_bytes() >= policy.max_log_bytes
             || last_checkpoint.elapsed() >= policy.interval
         {
@@ -238,7 +251,13 @@ fn run(
 }
 
 /// Run a batch in one transaction, make it durable through the log, commit it, answer it.
-fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &Counters) {
+/// Returns an error only when the store can no longer tell which writes are durable.
+fn commit_batch(
+    db: &Database,
+    wal: &mut Wal,
+    batch: &mut Vec<Job>,
+    counters: &Counters,
+) -> std::result::Result<(), String> {
     let n = batch.len() as u64;
     let mut txn = match db.begin_write() {
         Ok(t) => t,
@@ -248,7 +267,7 @@ fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &C
             for job in batch.drain(..) {
                 (job.fail)(msg.clone());
             }
-            return;
+            return Ok(());
         }
     };
     // Durability comes from the log fsync below; redb's own fsync waits for the checkpoint.
@@ -321,8 +340,17 @@ fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &C
                 Err(e) => {
                     // The batch is in the log but not in redb: take it out of the log again
                     // so a restart cannot resurrect a write that was reported as failed.
-                    let _ = wal.truncate_to(mark);
                     tracing::error!(error = %e, jobs = n, "store_commit_failed");
+                    if let Err(t) = wal.truncate_to(mark) {
+                        let why = format!(
+                            "commit failed ({e}) and the log could not be rolled back ({t}); \
+                             restart sofiia"
+                        );
+                        for r in replies {
+                            r(Err(why.clone()));
+                        }
+                        return Err(why);
+                    }
                     Err(format!("commit failed: {e}"))
                 }
             },
@@ -331,6 +359,7 @@ fn commit_batch(db: &Database, wal: &mut Wal, batch: &mut Vec<Job>, counters: &C
     for r in replies {
         r(result.clone());
     }
+    Ok(())
 }
 
 /// Make redb's file hold everything committed so far, then empty the log.

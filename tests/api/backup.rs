@@ -112,6 +112,26 @@ async fn backups_taken_during_concurrent_writes_restore_consistently() {
     let cli_out = work.path().join("cli-backup");
     let o = cli(&app.data_dir(), &["backup", cli_out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Export works beside the running server too (it reads a snapshot the server writes).
+    let export_out = work.path().join("export");
+    let o = cli(
+        &app.data_dir(),
+        &["export", "--out", export_out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exported = std::fs::read_to_string(export_out.join("incidents.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(exported > 0);
+    assert!(
+        !app.data_dir().join("backups").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("cli-")),
+        "the temporary snapshot is cleaned up"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
     let mut written = 0;

@@ -159,7 +159,7 @@ async fn followups_can_be_added_closed_and_summarised() {
         .await;
     assert_eq!(s, 201, "{f1}");
     assert_eq!(f1["meta"]["status"], "open");
-    assert_eq!(f1["meta"]["due"], "2026-03-01T00:00:00Z");
+    assert_eq!(f1["meta"]["due"], "2026-03-01T23:59:59.999Z");
     let (_, f2) = app
         .post(&format!("/api/incidents/{a}/events"),
               json!({"type":"followup","message":"Write runbook","meta":{"due":"2026-03-20T00:00:00Z"}}))
@@ -256,10 +256,20 @@ async fn followups_can_be_added_closed_and_summarised() {
     assert_eq!(last["type"], "followup_done");
     assert_eq!(last["meta"]["followup_id"], f1_id);
 
-    // Window: incidents created more than window_days ago drop out.
+    // Window statistics move with time; open P0/P1 incidents and open follow-ups do not age out.
     clock.advance(time::Duration::days(40));
     let (_, sum) = app.get("/api/followups/summary?window_days=30").await;
     assert_eq!(sum["stats"]["incidents_in_window"], 0);
+    assert_eq!(sum["stats"]["open_p0"], 1);
+    assert_eq!(sum["stats"]["open_followups"], 2);
+    assert_eq!(sum["stats"]["overdue_followups"], 2);
+    let (_, sum) = app
+        .get("/api/followups/summary?env=PROD&window_days=61")
+        .await;
+    assert_eq!(
+        sum["stats"]["incidents_in_window"], 3,
+        "env filters ignore case"
+    );
 }
 
 #[tokio::test]

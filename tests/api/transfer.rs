@@ -276,3 +276,58 @@ async fn imports_the_old_stack_layout_without_ids() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "# PM\n");
 }
+
+#[tokio::test]
+async fn import_applies_the_api_rules_to_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    let inc = "inc_20260218_1430_abc123";
+    std::fs::create_dir_all(src.join(inc)).unwrap();
+    std::fs::write(
+        src.join("incidents.jsonl"),
+        format!(
+            "{{\"id\":\"{inc}\",\"service\":\"gw\",\"env\":\"PROD\",\"severity\":\"P1\",\"status\":\"open\",\"title\":\"t\",\"started_at\":\"2026-02-18T14:30:00Z\",\"created_at\":\"2026-02-18T14:30:00Z\",\"updated_at\":\"2026-02-18T14:30:00Z\"}}\n\
+             {{\"id\":\"inc_20260218_1431_def456\",\"service\":\"gw\",\"env\":\"prod\",\"severity\":\"P1\",\"status\":\"open\",\"title\":\"t\",\"started_at\":\"9999-12-31T23:30:00-01:00\",\"created_at\":\"2026-02-18T14:30:00Z\",\"updated_at\":\"2026-02-18T14:30:00Z\"}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("events.jsonl"),
+        format!(
+            "{{\"incident_id\":\"{inc}\",\"ts\":\"2026-02-18T14:35:00Z\",\"type\":\"followup\",\"meta\":{{\"title\":\"x\",\"due\":\"soon\"}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.join(inc).join("a.md"), "# a\n").unwrap();
+    std::fs::write(
+        src.join("artifacts.jsonl"),
+        format!(
+            "{{\"id\":\"art_1\",\"incident_id\":\"{inc}\",\"name\":\"a.md\",\"format\":\"md\",\"path\":\"\",\"created_at\":\"2026-02-18T15:00:00Z\"}}\n\
+             {{\"id\":\"art_2\",\"incident_id\":\"{inc}\",\"name\":\"a.md\",\"format\":\"md\",\"path\":\"\",\"created_at\":\"2026-02-18T15:00:00Z\"}}\n\
+             {{\"id\":\"art_3\",\"incident_id\":\"{inc}\",\"name\":\"../../etc/passwd.md\",\"format\":\"md\",\"path\":\"\",\"created_at\":\"2026-02-18T15:00:00Z\"}}\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(&data).unwrap();
+    let errs = match import(&store, &data.join("incidents"), &src) {
+        Err(ImportError::Lines(e)) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        other => panic!("expected line errors, got {other:?}"),
+    };
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(has("incidents.jsonl:2:"), "out-of-range time: {errs:?}");
+    assert!(
+        has("events.jsonl:1:") && has("meta.due"),
+        "follow-up rules: {errs:?}"
+    );
+    assert!(
+        has("artifacts.jsonl:2:") && has("also used on line 1"),
+        "duplicate names: {errs:?}"
+    );
+    assert!(
+        has("artifacts.jsonl:3:") && has("not a safe file name"),
+        "traversal: {errs:?}"
+    );
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    store.shutdown();
+}
