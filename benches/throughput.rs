@@ -38,6 +38,7 @@ fn settings(dir: &Path) -> Settings {
         artifacts_dir: dir.join("incidents"),
         legacy_backends: vec![],
         checkpoint_ms: 500,
+        console_api_key: None,
     }
 }
 

@@ -24,6 +24,7 @@ pub struct Inner {
     pub settings: Settings,
     pub store: Store,
     pub incidents: Incidents,
+    pub gateway: crate::gateway::Gateway,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
     backup_lock: Arc<tokio::sync::Mutex<()>>,
@@ -39,6 +40,22 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Open the store and build every room.
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
+        let prod = settings.env == crate::config::Env::Prod;
+        if prod && settings.console_api_key.is_none() {
+            return Err(Error::Validation {
+                code: "config",
+                message: format!(
+                    "SOFIIA_CONSOLE_API_KEY: ENV=prod requires an operator key; for example \
+                     export SOFIIA_CONSOLE_API_KEY={}",
+                    crate::clock::random_hex(24)
+                ),
+            });
+        }
+        let policies = crate::gateway::policy::Policies::load(settings.config_dir.as_deref())
+            .map_err(|e| Error::Validation {
+                code: "config",
+                message: e.0,
+            })?;
         let policy = crate::store::writer::Checkpoints {
             interval: std::time::Duration::from_millis(settings.checkpoint_ms),
             ..Default::default()
@@ -52,10 +69,25 @@ impl AppState {
         })?;
         let incidents =
             Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone());
+        let keys = crate::gateway::auth::Keys::load(
+            &settings.data_dir,
+            settings.console_api_key.as_deref(),
+            prod,
+        )?;
+        let audit = crate::gateway::audit::Audit::open(store.clone(), &settings.data_dir)?;
+        let gateway = crate::gateway::Gateway::new(
+            policies,
+            keys,
+            settings.env,
+            audit,
+            incidents.clone(),
+            clock.clone(),
+        );
         Ok(AppState(Arc::new(Inner {
             settings,
             store,
             incidents,
+            gateway,
             clock,
             started: Instant::now(),
             backup_lock: Arc::new(tokio::sync::Mutex::new(())),

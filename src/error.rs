@@ -35,6 +35,18 @@ pub enum Error {
     /// File system failure outside the store (artifacts, exports, backups).
     #[error("i/o error: {0}")]
     Io(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// Rate limit hit; retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
+    /// A tool call ran longer than its limit.
+    #[error("{0}")]
+    Timeout(String),
     /// The service is shutting down and no longer accepts writes.
     #[error("sofiia is shutting down")]
     ShuttingDown,
@@ -70,6 +82,10 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(_) | Error::Io(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -85,6 +101,10 @@ impl Error {
             Error::TooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::ShuttingDown => "shutting_down",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden { code, .. } => code,
+            Error::TooManyRequests { .. } => "rate_limited",
+            Error::Timeout(_) => "timeout",
             Error::Storage(_) => "storage_error",
             Error::Io(_) => "io_error",
             Error::Internal(_) => "internal_error",
@@ -128,6 +148,12 @@ impl IntoResponse for Error {
             tracing::error!(code = self.code(), error = %self, "request_failed");
         }
         let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        (status, axum::Json(body)).into_response()
+        let mut res = (status, axum::Json(body)).into_response();
+        if let Error::TooManyRequests { retry_after_s, .. } = &self {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
+                res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 }

@@ -9,6 +9,8 @@
 //!   JSONL helpers, backup and restore.
 //! - [`incidents`]: the incident log: incidents, timeline events, follow-ups, artifacts,
 //!   JSONL export/import.
+//! - [`gateway`]: the tool pipeline (auth → RBAC → rollout → limits → execute → audit),
+//!   policies, keys, audit records, and the tools (`tools/`, one file each).
 //! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
 //!   embedded UI.
 //! - [`error`]: the crate's error type and its HTTP mapping.
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod incidents;
 pub mod store;

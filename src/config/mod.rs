@@ -73,6 +73,8 @@ pub struct Settings {
     /// checkpoint folds them into the redb file (default 500). Durability does not depend on
     /// it; it bounds log replay after a crash.
     pub checkpoint_ms: u64,
+    /// `SOFIIA_CONSOLE_API_KEY`: the operator's key (environment only; never in a file).
+    pub console_api_key: Option<String>,
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -264,6 +266,7 @@ impl Settings {
             artifacts_dir,
             legacy_backends,
             checkpoint_ms,
+            console_api_key: var("SOFIIA_CONSOLE_API_KEY"),
         })
     }
 }

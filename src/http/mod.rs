@@ -2,6 +2,7 @@
 
 pub mod extract;
 pub mod incidents;
+pub mod tools;
 
 use std::time::Instant;
 
@@ -58,13 +59,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/followups/summary", get(incidents::followups_summary))
         .route("/api/admin/backup", post(admin_backup))
+        .route("/api/audit", get(tools::audit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let tool_calls = Router::new()
+        .route("/v1/tools/execute", post(tools::execute))
+        .route("/v1/tools/{tool}", post(tools::execute_short))
+        .layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT));
     Router::new()
         .merge(api)
         .merge(artifacts)
+        .merge(tool_calls)
         .route("/", get(ui_index))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -91,6 +102,33 @@ async fn log_requests(req: Request, next: Next) -> Response {
         tracing::info!(%method, %path, status, elapsed_ms = format!("{elapsed_ms:.2}"), "http");
     }
     res
+}
+
+/// When keys are required (prod, or an operator key is configured), every endpoint but the
+/// health checks needs one. Tool calls accept agent keys (the gateway checks them); every
+/// other endpoint is the operator's console and needs the operator key.
+async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let exempt = matches!(path, "/healthz" | "/api/health" | "/metrics");
+    if !s.gateway.auth_required()
+        || exempt
+        || path.starts_with("/v1/tools/")
+        || path == "/api/audit"
+    {
+        return next.run(req).await;
+    }
+    match s
+        .gateway
+        .authenticate(tools::presented_key(req.headers()).as_deref())
+    {
+        Ok(crate::gateway::auth::Principal::Operator) => next.run(req).await,
+        Ok(_) => Error::Forbidden {
+            code: "forbidden",
+            message: "this endpoint needs the operator key".into(),
+        }
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn method_not_allowed() -> Response {

@@ -99,6 +99,7 @@ impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable
 pub fn all_tables() -> Vec<&'static dyn AnyTable> {
     let mut v: Vec<&'static dyn AnyTable> = vec![&META];
     v.extend_from_slice(crate::incidents::tables::ALL);
+    v.extend_from_slice(crate::gateway::audit::TABLES);
     v
 }
 

@@ -28,6 +28,7 @@ pub fn settings_for(data_dir: &Path) -> Settings {
         artifacts_dir: data_dir.join("incidents"),
         legacy_backends: vec![],
         checkpoint_ms: 500,
+        console_api_key: None,
     }
 }
 

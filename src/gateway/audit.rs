@@ -1,0 +1,154 @@
+//! Audit records: one per tool call, in the store. Never a payload: the input is kept only as
+//! a keyed hash (HMAC-SHA256 with a per-install secret, so small inputs cannot be guessed by
+//! hashing candidates) and sizes.
+
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::{micros, random_hex, serde_ts};
+use crate::error::{Error, Result};
+use crate::store::{AnyTable, Store};
+
+/// (ts µs, id) → record JSON.
+pub const AUDIT: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("audit");
+/// This room's tables.
+pub const TABLES: &[&dyn AnyTable] = &[&AUDIT];
+/// The per-install HMAC secret, in `DATA_DIR`.
+pub const SECRET_FILE: &str = "audit.key";
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditRecord {
+    pub id: String,
+    #[serde(with = "serde_ts")]
+    pub ts: OffsetDateTime,
+    /// `operator`, `agent:<id>` or `open`.
+    pub principal: String,
+    /// The agent the call acted as (if any).
+    pub agent_id: Option<String>,
+    pub role: String,
+    pub tool: String,
+    pub action: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// `ok`, or the error code.
+    pub status: String,
+    /// HMAC-SHA256 of the canonical input, hex.
+    pub input_hash: String,
+    pub input_size: u64,
+    pub output_size: u64,
+    pub elapsed_ms: u64,
+    pub graph_run_id: Option<String>,
+}
+
+/// The audit room.
+#[derive(Clone)]
+pub struct Audit {
+    store: Store,
+    secret: Vec<u8>,
+}
+
+impl Audit {
+    /// Open, creating the per-install secret on first start.
+    pub fn open(store: Store, data_dir: &Path) -> Result<Audit> {
+        let path = data_dir.join(SECRET_FILE);
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let s = random_hex(32);
+                crate::incidents::write_synced(&path, s.as_bytes())?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                }
+                s
+            }
+            Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+        };
+        if secret.len() < 32 {
+            return Err(Error::Io(format!(
+                "{} is too short to be an audit secret",
+                path.display()
+            )));
+        }
+        Ok(Audit {
+            store,
+            secret: secret.into_bytes(),
+        })
+    }
+
+    /// Keyed hash of an input.
+    pub fn hash(&self, input: &[u8]) -> String {
+        match Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
+            Ok(mut m) => {
+                m.update(input);
+                crate::clock::hex(&m.finalize().into_bytes())
+            }
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Write a record durably; an error means the call must fail (fail closed).
+    pub async fn write(&self, rec: AuditRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(&rec).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store
+            .write(move |txn| {
+                txn.open(AUDIT)?
+                    .insert((micros(rec.ts), rec.id.as_str()), bytes.as_slice())?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Newest first, filtered.
+    pub async fn list(&self, q: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let limit = q.limit.clamp(1, 1000);
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(AUDIT)?;
+                let lo = q.since.map(micros).unwrap_or(i64::MIN);
+                let hi = q.before_us.unwrap_or(i64::MAX);
+                let mut out = Vec::new();
+                for row in t.range((lo, "")..(hi, ""))?.rev() {
+                    let r: AuditRecord = crate::incidents::tables::from_json(row?.1.value())?;
+                    let ok = q.tool.as_deref().is_none_or(|x| x == r.tool)
+                        && q.principal.as_deref().is_none_or(|x| x == r.principal)
+                        && q.decision.as_deref().is_none_or(|x| x == r.decision)
+                        && q.agent_id
+                            .as_deref()
+                            .is_none_or(|x| r.agent_id.as_deref() == Some(x));
+                    if ok {
+                        out.push(r);
+                        if out.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// A fresh record id.
+    pub fn new_id() -> String {
+        format!("aud_{}", random_hex(8))
+    }
+}
+
+/// Filters of [`Audit::list`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub tool: Option<String>,
+    pub principal: Option<String>,
+    pub agent_id: Option<String>,
+    pub decision: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    /// Only records strictly older than this (µs), for paging.
+    pub before_us: Option<i64>,
+    pub limit: usize,
+}

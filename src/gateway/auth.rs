@@ -1,0 +1,176 @@
+//! Principals and keys. The operator's key is `SOFIIA_CONSOLE_API_KEY`; agent keys are bound
+//! to one agent id and stored only as sha256 hashes in `DATA_DIR/agent_keys.yml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Holder of `SOFIIA_CONSOLE_API_KEY` (or the local console in open dev mode).
+    Operator,
+    /// An agent key, bound to this agent id.
+    Agent { agent_id: String },
+    /// Dev with no key configured: anyone on this machine; the role comes from `agent_id`.
+    Open,
+}
+
+impl Principal {
+    /// Name for audit and logs.
+    pub fn name(&self) -> String {
+        match self {
+            Principal::Operator => "operator".into(),
+            Principal::Agent { agent_id } => format!("agent:{agent_id}"),
+            Principal::Open => "open".into(),
+        }
+    }
+}
+
+/// One issued agent key (hash only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub agent_id: String,
+    pub sha256: String,
+    pub created_at: String,
+}
+
+/// `DATA_DIR/agent_keys.yml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    #[serde(default)]
+    pub keys: Vec<KeyEntry>,
+}
+
+/// File name of the agent key registry.
+pub const KEYS_FILE: &str = "agent_keys.yml";
+
+/// The keys sofiia accepts.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    operator_sha: Option<String>,
+    agents: Vec<KeyEntry>,
+    prod: bool,
+}
+
+fn sha(key: &str) -> String {
+    crate::incidents::sha256_hex(key.as_bytes())
+}
+
+/// Compare without an early exit on the first differing byte.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Keys {
+    /// Load the agent key registry and take the operator key.
+    pub fn load(data_dir: &Path, operator_key: Option<&str>, prod: bool) -> Result<Keys> {
+        let path = data_dir.join(KEYS_FILE);
+        let file: KeyFile = match std::fs::read_to_string(&path) {
+            Ok(t) => crate::config::parse_yaml(&path, &t).map_err(|e| Error::Io(e.0))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
+            Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+        };
+        Ok(Keys {
+            operator_sha: operator_key.filter(|k| !k.is_empty()).map(sha),
+            agents: file.keys,
+            prod,
+        })
+    }
+
+    /// Whether requests must carry a key (prod, or any operator key configured).
+    pub fn required(&self) -> bool {
+        self.prod || self.operator_sha.is_some()
+    }
+
+    /// Resolve a presented key (or its absence) to a principal.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<Principal> {
+        match key.filter(|k| !k.is_empty()) {
+            Some(k) => {
+                let h = sha(k);
+                if self.operator_sha.as_deref().is_some_and(|o| same(o, &h)) {
+                    return Ok(Principal::Operator);
+                }
+                if let Some(e) = self.agents.iter().find(|e| same(&e.sha256, &h)) {
+                    return Ok(Principal::Agent {
+                        agent_id: e.agent_id.clone(),
+                    });
+                }
+                Err(Error::Unauthorized("the API key is not valid".into()))
+            }
+            None if self.required() => Err(Error::Unauthorized(
+                "an API key is required (Authorization: Bearer <key> or X-API-Key)".into(),
+            )),
+            None => Ok(Principal::Open),
+        }
+    }
+}
+
+/// Issue a new key for `agent_id`: store its hash, return the key (shown once).
+pub fn issue_key(data_dir: &Path, agent_id: &str) -> Result<(String, PathBuf)> {
+    crate::incidents::model::check_token("agent_id", agent_id, 64)?;
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(KEYS_FILE);
+    let mut file: KeyFile = match std::fs::read_to_string(&path) {
+        Ok(t) => crate::config::parse_yaml(&path, &t).map_err(|e| Error::Io(e.0))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    let key = format!("sk_{}", crate::clock::random_hex(24));
+    file.keys.push(KeyEntry {
+        agent_id: agent_id.to_string(),
+        sha256: sha(&key),
+        created_at: crate::clock::rfc3339(time::OffsetDateTime::now_utc()),
+    });
+    let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it (restart to apply).\n");
+    text.push_str(&serde_saphyr::to_string(&file).map_err(|e| Error::Internal(e.to_string()))?);
+    let tmp = path.with_extension("yml.tmp");
+    crate::incidents::write_synced(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok((key, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_resolve_to_principals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = issue_key(dir.path(), "helion").unwrap();
+        let keys = Keys::load(dir.path(), Some("op-secret"), false).unwrap();
+        assert!(keys.required());
+        assert_eq!(
+            keys.authenticate(Some("op-secret")).unwrap(),
+            Principal::Operator
+        );
+        assert_eq!(
+            keys.authenticate(Some(&k)).unwrap(),
+            Principal::Agent {
+                agent_id: "helion".into()
+            }
+        );
+        assert!(matches!(
+            keys.authenticate(Some("nope")),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            keys.authenticate(None),
+            Err(Error::Unauthorized(_))
+        ));
+        let stored = std::fs::read_to_string(dir.path().join(KEYS_FILE)).unwrap();
+        assert!(!stored.contains(&k), "only the hash is stored");
+        let open = Keys::load(dir.path(), None, false).unwrap();
+        assert_eq!(open.authenticate(None).unwrap(), Principal::Open);
+        let prod = Keys::load(dir.path(), None, true).unwrap();
+        assert!(prod.authenticate(None).is_err());
+    }
+}

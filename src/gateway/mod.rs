@@ -1,0 +1,319 @@
+//! The tool gateway (SPEC §5): every tool call passes one pipeline,
+//! authenticate → RBAC → rollout → limits → execute → audit.
+//!
+//! Callers present a key ([`auth`]); [`Gateway::execute`] does the rest. Audit records carry
+//! hashes and sizes, never payloads, and a call whose audit record cannot be written fails.
+//! Log lines follow the old stack's form: `gateway_call`, `gateway_ok`, `gateway_tool_fail`.
+
+pub mod audit;
+pub mod auth;
+pub mod limits;
+pub mod policy;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::clock::Clock;
+use crate::config::Env;
+use crate::error::{Error, Result};
+use crate::incidents::Incidents;
+use audit::{Audit, AuditRecord};
+use auth::{Keys, Principal};
+use policy::Policies;
+
+/// One tool call as agents send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub tool: String,
+    pub action: String,
+    #[serde(default)]
+    pub params: Json,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Json,
+}
+
+/// Tools known to the gateway.
+pub const TOOLS: [&str; 1] = ["oncall_tool"];
+
+/// The gateway: policies, keys, limits, audit, and the rooms tools call into.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+struct Inner {
+    policies: Policies,
+    keys: Keys,
+    env: Env,
+    limiter: limits::RateLimiter,
+    audit: Audit,
+    incidents: Incidents,
+    clock: Arc<dyn Clock>,
+}
+
+impl Gateway {
+    /// Assemble the gateway.
+    pub fn new(
+        policies: Policies,
+        keys: Keys,
+        env: Env,
+        audit: Audit,
+        incidents: Incidents,
+        clock: Arc<dyn Clock>,
+    ) -> Gateway {
+        Gateway(Arc::new(Inner {
+            policies,
+            keys,
+            env,
+            limiter: limits::RateLimiter::default(),
+            audit,
+            incidents,
+            clock,
+        }))
+    }
+
+    /// Resolve a presented key.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<Principal> {
+        self.0.keys.authenticate(key)
+    }
+
+    /// Whether requests must carry a key.
+    pub fn auth_required(&self) -> bool {
+        self.0.keys.required()
+    }
+
+    /// The audit room.
+    pub fn audit(&self) -> &Audit {
+        &self.0.audit
+    }
+
+    /// Run one call through the whole pipeline.
+    pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
+        let g = &self.0;
+        let started = Instant::now();
+        let input = serde_json::to_vec(&call.params).unwrap_or_default();
+        let input_hash = g.audit.hash(&input);
+        let graph_run_id = call
+            .metadata
+            .get("graph_run_id")
+            .and_then(|v| v.as_str())
+            .map(|s| crate::incidents::model::clip(s, 64));
+        let node = call
+            .metadata
+            .get("node")
+            .and_then(|v| v.as_str())
+            .unwrap_or("-")
+            .to_string();
+        let attempt = call
+            .metadata
+            .get("attempt")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        tracing::info!(
+            tool = %call.tool, action = %call.action, node = %node,
+            run = %graph_run_id.as_deref().unwrap_or("-"), hash = %&input_hash[..16.min(input_hash.len())],
+            size = input.len(), attempt, "gateway_call"
+        );
+
+        // Who is acting: an agent key can only ever act as its own agent.
+        let agent = match (
+            principal,
+            call.agent_id.as_deref().filter(|a| !a.is_empty()),
+        ) {
+            (Principal::Agent { agent_id }, Some(a)) if a != agent_id => {
+                return self
+                    .deny(
+                        principal,
+                        Some(a),
+                        "-",
+                        &call,
+                        &input_hash,
+                        input.len(),
+                        graph_run_id,
+                        Error::Forbidden {
+                            code: "impersonation",
+                            message: format!(
+                                "this key belongs to agent '{agent_id}' and cannot act as '{}'",
+                                crate::incidents::model::clip(a, 40)
+                            ),
+                        },
+                    )
+                    .await
+            }
+            (Principal::Agent { agent_id }, _) => Some(agent_id.clone()),
+            (_, a) => a.map(str::to_string),
+        };
+        let role = match (principal, &agent) {
+            (Principal::Operator, _) | (Principal::Open, None) => "operator".to_string(),
+            (_, Some(a)) => g.policies.rbac.role_of(a).to_string(),
+            (Principal::Agent { .. }, None) => g.policies.rbac.default_role.clone(),
+        };
+        let check = || -> Result<()> {
+            if !TOOLS.contains(&call.tool.as_str()) {
+                return Err(Error::NotFound(format!(
+                    "no tool '{}'",
+                    crate::incidents::model::clip(&call.tool, 60)
+                )));
+            }
+            if role != "operator" && !g.policies.rbac.allows(&role, &call.tool, &call.action) {
+                return Err(Error::Forbidden {
+                    code: "forbidden",
+                    message: format!(
+                        "role {role} may not call {}.{}",
+                        call.tool,
+                        crate::incidents::model::clip(&call.action, 60)
+                    ),
+                });
+            }
+            let rollout_agent = if role == "operator" {
+                None
+            } else {
+                agent.as_deref()
+            };
+            if !g
+                .policies
+                .rollout
+                .enabled(&call.tool, g.env.as_str(), rollout_agent)
+            {
+                return Err(Error::Forbidden {
+                    code: "tool_disabled",
+                    message: format!(
+                        "{} is not enabled in {} for this caller",
+                        call.tool,
+                        g.env.as_str()
+                    ),
+                });
+            }
+            let lim = g.policies.limits.for_tool(&call.tool);
+            if input.len() > lim.max_payload_bytes {
+                return Err(Error::TooLarge(format!(
+                    "params are {} bytes; {} accepts at most {}",
+                    input.len(),
+                    call.tool,
+                    lim.max_payload_bytes
+                )));
+            }
+            if let Err(wait) = g
+                .limiter
+                .check(&principal.name(), &call.tool, lim.calls_per_minute)
+            {
+                return Err(Error::TooManyRequests {
+                    message: format!(
+                        "more than {} calls per minute to {}",
+                        lim.calls_per_minute, call.tool
+                    ),
+                    retry_after_s: wait,
+                });
+            }
+            Ok(())
+        };
+        if let Err(e) = check() {
+            return self
+                .deny(
+                    principal,
+                    agent.as_deref(),
+                    &role,
+                    &call,
+                    &input_hash,
+                    input.len(),
+                    graph_run_id,
+                    e,
+                )
+                .await;
+        }
+
+        let timeout =
+            std::time::Duration::from_millis(g.policies.limits.for_tool(&call.tool).timeout_ms);
+        let actor = agent.clone().unwrap_or_else(|| "operator".into());
+        let run = async {
+            match call.tool.as_str() {
+                "oncall_tool" => {
+                    tools::oncall::call(&g.incidents, &call.action, call.params.clone(), &actor)
+                        .await
+                }
+                other => Err(Error::NotFound(format!("no tool '{other}'"))),
+            }
+        };
+        let result = match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(format!(
+                "{}.{} took longer than {} ms",
+                call.tool,
+                call.action,
+                timeout.as_millis()
+            ))),
+        };
+        let output_size = result
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0))
+            .unwrap_or(0);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let rec = AuditRecord {
+            id: Audit::new_id(),
+            ts: g.clock.now(),
+            principal: principal.name(),
+            agent_id: agent.clone(),
+            role,
+            tool: call.tool.clone(),
+            action: call.action.clone(),
+            decision: "allow".into(),
+            status: match &result {
+                Ok(_) => "ok".into(),
+                Err(e) => e.code().into(),
+            },
+            input_hash,
+            input_size: input.len() as u64,
+            output_size: output_size as u64,
+            elapsed_ms,
+            graph_run_id: graph_run_id.clone(),
+        };
+        // Fail closed: no audit record, no answer.
+        g.audit.write(rec).await?;
+        match &result {
+            Ok(_) => tracing::info!(tool = %call.tool, action = %call.action, node = %node,
+                run = %graph_run_id.as_deref().unwrap_or("-"), elapsed_ms, "gateway_ok"),
+            Err(e) => tracing::warn!(tool = %call.tool, action = %call.action, node = %node,
+                run = %graph_run_id.as_deref().unwrap_or("-"), code = e.code(), elapsed_ms, "gateway_tool_fail"),
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn deny(
+        &self,
+        principal: &Principal,
+        agent: Option<&str>,
+        role: &str,
+        call: &ToolCall,
+        input_hash: &str,
+        input_size: usize,
+        graph_run_id: Option<String>,
+        err: Error,
+    ) -> Result<Json> {
+        let rec = AuditRecord {
+            id: Audit::new_id(),
+            ts: self.0.clock.now(),
+            principal: principal.name(),
+            agent_id: agent.map(str::to_string),
+            role: role.to_string(),
+            tool: crate::incidents::model::clip(&call.tool, 64),
+            action: crate::incidents::model::clip(&call.action, 64),
+            decision: "deny".into(),
+            status: err.code().into(),
+            input_hash: input_hash.to_string(),
+            input_size: input_size as u64,
+            output_size: 0,
+            elapsed_ms: 0,
+            graph_run_id,
+        };
+        self.0.audit.write(rec).await?;
+        tracing::warn!(tool = %crate::incidents::model::clip(&call.tool, 64), action = %crate::incidents::model::clip(&call.action, 64),
+            code = err.code(), principal = %principal.name(), "gateway_deny");
+        Err(err)
+    }
+}

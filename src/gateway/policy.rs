@@ -1,0 +1,242 @@
+//! The gateway's policy files (YAML in `CONFIG_DIR`): who may call what, limits, rollout.
+//! Each file is optional; the built-in defaults are the files shipped in `config/`.
+//! Unknown keys and bad values are errors naming the file and field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{parse_yaml, ConfigError};
+
+/// `rbac_tools_matrix.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacMatrix {
+    /// agent id → role.
+    #[serde(default)]
+    pub agents: BTreeMap<String, String>,
+    /// Role of any agent not listed.
+    pub default_role: String,
+    /// role → tool → allowed actions (`"*"` = all).
+    pub roles: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+impl RbacMatrix {
+    /// The role of an agent.
+    pub fn role_of(&self, agent: &str) -> &str {
+        self.agents
+            .get(agent)
+            .map(String::as_str)
+            .unwrap_or(&self.default_role)
+    }
+    /// Whether `role` may call `tool.action`.
+    pub fn allows(&self, role: &str, tool: &str, action: &str) -> bool {
+        self.roles
+            .get(role)
+            .and_then(|t| t.get(tool))
+            .is_some_and(|acts| acts.iter().any(|a| a == "*" || a == action))
+    }
+}
+
+/// Limits for one tool (every field optional; missing ones come from `defaults`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_payload_bytes: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub calls_per_minute: Option<u32>,
+}
+
+/// `tool_limits.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLimits {
+    pub defaults: Limits,
+    #[serde(default)]
+    pub tools: BTreeMap<String, Limits>,
+}
+
+/// Effective limits of a tool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Effective {
+    pub max_payload_bytes: usize,
+    pub timeout_ms: u64,
+    pub calls_per_minute: u32,
+}
+
+impl ToolLimits {
+    /// Limits that apply to `tool`.
+    pub fn for_tool(&self, tool: &str) -> Effective {
+        let t = self.tools.get(tool).cloned().unwrap_or_default();
+        Effective {
+            max_payload_bytes: t
+                .max_payload_bytes
+                .or(self.defaults.max_payload_bytes)
+                .unwrap_or(256 * 1024),
+            timeout_ms: t.timeout_ms.or(self.defaults.timeout_ms).unwrap_or(30_000),
+            calls_per_minute: t
+                .calls_per_minute
+                .or(self.defaults.calls_per_minute)
+                .unwrap_or(600),
+        }
+    }
+}
+
+/// One tool's rollout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Envs where it is enabled (empty = all).
+    #[serde(default)]
+    pub envs: Vec<String>,
+    /// Agents that may use it (empty or `"*"` = all).
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `tools_rollout.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsRollout {
+    pub tools: BTreeMap<String, Rollout>,
+}
+
+impl ToolsRollout {
+    /// Whether `tool` is enabled in `env` for `agent` (the operator counts as every agent).
+    pub fn enabled(&self, tool: &str, env: &str, agent: Option<&str>) -> bool {
+        let Some(r) = self.tools.get(tool) else {
+            return false;
+        };
+        r.enabled
+            && (r.envs.is_empty() || r.envs.iter().any(|e| e == env))
+            && match agent {
+                None => true,
+                Some(a) => r.agents.is_empty() || r.agents.iter().any(|x| x == "*" || x == a),
+            }
+    }
+}
+
+/// All gateway policies.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub rbac: RbacMatrix,
+    pub limits: ToolLimits,
+    pub rollout: ToolsRollout,
+}
+
+/// The defaults, identical to the files shipped in `config/`.
+pub const DEFAULT_RBAC: &str = include_str!("../../config/rbac_tools_matrix.yml");
+/// Default limits.
+pub const DEFAULT_LIMITS: &str = include_str!("../../config/tool_limits.yml");
+/// Default rollout.
+pub const DEFAULT_ROLLOUT: &str = include_str!("../../config/tools_rollout.yml");
+
+fn load<T: serde::de::DeserializeOwned>(
+    dir: Option<&Path>,
+    name: &str,
+    default: &str,
+) -> Result<T, ConfigError> {
+    if let Some(d) = dir {
+        let path = d.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return parse_yaml(&path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ConfigError(format!("{}: {e}", path.display()))),
+        }
+    }
+    parse_yaml(Path::new(&format!("(built-in) {name}")), default)
+}
+
+impl Policies {
+    /// Load every policy from `config_dir` (or the built-in defaults) and cross-check them.
+    pub fn load(config_dir: Option<&Path>) -> Result<Policies, ConfigError> {
+        let rbac: RbacMatrix = load(config_dir, "rbac_tools_matrix.yml", DEFAULT_RBAC)?;
+        let limits: ToolLimits = load(config_dir, "tool_limits.yml", DEFAULT_LIMITS)?;
+        let rollout: ToolsRollout = load(config_dir, "tools_rollout.yml", DEFAULT_ROLLOUT)?;
+        for (agent, role) in &rbac.agents {
+            if !rbac.roles.contains_key(role) {
+                return Err(ConfigError(format!(
+                    "rbac_tools_matrix.yml: agents.{agent}: role '{role}' is not defined under roles"
+                )));
+            }
+        }
+        if !rbac.roles.contains_key(&rbac.default_role) {
+            return Err(ConfigError(format!(
+                "rbac_tools_matrix.yml: default_role: '{}' is not defined under roles",
+                rbac.default_role
+            )));
+        }
+        Ok(Policies {
+            rbac,
+            limits,
+            rollout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_load_and_encode_the_seed_roles() {
+        let p = Policies::load(None).unwrap();
+        for (agent, write) in [
+            ("sofiia", true),
+            ("helion", true),
+            ("monitor", false),
+            ("aistalk", false),
+            ("someone", false),
+        ] {
+            let role = p.rbac.role_of(agent);
+            assert!(
+                p.rbac.allows(role, "oncall_tool", "incident_get"),
+                "{agent}"
+            );
+            assert_eq!(
+                p.rbac.allows(role, "oncall_tool", "incident_create"),
+                write,
+                "{agent}"
+            );
+        }
+        assert!(p.rollout.enabled("oncall_tool", "prod", Some("sofiia")));
+        assert!(p.limits.for_tool("oncall_tool").calls_per_minute > 0);
+    }
+
+    #[test]
+    fn bad_files_name_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rbac_tools_matrix.yml"),
+            "default_role: nobody\nroles: {}\n",
+        )
+        .unwrap();
+        let e = Policies::load(Some(dir.path())).unwrap_err();
+        assert!(e.0.contains("rbac_tools_matrix.yml: default_role"), "{e}");
+        std::fs::write(
+            dir.path().join("rbac_tools_matrix.yml"),
+            "default_role: r\nroles: {r: {}}\nagnets: {}\n",
+        )
+        .unwrap();
+        let e = Policies::load(Some(dir.path())).unwrap_err();
+        assert!(
+            e.0.contains("rbac_tools_matrix.yml") && e.0.contains("agnets"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("rbac_tools_matrix.yml")).unwrap();
+        std::fs::write(
+            dir.path().join("tool_limits.yml"),
+            "defaults: {timeout_ms: soon}\n",
+        )
+        .unwrap();
+        let e = Policies::load(Some(dir.path())).unwrap_err();
+        assert!(e.0.contains("tool_limits.yml"), "{e}");
+    }
+}

@@ -1,0 +1,114 @@
+//! `oncall_tool`: the incident log's actions (SPEC §4), calling the incident room.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+
+use super::{parse, take_str};
+use crate::error::{Error, Result};
+use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident};
+use crate::incidents::Incidents;
+
+/// Every action, for RBAC matrices and `GET /v1/tools`.
+pub const ACTIONS: [&str; 10] = [
+    "incident_create",
+    "incident_get",
+    "incident_list",
+    "incident_update",
+    "incident_close",
+    "incident_reopen",
+    "incident_append_event",
+    "incident_followup_close",
+    "incident_attach_artifact",
+    "incident_followups_summary",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Note {
+    #[serde(default, alias = "resolution")]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Summary {
+    service: Option<String>,
+    env: Option<String>,
+    window_days: Option<u32>,
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> Result<Json> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Run one action as `actor`.
+pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> Result<Json> {
+    let mut p: Map<String, Json> = match params {
+        Json::Object(m) => m,
+        Json::Null => Map::new(),
+        _ => return Err(Error::invalid("params", "must be an object")),
+    };
+    match action {
+        "incident_create" => to_json(inc.create(parse::<NewIncident>(p)?, actor).await?),
+        "incident_get" => {
+            let id = take_str(&mut p, "incident_id")?;
+            parse::<Map<String, Json>>(p).and_then(|rest| {
+                if rest.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "params",
+                        "incident_get takes only incident_id",
+                    ))
+                }
+            })?;
+            to_json(inc.get(&id).await?)
+        }
+        "incident_list" => {
+            let q: crate::http::incidents::ListParams = parse(p)?;
+            to_json(inc.list(q.into_query()?).await?)
+        }
+        "incident_update" => {
+            let id = take_str(&mut p, "incident_id")?;
+            to_json(inc.update(&id, parse::<IncidentPatch>(p)?, actor).await?)
+        }
+        "incident_close" | "incident_reopen" => {
+            let id = take_str(&mut p, "incident_id")?;
+            let note: Note = parse(p)?;
+            if action == "incident_close" {
+                to_json(inc.close(&id, note.message, actor).await?)
+            } else {
+                to_json(inc.reopen(&id, note.message, actor).await?)
+            }
+        }
+        "incident_append_event" => {
+            let id = take_str(&mut p, "incident_id")?;
+            to_json(inc.append_event(&id, parse::<NewEvent>(p)?, actor).await?)
+        }
+        "incident_followup_close" => {
+            let id = take_str(&mut p, "incident_id")?;
+            let ev = take_str(&mut p, "event_id")?;
+            let note: Note = parse(p)?;
+            to_json(inc.close_followup(&id, &ev, note.message, actor).await?)
+        }
+        "incident_attach_artifact" => {
+            let id = take_str(&mut p, "incident_id")?;
+            to_json(
+                inc.attach_artifact(&id, parse::<NewArtifact>(p)?, actor)
+                    .await?,
+            )
+        }
+        "incident_followups_summary" => {
+            let s: Summary = parse(p)?;
+            to_json(
+                inc.followups_summary(s.service, s.env, s.window_days.unwrap_or(30))
+                    .await?,
+            )
+        }
+        other => Err(Error::NotFound(format!(
+            "oncall_tool has no action '{}'; actions: {}",
+            crate::incidents::model::clip(other, 60),
+            json!(ACTIONS)
+        ))),
+    }
+}

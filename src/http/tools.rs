@@ -1,0 +1,135 @@
+//! `/v1/tools/…` (agents' tool calls) and `/api/audit`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json_};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::gateway::audit::AuditQuery;
+use crate::gateway::auth::Principal;
+use crate::gateway::ToolCall;
+
+/// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(k) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(k.trim().to_string());
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.trim().to_string())
+}
+
+/// `POST /v1/tools/execute` `{tool, action, params, agent_id, metadata}`.
+pub async fn execute(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(call): ApiJson<ToolCall>,
+) -> Result<Response> {
+    let principal = s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    let out = s.gateway.execute(&principal, call).await?;
+    Ok(Json(serde_json::json!({"status": "ok", "result": out})).into_response())
+}
+
+/// `POST /v1/tools/{tool}` `{action, …}`: params under `params`, or flat beside `action`.
+pub async fn execute_short(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(tool): ApiPath<String>,
+    ApiJson(body): ApiJson<Map<String, Json_>>,
+) -> Result<Response> {
+    let principal = s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    let mut body = body;
+    let action = match body.remove("action") {
+        Some(Json_::String(a)) => a,
+        _ => return Err(Error::invalid("action", "is required (a string)")),
+    };
+    let agent_id = match body.remove("agent_id") {
+        Some(Json_::String(a)) => Some(a),
+        None | Some(Json_::Null) => None,
+        Some(_) => return Err(Error::invalid("agent_id", "must be a string")),
+    };
+    let metadata = body.remove("metadata").unwrap_or(Json_::Null);
+    let params = match body.remove("params") {
+        Some(p) if body.is_empty() => p,
+        Some(_) => {
+            return Err(Error::invalid(
+                "params",
+                "give params nested under `params` or flat, not both",
+            ))
+        }
+        None => Json_::Object(body),
+    };
+    let call = ToolCall {
+        tool,
+        action,
+        params,
+        agent_id,
+        metadata,
+    };
+    let out = s.gateway.execute(&principal, call).await?;
+    Ok(Json(serde_json::json!({"status": "ok", "result": out})).into_response())
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    tool: Option<String>,
+    principal: Option<String>,
+    agent_id: Option<String>,
+    decision: Option<String>,
+    since: Option<String>,
+    before_us: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/audit`: newest first; operator only when keys are required.
+pub async fn audit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> Result<Response> {
+    let principal = s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    if matches!(principal, Principal::Agent { .. }) {
+        return Err(Error::Forbidden {
+            code: "forbidden",
+            message: "the audit log is for the operator".into(),
+        });
+    }
+    let since = match p.since {
+        None => None,
+        Some(t) => Some(
+            crate::clock::parse_ts(&t)
+                .ok_or_else(|| Error::invalid("since", "not an RFC 3339 time"))?,
+        ),
+    };
+    let items = s
+        .gateway
+        .audit()
+        .list(AuditQuery {
+            tool: p.tool,
+            principal: p.principal,
+            agent_id: p.agent_id,
+            decision: p.decision,
+            since,
+            before_us: p.before_us,
+            limit: p.limit.unwrap_or(100),
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"items": items})).into_response())
+}
