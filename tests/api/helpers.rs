@@ -47,9 +47,18 @@ async fn spawn_app_with(clock: Arc<dyn Clock>) -> TestApp {
 
 /// Start a server on an existing data dir.
 pub async fn spawn_in(dir: tempfile::TempDir, clock: Arc<dyn Clock>) -> TestApp {
-    let app = App::build_with_clock(settings_for(&dir.path().join("data")), clock)
-        .await
-        .unwrap();
+    spawn_configured(dir, clock, |_| {}).await
+}
+
+/// Start a server after adjusting its settings (config dir, keys, env…).
+pub async fn spawn_configured(
+    dir: tempfile::TempDir,
+    clock: Arc<dyn Clock>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = settings_for(&dir.path().join("data"));
+    adjust(&mut settings);
+    let app = App::build_with_clock(settings, clock).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

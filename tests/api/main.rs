@@ -5,6 +5,7 @@ mod helpers;
 
 mod backup;
 mod bad_input;
+mod gateway;
 mod health;
 mod lifecycle;
 mod listing;

@@ -169,8 +169,61 @@ fn bad_settings_fail_at_start_naming_the_variable_or_file() {
         !o.status.success() && err.contains("sofiia.yml") && err.contains("prot"),
         "{err}"
     );
+    // prod without an operator key refuses to start, and says how to fix it.
+    let o = run(&[("ENV", "prod")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("SOFIIA_CONSOLE_API_KEY"),
+        "{err}"
+    );
     // A data dir that is a file.
     std::fs::write(dir.path().join("afile"), "x").unwrap();
     let o = run(&[("DATA_DIR", dir.path().join("afile").to_str().unwrap())]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("DATA_DIR"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_payloads_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .current_dir(dir.path())
+        .env("DATA_DIR", dir.path().join("data"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "debug")
+        .env_remove("CONFIG_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let marker = "MARKER-c0ffee-in-a-payload";
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/tools/oncall_tool"))
+        .json(&json!({"action":"incident_create","service":"gw","severity":"P2","title":marker,"agent_id":"sofiia"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("gateway_call") && log.contains("gateway_ok"),
+        "{log}"
+    );
+    assert!(!log.contains(marker), "payload leaked into the log");
 }

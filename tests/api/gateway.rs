@@ -1,0 +1,394 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sofiia::clock::SystemClock;
+use sofiia::gateway::auth::issue_key;
+
+use crate::helpers::*;
+
+const OPERATOR_KEY: &str = "operator-test-key-0123456789";
+
+struct Keyed {
+    app: TestApp,
+    keys: std::collections::HashMap<&'static str, String>,
+}
+
+/// A server with an operator key and one issued key per seed agent (plus an unknown agent).
+async fn keyed_app(config: Option<&Path>) -> Keyed {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut keys = std::collections::HashMap::new();
+    for agent in ["sofiia", "helion", "monitor", "aistalk", "stranger"] {
+        keys.insert(agent, issue_key(&data, agent).unwrap().0);
+    }
+    let config = config.map(Path::to_path_buf);
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.console_api_key = Some(OPERATOR_KEY.into());
+        s.config_dir = config;
+    })
+    .await;
+    Keyed { app, keys }
+}
+
+async fn call(app: &TestApp, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = app.client.post(app.url("/v1/tools/execute")).json(&body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    split(r.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn every_seed_role_gets_exactly_its_access() {
+    let k = keyed_app(None).await;
+    let (s, created) = call(
+        &k.app,
+        Some(OPERATOR_KEY),
+        json!({"tool":"oncall_tool","action":"incident_create",
+        "params":{"service":"gateway","severity":"P1","title":"Gateway 5xx"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let id = created["result"]["id"].as_str().unwrap().to_string();
+    for (agent, can_write) in [
+        ("sofiia", true),
+        ("helion", true),
+        ("monitor", false),
+        ("aistalk", false),
+        ("stranger", false),
+    ] {
+        let key = k.keys[agent].as_str();
+        for (action, params, write) in [
+            ("incident_get", json!({"incident_id": id}), false),
+            ("incident_list", json!({"status": "open"}), false),
+            (
+                "incident_followups_summary",
+                json!({"service": "gateway"}),
+                false,
+            ),
+            (
+                "incident_create",
+                json!({"service":"gateway","severity":"P3","title": format!("by {agent}")}),
+                true,
+            ),
+            (
+                "incident_append_event",
+                json!({"incident_id": id, "type":"note","message":"hi"}),
+                true,
+            ),
+            (
+                "incident_update",
+                json!({"incident_id": id, "owner": agent}),
+                true,
+            ),
+        ] {
+            let (s, v) = call(
+                &k.app,
+                Some(key),
+                json!({"tool":"oncall_tool","action":action,"params":params,"agent_id":agent}),
+            )
+            .await;
+            if !write || can_write {
+                assert_eq!(s, 200, "{agent} {action}: {v}");
+            } else {
+                assert_error(&(s, v), 403, "forbidden");
+            }
+        }
+    }
+    // The audit shows both decisions, attributed to the key's agent.
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/audit?decision=deny&agent_id=monitor"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["principal"] == "agent:monitor" && r["role"] == "agent_monitor"));
+}
+
+#[tokio::test]
+async fn keys_authenticate_and_never_impersonate() {
+    let k = keyed_app(None).await;
+    let body = json!({"tool":"oncall_tool","action":"incident_list","params":{}});
+    assert_error(&call(&k.app, None, body.clone()).await, 401, "unauthorized");
+    assert_error(
+        &call(&k.app, Some("wrong"), body.clone()).await,
+        401,
+        "unauthorized",
+    );
+    // X-API-Key works too.
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/execute"))
+        .header("X-API-Key", &k.keys["helion"])
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A key bound to helion cannot act as sofiia.
+    let imp =
+        json!({"tool":"oncall_tool","action":"incident_list","params":{},"agent_id":"sofiia"});
+    assert_error(
+        &call(&k.app, Some(&k.keys["helion"]), imp).await,
+        403,
+        "impersonation",
+    );
+    // The console's REST API needs the operator key once keys are configured.
+    assert_error(&k.app.get("/api/incidents").await, 401, "unauthorized");
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/incidents"))
+        .bearer_auth(&k.keys["sofiia"])
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 403, "forbidden");
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/incidents"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Health stays open.
+    assert_eq!(k.app.get("/healthz").await.0, 200);
+    assert_eq!(k.app.get("/api/health").await.0, 200);
+    // Agents cannot read the audit log.
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/audit"))
+        .bearer_auth(&k.keys["sofiia"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn shorthand_endpoint_takes_nested_or_flat_params() {
+    let k = keyed_app(None).await;
+    let key = &k.keys["helion"];
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/oncall_tool"))
+        .bearer_auth(key)
+        .json(
+            &json!({"action":"incident_create","service":"gateway","severity":"P2","title":"flat"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = split(r).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["created_by"], "helion");
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/oncall_tool"))
+        .bearer_auth(key)
+        .json(&json!({"action":"incident_list","params":{"service":"gateway"}}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = split(r).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["items"][0]["title"], "flat");
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/oncall_tool"))
+        .bearer_auth(key)
+        .json(&json!({"action":"incident_list","params":{},"service":"x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 422, "invalid_field");
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/nope"))
+        .bearer_auth(key)
+        .json(&json!({"action":"x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 404, "not_found");
+    let (s, v) = call(
+        &k.app,
+        Some(&k.keys["monitor"]),
+        json!({"tool":"oncall_tool","action":"incident_explode","params":{}}),
+    )
+    .await;
+    assert_error(&(s, v), 403, "forbidden");
+    let (s, v) = call(
+        &k.app,
+        Some(key),
+        json!({"tool":"oncall_tool","action":"incident_explode","params":{}}),
+    )
+    .await;
+    assert_error(&(s, v), 404, "not_found");
+    let (s, v) = call(
+        &k.app,
+        Some(OPERATOR_KEY),
+        json!({"tool":"oncall_tool","action":"incident_explode","params":{}}),
+    )
+    .await;
+    assert_error(&(s, v), 404, "not_found");
+    let (s, v) = call(&k.app, Some(OPERATOR_KEY), json!({"tool":"oncall_tool","action":"incident_create","params":{"service":"x","severity":"P1","title":"t","bogus":1}})).await;
+    assert_error(&(s, v), 422, "invalid_params");
+}
+
+fn write_policies(dir: &Path, limits: &str, rollout: &str) {
+    std::fs::write(dir.join("tool_limits.yml"), limits).unwrap();
+    std::fs::write(dir.join("tools_rollout.yml"), rollout).unwrap();
+}
+
+#[tokio::test]
+async fn limits_give_413_429_and_504_and_rollout_can_deny() {
+    let cfg = tempfile::tempdir().unwrap();
+    write_policies(
+        cfg.path(),
+        "defaults: {max_payload_bytes: 2000, calls_per_minute: 3}\n",
+        "tools:\n  oncall_tool: {enabled: true, envs: [dev], agents: [helion]}\n",
+    );
+    let k = keyed_app(Some(cfg.path())).await;
+    let helion = k.keys["helion"].clone();
+    let big = "x".repeat(3000);
+    let (s, v) = call(&k.app, Some(&helion), json!({"tool":"oncall_tool","action":"incident_create","params":{"service":"s","severity":"P3","title":"t","summary": big}})).await;
+    assert_error(&(s, v), 413, "payload_too_large");
+    // Rollout: only helion may use the tool here.
+    let (s, v) = call(
+        &k.app,
+        Some(&k.keys["sofiia"]),
+        json!({"tool":"oncall_tool","action":"incident_list","params":{}}),
+    )
+    .await;
+    assert_error(&(s, v), 403, "tool_disabled");
+    // Rate: 3 calls a minute per principal and tool (refused calls do not count).
+    for _ in 0..3 {
+        let r = call(
+            &k.app,
+            Some(&helion),
+            json!({"tool":"oncall_tool","action":"incident_list","params":{}}),
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+    let r = k
+        .app
+        .client
+        .post(k.app.url("/v1/tools/execute"))
+        .bearer_auth(&helion)
+        .json(&json!({"tool":"oncall_tool","action":"incident_list","params":{}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+}
+
+#[tokio::test]
+async fn a_slow_call_times_out_with_504() {
+    let cfg = tempfile::tempdir().unwrap();
+    write_policies(
+        cfg.path(),
+        "defaults: {timeout_ms: 1}\ntools: {oncall_tool: {max_payload_bytes: 4000000}}\n",
+        "tools:\n  oncall_tool: {enabled: true}\n",
+    );
+    let k = keyed_app(Some(cfg.path())).await;
+    let id = {
+        let r = k
+            .app
+            .client
+            .post(k.app.url("/api/incidents"))
+            .bearer_auth(OPERATOR_KEY)
+            .json(&json!({"service":"s","severity":"P3","title":"t"}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Hashing, writing and fsyncing 2 MB takes far longer than 1 ms.
+    let content = "y".repeat(2 * 1024 * 1024 - 10);
+    let (s, v) = call(
+        &k.app,
+        Some(OPERATOR_KEY),
+        json!({"tool":"oncall_tool","action":"incident_attach_artifact",
+        "params":{"incident_id": id, "name":"big.txt","content": content}}),
+    )
+    .await;
+    assert_error(&(s, v), 504, "timeout");
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/audit?tool=oncall_tool"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["items"][0]["status"], "timeout");
+}
+
+#[tokio::test]
+async fn no_payload_byte_reaches_the_audit_log() {
+    let k = keyed_app(None).await;
+    let marker = "MARKER-7f3a9c1e-do-not-log";
+    let (s, v) = call(
+        &k.app,
+        Some(&k.keys["sofiia"]),
+        json!({"tool":"oncall_tool","action":"incident_create",
+        "params":{"service":"gateway","severity":"P1","title": marker, "summary": marker},
+        "metadata": {"graph_run_id": "gr_test"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/audit"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(marker), "marker leaked into the audit log");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let rec = &v["items"][0];
+    assert_eq!(rec["tool"], "oncall_tool");
+    assert_eq!(rec["graph_run_id"], "gr_test");
+    assert_eq!(rec["input_hash"].as_str().unwrap().len(), 64);
+    assert!(rec["input_size"].as_u64().unwrap() > marker.len() as u64);
+    // The hash is keyed: it is not the plain sha256 of the input.
+    let plain = sofiia::incidents::sha256_hex(
+        serde_json::to_vec(
+            &json!({"service":"gateway","severity":"P1","title": marker, "summary": marker}),
+        )
+        .unwrap()
+        .as_slice(),
+    );
+    assert_ne!(rec["input_hash"], plain);
+}
