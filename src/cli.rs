@@ -83,6 +83,38 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Call a tool through the gateway (RBAC, limits, audit), as an agent would.
+    /// Talks to the running sofiia (with SOFIIA_CONSOLE_API_KEY if set), or runs the call
+    /// in-process on DATA_DIR when none is running. Prints the JSON result.
+    /// Example: sofiia tool oncall_tool incident_list '{"status":"open"}'
+    Tool {
+        /// Tool name, e.g. oncall_tool.
+        tool: String,
+        /// Action, e.g. incident_list.
+        action: String,
+        /// Params as a JSON object (default {}).
+        params: Option<String>,
+        /// Act as this agent (its role applies).
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Manage agent API keys (only their sha256 is stored, in DATA_DIR/agent_keys.yml).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `sofiia keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key bound to AGENT and print it once. A running sofiia picks it up on restart.
+    Issue {
+        /// Agent id the key may act as (its role comes from rbac_tools_matrix.yml).
+        agent: String,
+    },
+    /// List issued keys (agent and date; never the keys).
+    List,
 }
 
 impl GlobalArgs {
@@ -106,6 +138,37 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { out } => export(&settings, &out),
         Command::Import { dir } => import(&settings, &dir),
         Command::Backup { dir } => backup(&settings, &dir),
+        Command::Tool {
+            tool,
+            action,
+            params,
+            agent,
+        } => tool_call(&settings, tool, action, params, agent),
+        Command::Keys {
+            command: KeysCommand::Issue { agent },
+        } => {
+            let (key, path) = crate::gateway::auth::issue_key(&settings.data_dir, &agent)?;
+            eprintln!(
+                "issued a key for agent '{agent}' (hash stored in {}); it is shown only now:",
+                path.display()
+            );
+            println!("{key}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            let keys = crate::gateway::auth::list_keys(&settings.data_dir)?;
+            for k in keys {
+                println!(
+                    "{}\t{}\t{}…",
+                    k.agent_id,
+                    k.created_at,
+                    &k.sha256[..12.min(k.sha256.len())]
+                );
+            }
+            Ok(())
+        }
         Command::Restore { dir, force } => {
             let r =
                 store::backup::restore(&dir, &settings.data_dir, &settings.artifacts_dir, force)?;
@@ -319,4 +382,65 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))
         }
     }
+}
+
+fn tool_call(
+    settings: &Settings,
+    tool: String,
+    action: String,
+    params: Option<String>,
+    agent: Option<String>,
+) -> anyhow::Result<()> {
+    let params: serde_json::Value = match params {
+        None => serde_json::json!({}),
+        Some(p) => serde_json::from_str(&p).context("params must be a JSON object")?,
+    };
+    let call =
+        serde_json::json!({"tool": tool, "action": action, "params": params, "agent_id": agent});
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
+    let running = settings.data_dir.join(store::DB_FILE).exists()
+        && matches!(Store::open(&settings.data_dir), Err(Error::Conflict(_)));
+    let out: serde_json::Value = if running {
+        let info: crate::app::ServerInfo = serde_json::from_slice(&std::fs::read(&marker)?)?;
+        rt.block_on(async {
+            let mut req = reqwest::Client::new()
+                .post(format!("{}/v1/tools/execute", info.url))
+                .json(&call);
+            if let Some(k) = &settings.console_api_key {
+                req = req.bearer_auth(k);
+            }
+            let r = req
+                .send()
+                .await
+                .with_context(|| format!("sofiia at {} did not answer", info.url))?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            if !status.is_success() {
+                bail!("{status}: {}", v["error"]["message"]);
+            }
+            Ok(v["result"].clone())
+        })?
+    } else {
+        let settings = settings.clone();
+        rt.block_on(async move {
+            let state = crate::app::AppState::open(
+                settings,
+                std::sync::Arc::new(crate::clock::SystemClock),
+            )?;
+            let call: crate::gateway::ToolCall = serde_json::from_value(call)?;
+            // Shell access to DATA_DIR is the operator's.
+            let res = state
+                .gateway
+                .execute(&crate::gateway::auth::Principal::Operator, call)
+                .await;
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || store.shutdown()).await?;
+            res.map_err(anyhow::Error::from)
+        })?
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }

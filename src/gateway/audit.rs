@@ -93,6 +93,14 @@ impl Audit {
         }
     }
 
+    /// Insert a record inside an existing write transaction.
+    pub fn insert(tx: &crate::store::WriteTx, rec: &AuditRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(rec).map_err(|e| Error::Internal(e.to_string()))?;
+        tx.open(AUDIT)?
+            .insert((micros(rec.ts), rec.id.as_str()), bytes.as_slice())?;
+        Ok(())
+    }
+
     /// Write a record durably; an error means the call must fail (fail closed).
     pub async fn write(&self, rec: AuditRecord) -> Result<()> {
         let bytes = serde_json::to_vec(&rec).map_err(|e| Error::Internal(e.to_string()))?;

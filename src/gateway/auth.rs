@@ -114,6 +114,18 @@ impl Keys {
     }
 }
 
+/// The issued keys (hashes and dates).
+pub fn list_keys(data_dir: &Path) -> Result<Vec<KeyEntry>> {
+    let path = data_dir.join(KEYS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(crate::config::parse_yaml::<KeyFile>(&path, &t)
+            .map_err(|e| Error::Io(e.0))?
+            .keys),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Io(format!("{}: {e}", path.display()))),
+    }
+}
+
 /// Issue a new key for `agent_id`: store its hash, return the key (shown once).
 pub fn issue_key(data_dir: &Path, agent_id: &str) -> Result<(String, PathBuf)> {
     crate::incidents::model::check_token("agent_id", agent_id, 64)?;

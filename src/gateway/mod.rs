@@ -148,9 +148,11 @@ impl Gateway {
             (Principal::Agent { agent_id }, _) => Some(agent_id.clone()),
             (_, a) => a.map(str::to_string),
         };
+        // An agent's role applies whenever the call acts as an agent, also when the operator
+        // chooses to act as one; the operator acting as itself may call everything.
         let role = match (principal, &agent) {
-            (Principal::Operator, _) | (Principal::Open, None) => "operator".to_string(),
             (_, Some(a)) => g.policies.rbac.role_of(a).to_string(),
+            (Principal::Operator | Principal::Open, None) => "operator".to_string(),
             (Principal::Agent { .. }, None) => g.policies.rbac.default_role.clone(),
         };
         let check = || -> Result<()> {
@@ -230,6 +232,32 @@ impl Gateway {
         let timeout =
             std::time::Duration::from_millis(g.policies.limits.for_tool(&call.tool).timeout_ms);
         let actor = agent.clone().unwrap_or_else(|| "operator".into());
+        let base = AuditRecord {
+            id: Audit::new_id(),
+            ts: g.clock.now(),
+            principal: principal.name(),
+            agent_id: agent.clone(),
+            role,
+            tool: call.tool.clone(),
+            action: call.action.clone(),
+            decision: "allow".into(),
+            status: "ok".into(),
+            input_hash,
+            input_size: input.len() as u64,
+            output_size: 0,
+            elapsed_ms: 0,
+            graph_run_id: graph_run_id.clone(),
+        };
+        // A call that writes carries its audit record into that same transaction: the
+        // change and its record commit together or not at all.
+        let slot = {
+            let mut rec = base.clone();
+            crate::store::RiderSlot::new(Box::new(move |tx, size| {
+                rec.output_size = size as u64;
+                rec.elapsed_ms = started.elapsed().as_millis() as u64;
+                Audit::insert(tx, &rec)
+            }))
+        };
         let run = async {
             match call.tool.as_str() {
                 "oncall_tool" => {
@@ -239,7 +267,12 @@ impl Gateway {
                 other => Err(Error::NotFound(format!("no tool '{other}'"))),
             }
         };
-        let result = match tokio::time::timeout(timeout, run).await {
+        let result = match tokio::time::timeout(
+            timeout,
+            crate::store::with_rider(slot.clone(), run),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(format!(
                 "{}.{} took longer than {} ms",
@@ -248,32 +281,25 @@ impl Gateway {
                 timeout.as_millis()
             ))),
         };
-        let output_size = result
-            .as_ref()
-            .map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0))
-            .unwrap_or(0);
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let rec = AuditRecord {
-            id: Audit::new_id(),
-            ts: g.clock.now(),
-            principal: principal.name(),
-            agent_id: agent.clone(),
-            role,
-            tool: call.tool.clone(),
-            action: call.action.clone(),
-            decision: "allow".into(),
-            status: match &result {
-                Ok(_) => "ok".into(),
-                Err(e) => e.code().into(),
-            },
-            input_hash,
-            input_size: input.len() as u64,
-            output_size: output_size as u64,
-            elapsed_ms,
-            graph_run_id: graph_run_id.clone(),
-        };
-        // Fail closed: no audit record, no answer.
-        g.audit.write(rec).await?;
+        if !(result.is_ok() && slot.written()) {
+            // Reads, refusals and failures: the record is written on its own.
+            let output_size = result
+                .as_ref()
+                .map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0))
+                .unwrap_or(0);
+            let rec = AuditRecord {
+                status: match &result {
+                    Ok(_) => "ok".into(),
+                    Err(e) => e.code().into(),
+                },
+                output_size: output_size as u64,
+                elapsed_ms,
+                ..base
+            };
+            // Fail closed: no audit record, no answer.
+            g.audit.write(rec).await?;
+        }
         match &result {
             Ok(_) => tracing::info!(tool = %call.tool, action = %call.action, node = %node,
                 run = %graph_run_id.as_deref().unwrap_or("-"), elapsed_ms, "gateway_ok"),

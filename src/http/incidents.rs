@@ -1,4 +1,6 @@
-//! `/api/incidents…`: the REST face of the incident room.
+//! `/api/incidents…`: the REST face of the incident room. Every JSON endpoint runs the
+//! matching `oncall_tool` action through the gateway as the operator, so the audit log sees
+//! what the console does.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -6,19 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
+use serde_json::{json, Map, Value as Json_};
+
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::gateway::auth::Principal;
+use crate::gateway::ToolCall;
 use crate::incidents::model::{
-    IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
+    validate_incident_id, IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
 };
 use crate::incidents::ListQuery;
 
-/// Until the gateway binds keys to principals, REST calls act as the operator.
-const OPERATOR: &str = "operator";
-
-/// Query of `GET /api/incidents`.
-#[derive(Debug, Deserialize)]
+/// Query of `GET /api/incidents` (and params of `oncall_tool.incident_list`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// One status or a comma-separated list.
@@ -75,11 +78,51 @@ pub struct NoteBody {
     message: Option<String>,
 }
 
-pub async fn create(
-    State(s): State<AppState>,
-    ApiJson(body): ApiJson<NewIncident>,
-) -> Result<Response> {
-    let inc = s.incidents.create(body, OPERATOR).await?;
+/// Run an `oncall_tool` action as the operator through the gateway (RBAC, limits, audit).
+async fn via_gateway(s: &AppState, action: &str, params: Json_) -> Result<Json_> {
+    let call = ToolCall {
+        tool: "oncall_tool".into(),
+        action: action.into(),
+        params,
+        agent_id: None,
+        metadata: Json_::Null,
+    };
+    s.gateway.execute(&Principal::Operator, call).await
+}
+
+/// Check a body against the action's typed input first, so REST callers get 422
+/// `invalid_body` naming the field, as for every other endpoint.
+fn checked<T: serde::de::DeserializeOwned>(body: Json_) -> Result<Json_> {
+    serde_json::from_value::<T>(body.clone()).map_err(|e| Error::Validation {
+        code: "invalid_body",
+        message: e.to_string(),
+    })?;
+    Ok(body)
+}
+
+fn with_id(id: String, body: Json_) -> Result<Json_> {
+    let mut m = match body {
+        Json_::Object(m) => m,
+        Json_::Null => Map::new(),
+        _ => {
+            return Err(Error::Validation {
+                code: "invalid_body",
+                message: "expected a JSON object".into(),
+            })
+        }
+    };
+    if m.contains_key("incident_id") {
+        return Err(Error::Validation {
+            code: "invalid_body",
+            message: "unknown field `incident_id`: the id is in the path".into(),
+        });
+    }
+    m.insert("incident_id".into(), Json_::String(id));
+    Ok(Json_::Object(m))
+}
+
+pub async fn create(State(s): State<AppState>, ApiJson(body): ApiJson<Json_>) -> Result<Response> {
+    let inc = via_gateway(&s, "incident_create", checked::<NewIncident>(body)?).await?;
     Ok((StatusCode::CREATED, Json(inc)).into_response())
 }
 
@@ -87,19 +130,36 @@ pub async fn list(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Response> {
-    Ok(Json(s.incidents.list(p.into_query()?).await?).into_response())
+    p.clone().into_query()?;
+    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(via_gateway(&s, "incident_list", params).await?).into_response())
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
-    Ok(Json(s.incidents.get(&id).await?).into_response())
+    validate_incident_id(&id)?;
+    Ok(Json(via_gateway(&s, "incident_get", json!({"incident_id": id})).await?).into_response())
 }
 
 pub async fn update(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(patch): ApiJson<IncidentPatch>,
+    ApiJson(patch): ApiJson<Json_>,
 ) -> Result<Response> {
-    Ok(Json(s.incidents.update(&id, patch, OPERATOR).await?).into_response())
+    validate_incident_id(&id)?;
+    let params = with_id(id, checked::<IncidentPatch>(patch)?)?;
+    Ok(Json(via_gateway(&s, "incident_update", params).await?).into_response())
+}
+
+async fn note_action(
+    s: &AppState,
+    action: &str,
+    id: String,
+    body: Option<NoteBody>,
+) -> Result<Response> {
+    validate_incident_id(&id)?;
+    let msg = body.and_then(|b| b.message);
+    let out = via_gateway(s, action, json!({"incident_id": id, "message": msg})).await?;
+    Ok(Json(out).into_response())
 }
 
 pub async fn close(
@@ -107,8 +167,7 @@ pub async fn close(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
-    let msg = body.and_then(|b| b.message);
-    Ok(Json(s.incidents.close(&id, msg, OPERATOR).await?).into_response())
+    note_action(&s, "incident_close", id, body).await
 }
 
 pub async fn reopen(
@@ -116,8 +175,7 @@ pub async fn reopen(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
-    let msg = body.and_then(|b| b.message);
-    Ok(Json(s.incidents.reopen(&id, msg, OPERATOR).await?).into_response())
+    note_action(&s, "incident_reopen", id, body).await
 }
 
 /// Query of `GET /api/incidents/{id}/events`.
@@ -133,19 +191,19 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<EventsParams>,
 ) -> Result<Response> {
-    let page = s
-        .incidents
-        .events(&id, p.after.unwrap_or(0), p.limit.unwrap_or(200))
-        .await?;
-    Ok(Json(page).into_response())
+    validate_incident_id(&id)?;
+    let params = json!({"incident_id": id, "after": p.after, "limit": p.limit});
+    Ok(Json(via_gateway(&s, "incident_events", params).await?).into_response())
 }
 
 pub async fn append_event(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<NewEvent>,
+    ApiJson(body): ApiJson<Json_>,
 ) -> Result<Response> {
-    let ev = s.incidents.append_event(&id, body, OPERATOR).await?;
+    validate_incident_id(&id)?;
+    let params = with_id(id, checked::<NewEvent>(body)?)?;
+    let ev = via_gateway(&s, "incident_append_event", params).await?;
     Ok((StatusCode::CREATED, Json(ev)).into_response())
 }
 
@@ -154,29 +212,30 @@ pub async fn close_followup(
     ApiPath((id, event_id)): ApiPath<(String, String)>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
+    validate_incident_id(&id)?;
+    crate::incidents::model::validate_record_id("event", "ev", &event_id)?;
     let msg = body.and_then(|b| b.message);
-    Ok(Json(
-        s.incidents
-            .close_followup(&id, &event_id, msg, OPERATOR)
-            .await?,
-    )
-    .into_response())
+    let params = json!({"incident_id": id, "event_id": event_id, "message": msg});
+    Ok(Json(via_gateway(&s, "incident_followup_close", params).await?).into_response())
 }
 
 pub async fn list_artifacts(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
-    let d = s.incidents.get(&id).await?;
-    Ok(Json(serde_json::json!({"items": d.artifacts})).into_response())
+    validate_incident_id(&id)?;
+    let d = via_gateway(&s, "incident_get", json!({"incident_id": id})).await?;
+    Ok(Json(json!({"items": d["artifacts"]})).into_response())
 }
 
 pub async fn attach_artifact(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<NewArtifact>,
+    ApiJson(body): ApiJson<Json_>,
 ) -> Result<Response> {
-    let a = s.incidents.attach_artifact(&id, body, OPERATOR).await?;
+    validate_incident_id(&id)?;
+    let params = with_id(id, checked::<NewArtifact>(body)?)?;
+    let a = via_gateway(&s, "incident_attach_artifact", params).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -213,7 +272,7 @@ pub async fn download_artifact(
 }
 
 /// Query of `GET /api/followups/summary`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryParams {
     service: Option<String>,
@@ -225,13 +284,6 @@ pub async fn followups_summary(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<SummaryParams>,
 ) -> Result<Response> {
-    let r = s
-        .incidents
-        .followups_summary(
-            p.service.filter(|v| !v.is_empty()),
-            p.env.filter(|v| !v.is_empty()),
-            p.window_days.unwrap_or(30),
-        )
-        .await?;
-    Ok(Json(r).into_response())
+    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(via_gateway(&s, "incident_followups_summary", params).await?).into_response())
 }

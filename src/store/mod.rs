@@ -103,6 +103,40 @@ pub fn all_tables() -> Vec<&'static dyn AnyTable> {
     v
 }
 
+/// A write that rides along with the next successful write of a task (see [`Store::write`]).
+/// It receives the transaction and the serialized size of that write's result.
+pub type RiderFn = Box<dyn FnOnce(&WriteTx, usize) -> Result<()> + Send>;
+
+/// Holder of a pending rider; tells afterwards whether it was written.
+#[derive(Clone)]
+pub struct RiderSlot {
+    f: Arc<std::sync::Mutex<Option<RiderFn>>>,
+    written: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RiderSlot {
+    /// A slot holding `f`.
+    pub fn new(f: RiderFn) -> Self {
+        RiderSlot {
+            f: Arc::new(std::sync::Mutex::new(Some(f))),
+            written: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+    /// Whether the rider went into a write that succeeded (it commits or fails with it).
+    pub fn written(&self) -> bool {
+        self.written.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+tokio::task_local! {
+    static RIDER: RiderSlot;
+}
+
+/// Run `fut` with `slot` available to its writes.
+pub async fn with_rider<F: std::future::Future>(slot: RiderSlot, fut: F) -> F::Output {
+    RIDER.scope(slot, fut).await
+}
+
 /// Handle to the open database and its writer. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -178,12 +212,34 @@ impl Store {
     ///
     /// Contract for `f`: validate first, write last. If it returns a non-storage error it
     /// must not have written anything, because other jobs share its transaction.
+    ///
+    /// Inside [`with_rider`], the first successful write of the task also runs the rider in
+    /// the same transaction (the gateway's audit record, committed atomically with the
+    /// change it describes).
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
-        T: Send + 'static,
+        T: serde::Serialize + Send + 'static,
         F: FnOnce(&WriteTx) -> Result<T> + Send + 'static,
     {
-        self.writer.submit(f)?.await
+        let rider = RIDER.try_with(|slot| slot.clone()).ok().and_then(|slot| {
+            let f = slot.f.lock().ok()?.take()?;
+            Some((slot, f))
+        });
+        match rider {
+            None => self.writer.submit(f)?.await,
+            Some((slot, ride)) => {
+                self.writer
+                    .submit(move |tx| {
+                        let v = f(tx)?;
+                        let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
+                        ride(tx, size)?;
+                        slot.written
+                            .store(true, std::sync::atomic::Ordering::Release);
+                        Ok(v)
+                    })?
+                    .await
+            }
+        }
     }
 
     /// [`Store::write`] for blocking callers (CLI).

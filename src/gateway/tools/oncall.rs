@@ -9,9 +9,10 @@ use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident}
 use crate::incidents::Incidents;
 
 /// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 10] = [
+pub const ACTIONS: [&str; 11] = [
     "incident_create",
     "incident_get",
+    "incident_events",
     "incident_list",
     "incident_update",
     "incident_close",
@@ -27,6 +28,13 @@ pub const ACTIONS: [&str; 10] = [
 struct Note {
     #[serde(default, alias = "resolution")]
     message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsPage {
+    after: Option<u64>,
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +71,14 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
                 }
             })?;
             to_json(inc.get(&id).await?)
+        }
+        "incident_events" => {
+            let id = take_str(&mut p, "incident_id")?;
+            let q: EventsPage = parse(p)?;
+            to_json(
+                inc.events(&id, q.after.unwrap_or(0), q.limit.unwrap_or(200))
+                    .await?,
+            )
         }
         "incident_list" => {
             let q: crate::http::incidents::ListParams = parse(p)?;
