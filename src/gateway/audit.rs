@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -159,4 +159,69 @@ pub struct AuditQuery {
     /// Only records strictly older than this (µs), for paging.
     pub before_us: Option<i64>,
     pub limit: usize,
+}
+
+/// File name of the audit log in a JSONL export.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// Write every audit record of the snapshot to `out/audit.jsonl` (oldest first).
+pub fn export(txn: &redb::ReadTransaction, out: &Path) -> Result<usize> {
+    let mut recs: Vec<AuditRecord> = Vec::new();
+    for row in txn.open_table(AUDIT)?.iter()? {
+        recs.push(crate::incidents::tables::from_json(row?.1.value())?);
+    }
+    crate::store::jsonl::write_file(&out.join(AUDIT_FILE), &recs)
+}
+
+/// Read and check `dir/audit.jsonl` (absent = empty). Bad lines are collected, not fatal.
+pub fn read_import(
+    dir: &Path,
+    errors: &mut Vec<crate::store::jsonl::LineError>,
+) -> Result<Vec<AuditRecord>> {
+    let path = dir.join(AUDIT_FILE);
+    let lines: Vec<(usize, AuditRecord)> = crate::store::jsonl::read_file(&path, errors)?;
+    let mut out = Vec::with_capacity(lines.len());
+    for (line, r) in lines {
+        let ok_id = r.id.starts_with("aud_")
+            && r.id.len() <= 64
+            && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let ok_decision = matches!(r.decision.as_str(), "allow" | "deny");
+        if !ok_id || !ok_decision || r.input_hash.len() > 128 {
+            errors.push(crate::store::jsonl::LineError {
+                file: path.display().to_string(),
+                line,
+                reason: "not an audit record (id aud_…, decision allow|deny)".into(),
+            });
+            continue;
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Store imported records whose key is not there yet; returns (imported, skipped).
+pub fn import(store: &Store, recs: Vec<AuditRecord>) -> Result<(usize, usize)> {
+    let mut imported = 0;
+    let mut skipped = 0;
+    for chunk in recs.chunks(2000) {
+        let chunk = chunk.to_vec();
+        let (i, s) = store.write_blocking(move |tx| {
+            let mut t = tx.open(AUDIT)?;
+            let (mut i, mut s) = (0usize, 0usize);
+            for r in &chunk {
+                let key = (micros(r.ts), r.id.as_str());
+                if t.get(key)?.is_some() {
+                    s += 1;
+                    continue;
+                }
+                let bytes = serde_json::to_vec(r).map_err(|e| Error::Internal(e.to_string()))?;
+                t.insert(key, bytes.as_slice())?;
+                i += 1;
+            }
+            Ok((i, s))
+        })?;
+        imported += i;
+        skipped += s;
+    }
+    Ok((imported, skipped))
 }

@@ -36,6 +36,8 @@ pub struct ExportReport {
     pub incidents: usize,
     pub events: usize,
     pub artifacts: usize,
+    /// Gateway audit records (`audit.jsonl`).
+    pub audit: usize,
 }
 
 /// Counts of one record type in an import.
@@ -51,6 +53,7 @@ pub struct ImportReport {
     pub incidents: Counts,
     pub events: Counts,
     pub artifacts: Counts,
+    pub audit: Counts,
 }
 
 /// Why an import wrote nothing.
@@ -101,6 +104,7 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
         incidents: write_file(&out.join(INCIDENTS_FILE), &incidents)?,
         events: write_file(&out.join(EVENTS_FILE), &events)?,
         artifacts: write_file(&out.join(ARTIFACTS_FILE), &artifacts)?,
+        audit: crate::gateway::audit::export(txn, out)?,
     };
     sync_dir(out);
     Ok(report)
@@ -461,6 +465,8 @@ pub fn import(
         files.push((src, a));
     }
 
+    let audit = crate::gateway::audit::read_import(dir, &mut errors)?;
+
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(ImportError::Lines(errors));
@@ -545,5 +551,7 @@ pub fn import(
             Ok(())
         })?;
     }
+    let (imported, skipped_existing) = crate::gateway::audit::import(store, audit)?;
+    report.audit = Counts { imported, skipped_existing };
     Ok(report)
 }

@@ -113,6 +113,8 @@ async fn export_import_round_trip_is_identical_and_idempotent() {
         0
     );
     assert_eq!(r2.incidents.skipped_existing, 5);
+    assert_eq!(r2.audit.imported, 0);
+    assert_eq!(r.audit.imported, first_lines(&out1, "audit.jsonl"));
     store.shutdown();
     drop(store);
     let out2 = fresh.path().join("export2");
