@@ -39,6 +39,7 @@ fn settings(dir: &Path) -> Settings {
         legacy_backends: vec![],
         checkpoint_ms: 500,
         console_api_key: None,
+        cors_origins: vec![],
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Settings {
     pub checkpoint_ms: u64,
     /// `SOFIIA_CONSOLE_API_KEY`: the operator's key (environment only; never in a file).
     pub console_api_key: Option<String>,
+    /// `CORS_ORIGINS`: origins browsers may call from (comma-separated). Empty: any origin in
+    /// open dev mode, none otherwise.
+    pub cors_origins: Vec<String>,
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -267,6 +270,14 @@ impl Settings {
             legacy_backends,
             checkpoint_ms,
             console_api_key: var("SOFIIA_CONSOLE_API_KEY"),
+            cors_origins: var("CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

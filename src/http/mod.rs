@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_key,
         ))
+        .layer(cors(&state))
         .layer(axum::middleware::from_fn(log_requests))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -102,6 +103,28 @@ async fn log_requests(req: Request, next: Next) -> Response {
         tracing::info!(%method, %path, status, elapsed_ms = format!("{elapsed_ms:.2}"), "http");
     }
     res
+}
+
+/// CORS: any origin in open dev mode (no key configured), else only `CORS_ORIGINS`.
+fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ]);
+    let origins = &state.settings.cors_origins;
+    if origins.is_empty() && !state.gateway.auth_required() {
+        return base.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    base.allow_origin(AllowOrigin::list(list))
 }
 
 /// When keys are required (prod, or an operator key is configured), every endpoint but the

@@ -552,6 +552,9 @@ pub fn import(
         })?;
     }
     let (imported, skipped_existing) = crate::gateway::audit::import(store, audit)?;
-    report.audit = Counts { imported, skipped_existing };
+    report.audit = Counts {
+        imported,
+        skipped_existing,
+    };
     Ok(report)
 }

@@ -389,3 +389,55 @@ async fn no_payload_byte_reaches_the_audit_log() {
     );
     assert_ne!(rec["input_hash"], plain);
 }
+
+#[tokio::test]
+async fn cors_is_open_in_dev_and_limited_once_keys_are_set() {
+    let open = spawn_app().await;
+    let r = open
+        .client
+        .get(open.url("/api/health"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), |s| {
+        s.console_api_key = Some(OPERATOR_KEY.into());
+        s.cors_origins = vec!["http://localhost:8002".into()];
+    })
+    .await;
+    let r = app
+        .client
+        .get(app.url("/api/health"))
+        .header("Origin", "http://localhost:8002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:8002"
+    );
+    let r = app
+        .client
+        .get(app.url("/api/health"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "unknown origin refused"
+    );
+    // A preflight from an unknown origin gets no permission either.
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/incidents"))
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

@@ -29,6 +29,7 @@ pub fn settings_for(data_dir: &Path) -> Settings {
         legacy_backends: vec![],
         checkpoint_ms: 500,
         console_api_key: None,
+        cors_origins: vec![],
     }
 }
 
