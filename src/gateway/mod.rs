@@ -1,5 +1,7 @@
 //! The tool gateway (SPEC §5): every tool call passes one pipeline,
-//! authenticate → RBAC → rollout → limits → execute → audit.
+//! authenticate → RBAC → rollout → limits → execute → redact → audit.
+//! Redaction (`data_governance.yml`) masks secrets and personal data in results returned to
+//! agents; the operator sees stored data as it is.
 //!
 //! Callers present a key ([`auth`]); [`Gateway::execute`] does the rest. Audit records carry
 //! hashes and sizes, never payloads, and a call whose audit record cannot be written fails.
@@ -9,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod limits;
 pub mod policy;
+pub mod redact;
 pub mod tools;
 
 use std::sync::Arc;
@@ -287,6 +290,12 @@ impl Gateway {
             ))),
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let result = result.map(|mut v| {
+            if agent.is_some() || !matches!(principal, Principal::Operator | Principal::Open) {
+                g.policies.redactor.json(&mut v);
+            }
+            v
+        });
         if !(result.is_ok() && slot.written()) {
             // Reads, refusals and failures: the record is written on its own.
             let output_size = result

@@ -129,6 +129,7 @@ pub struct Policies {
     pub rbac: RbacMatrix,
     pub limits: ToolLimits,
     pub rollout: ToolsRollout,
+    pub redactor: super::redact::Redactor,
 }
 
 /// The defaults, identical to the files shipped in `config/`.
@@ -137,6 +138,8 @@ pub const DEFAULT_RBAC: &str = include_str!("../../config/rbac_tools_matrix.yml"
 pub const DEFAULT_LIMITS: &str = include_str!("../../config/tool_limits.yml");
 /// Default rollout.
 pub const DEFAULT_ROLLOUT: &str = include_str!("../../config/tools_rollout.yml");
+/// Default data governance.
+pub const DEFAULT_GOVERNANCE: &str = include_str!("../../config/data_governance.yml");
 
 fn load<T: serde::de::DeserializeOwned>(
     dir: Option<&Path>,
@@ -160,6 +163,9 @@ impl Policies {
         let rbac: RbacMatrix = load(config_dir, "rbac_tools_matrix.yml", DEFAULT_RBAC)?;
         let limits: ToolLimits = load(config_dir, "tool_limits.yml", DEFAULT_LIMITS)?;
         let rollout: ToolsRollout = load(config_dir, "tools_rollout.yml", DEFAULT_ROLLOUT)?;
+        let governance: super::redact::DataGovernance =
+            load(config_dir, "data_governance.yml", DEFAULT_GOVERNANCE)?;
+        let redactor = super::redact::Redactor::new(&governance, "data_governance.yml")?;
         for (agent, role) in &rbac.agents {
             if !rbac.roles.contains_key(role) {
                 return Err(ConfigError(format!(
@@ -177,6 +183,7 @@ impl Policies {
             rbac,
             limits,
             rollout,
+            redactor,
         })
     }
 }

@@ -441,3 +441,38 @@ async fn cors_is_open_in_dev_and_limited_once_keys_are_set() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn agents_get_redacted_results_the_operator_sees_the_record() {
+    let k = keyed_app(None).await;
+    let secret = "db at postgres://app:hunter2@db:5432, page ivan@example.com";
+    let (s, v) = call(
+        &k.app,
+        Some(OPERATOR_KEY),
+        json!({"tool":"oncall_tool","action":"incident_create",
+        "params":{"service":"db","severity":"P2","title":"DB auth failures","summary": secret}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["result"]["summary"], secret,
+        "the operator sees what is stored"
+    );
+    let id = v["result"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &k.app,
+        Some(&k.keys["monitor"]),
+        json!({"tool":"oncall_tool","action":"incident_get","params":{"incident_id": id}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let summary = v["result"]["incident"]["summary"].as_str().unwrap();
+    assert!(
+        !summary.contains("hunter2") && !summary.contains("ivan@example.com"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("postgres://app:[REDACTED]@db") && summary.contains("[REDACTED:email]"),
+        "{summary}"
+    );
+}
