@@ -25,6 +25,8 @@ pub struct Inner {
     pub store: Store,
     pub incidents: Incidents,
     pub gateway: crate::gateway::Gateway,
+    /// The only way out to other systems (allowlist, timeouts, retries, circuit breakers).
+    pub outbound: Arc<crate::gateway::outbound::Outbound>,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
     backup_lock: Arc<tokio::sync::Mutex<()>>,
@@ -88,6 +90,7 @@ impl AppState {
             store,
             incidents,
             gateway,
+            outbound,
             clock,
             started: Instant::now(),
             backup_lock: Arc::new(tokio::sync::Mutex::new(())),

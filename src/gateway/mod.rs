@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod limits;
+pub mod outbound;
 pub mod policy;
 pub mod redact;
 pub mod tools;

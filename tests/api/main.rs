@@ -9,5 +9,6 @@ mod gateway;
 mod health;
 mod lifecycle;
 mod listing;
+mod outbound;
 mod process;
 mod transfer;

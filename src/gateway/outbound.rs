@@ -1,0 +1,287 @@
+//! The one outbound HTTP client every room uses: only hosts on `network_allowlist.yml`,
+//! connect and total timeouts, retries with backoff and jitter for idempotent requests, and a
+//! circuit breaker per host so a dead node costs nothing after a few failures.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// `network_allowlist.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allowlist {
+    pub hosts: Vec<String>,
+}
+
+impl Allowlist {
+    /// Whether `host` may be called.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.hosts.iter().any(|h| {
+            let h = h.to_ascii_lowercase();
+            match h.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => h == host,
+            }
+        })
+    }
+}
+
+/// Default allowlist, identical to the shipped file.
+pub const DEFAULT_ALLOWLIST: &str = include_str!("../../config/network_allowlist.yml");
+
+/// Client behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub connect_timeout: Duration,
+    pub total_timeout: Duration,
+    /// Attempts for idempotent requests (1 = no retry).
+    pub attempts: u32,
+    pub backoff: Duration,
+    /// Consecutive failures that open a host's circuit.
+    pub failure_threshold: u32,
+    /// How long an open circuit refuses calls before one trial call.
+    pub open_for: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(10),
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            failure_threshold: 5,
+            open_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an outbound call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{0} is not on the network allowlist (config/network_allowlist.yml)")]
+    NotAllowed(String),
+    #[error("{host} is failing; not calling it again for {retry_in_ms} ms (circuit open)")]
+    CircuitOpen { host: String, retry_in_ms: u64 },
+    #[error("bad URL '{0}'")]
+    BadUrl(String),
+    #[error("{host}: timed out")]
+    Timeout { host: String },
+    #[error("{host}: cannot connect: {message}")]
+    Connect { host: String, message: String },
+    #[error("{host}: HTTP {status}")]
+    Status { host: String, status: u16 },
+    #[error("{host}: {message}")]
+    Other { host: String, message: String },
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// The shared client.
+pub struct Outbound {
+    client: reqwest::Client,
+    allow: Allowlist,
+    opts: Options,
+    breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+impl Outbound {
+    /// Load `network_allowlist.yml` (or the default) and build the client.
+    pub fn new(
+        config_dir: Option<&std::path::Path>,
+        opts: Options,
+    ) -> Result<Outbound, ConfigError> {
+        let allow: Allowlist = match config_dir.map(|d| d.join("network_allowlist.yml")) {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| ConfigError(format!("{}: {e}", p.display())))?;
+                crate::config::parse_yaml(&p, &text)?
+            }
+            _ => crate::config::parse_yaml(
+                std::path::Path::new("(built-in) network_allowlist.yml"),
+                DEFAULT_ALLOWLIST,
+            )?,
+        };
+        Ok(Self::with_allowlist(allow, opts))
+    }
+
+    /// A client with an explicit allowlist.
+    pub fn with_allowlist(allow: Allowlist, opts: Options) -> Outbound {
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.total_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Outbound {
+            client,
+            allow,
+            opts,
+            breakers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn breaker(&self, host: &str) -> Breaker {
+        self.breakers
+            .lock()
+            .map(|b| b.get(host).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, host: &str, ok: bool) {
+        if let Ok(mut m) = self.breakers.lock() {
+            let b = m.entry(host.to_string()).or_default();
+            if ok {
+                *b = Breaker::default();
+            } else {
+                b.failures += 1;
+                if b.failures >= self.opts.failure_threshold {
+                    b.open_until = Some(Instant::now() + self.opts.open_for);
+                    tracing::warn!(host, failures = b.failures, "outbound_circuit_open");
+                }
+            }
+        }
+    }
+
+    /// Whether a host's circuit is open now.
+    pub fn is_open(&self, host: &str) -> bool {
+        self.breaker(host)
+            .open_until
+            .is_some_and(|t| t > Instant::now())
+    }
+
+    /// Send a request. `GET`, `HEAD`, `PUT`, `DELETE` and `OPTIONS` are retried on connection
+    /// errors, timeouts and 5xx; others are sent once. A 4xx is returned as is (not a failure
+    /// of the host).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, OutboundError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| OutboundError::BadUrl(url.chars().take(200).collect()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(OutboundError::BadUrl(url.chars().take(200).collect()));
+        }
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| OutboundError::BadUrl(url.chars().take(200).collect()))?
+            .to_string();
+        if !self.allow.allows(&host) {
+            return Err(OutboundError::NotAllowed(host));
+        }
+        let b = self.breaker(&host);
+        if let Some(until) = b.open_until {
+            let now = Instant::now();
+            if until > now {
+                return Err(OutboundError::CircuitOpen {
+                    host,
+                    retry_in_ms: (until - now).as_millis() as u64,
+                });
+            }
+            // Half-open: this call is the trial.
+        }
+        let idempotent = matches!(
+            method,
+            reqwest::Method::GET
+                | reqwest::Method::HEAD
+                | reqwest::Method::PUT
+                | reqwest::Method::DELETE
+                | reqwest::Method::OPTIONS
+        );
+        let attempts = if idempotent {
+            self.opts.attempts.max(1)
+        } else {
+            1
+        };
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let mut req = self.client.request(method.clone(), parsed.clone());
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let outcome = match req.send().await {
+                Ok(r) if r.status().is_server_error() => Err(OutboundError::Status {
+                    host: host.clone(),
+                    status: r.status().as_u16(),
+                }),
+                Ok(r) => Ok(r),
+                Err(e) if e.is_timeout() => Err(OutboundError::Timeout { host: host.clone() }),
+                Err(e) if e.is_connect() => Err(OutboundError::Connect {
+                    host: host.clone(),
+                    message: root_cause(&e),
+                }),
+                Err(e) => Err(OutboundError::Other {
+                    host: host.clone(),
+                    message: root_cause(&e),
+                }),
+            };
+            match outcome {
+                Ok(r) => {
+                    self.record(&host, true);
+                    return Ok(r);
+                }
+                Err(e) => {
+                    self.record(&host, false);
+                    tracing::debug!(host = %host, attempt, error = %e, "outbound_attempt_failed");
+                    last = Some(e);
+                    if attempt < attempts && !self.is_open(&host) {
+                        // Exponential backoff with jitter: base·2^(n-1) · [0.5, 1.5).
+                        let base =
+                            self.opts.backoff.as_millis() as u64 * (1 << (attempt - 1).min(6));
+                        let jitter = u64::from_str_radix(&crate::clock::random_hex(2), 16)
+                            .unwrap_or(0)
+                            % base.max(1);
+                        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or(OutboundError::Other {
+            host,
+            message: "no attempt made".into(),
+        }))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_matches_hosts_and_subdomains_only() {
+        let a = Allowlist {
+            hosts: vec!["localhost".into(), "*.noda.internal".into(), "::1".into()],
+        };
+        assert!(a.allows("localhost"));
+        assert!(a.allows("LOCALHOST"));
+        assert!(a.allows("router.noda.internal"));
+        assert!(a.allows("[::1]"));
+        assert!(!a.allows("noda.internal.evil.com"));
+        assert!(!a.allows("evilnoda.internal"));
+        assert!(!a.allows("example.com"));
+    }
+}
