@@ -58,6 +58,16 @@ impl AppState {
                 code: "config",
                 message: e.0,
             })?;
+        let outbound = Arc::new(
+            crate::gateway::outbound::Outbound::new(
+                settings.config_dir.as_deref(),
+                crate::gateway::outbound::Options::default(),
+            )
+            .map_err(|e| Error::Validation {
+                code: "config",
+                message: e.0,
+            })?,
+        );
         let policy = crate::store::writer::Checkpoints {
             interval: std::time::Duration::from_millis(settings.checkpoint_ms),
             ..Default::default()
