@@ -388,6 +388,19 @@ async fn no_payload_byte_reaches_the_audit_log() {
         .as_slice(),
     );
     assert_ne!(rec["input_hash"], plain);
+    // Nor into the audit part of a JSONL export.
+    let out = tempfile::tempdir().unwrap();
+    let out_path = out.path().to_path_buf();
+    let n = k
+        .app
+        .state
+        .store
+        .read(move |txn| sofiia::gateway::audit::export(txn, &out_path))
+        .await
+        .unwrap();
+    assert!(n >= 2);
+    let exported = std::fs::read_to_string(out.path().join("audit.jsonl")).unwrap();
+    assert!(exported.contains("gr_test") && !exported.contains(marker));
 }
 
 #[tokio::test]
