@@ -398,7 +398,7 @@ async fn no_payload_byte_reaches_the_audit_log() {
         .read(move |txn| sofiia::gateway::audit::export(txn, &out_path))
         .await
         .unwrap();
-    assert!(n >= 2);
+    assert!(n >= 1);
     let exported = std::fs::read_to_string(out.path().join("audit.jsonl")).unwrap();
     assert!(exported.contains("gr_test") && !exported.contains(marker));
 }
