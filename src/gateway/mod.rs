@@ -46,6 +46,53 @@ pub struct ToolCall {
 /// Tools known to the gateway.
 pub const TOOLS: [&str; 1] = ["oncall_tool"];
 
+/// What a tool offers: its actions and the params it declares secret. Secret params are
+/// never logged or audited (nothing of a payload is) and their values are masked wherever
+/// they would appear in a result, for every caller.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolSchema {
+    pub name: &'static str,
+    pub actions: &'static [&'static str],
+    pub secret_params: &'static [&'static str],
+}
+
+/// Schemas of every tool (`GET /v1/tools`).
+pub fn schemas() -> Vec<ToolSchema> {
+    vec![ToolSchema {
+        name: "oncall_tool",
+        actions: &tools::oncall::ACTIONS,
+        secret_params: &[],
+    }]
+}
+
+/// Replace every occurrence of a secret param's value in the result's strings.
+pub fn mask_secrets(result: &mut Json, params: &Json, secret_params: &[&str]) -> usize {
+    let secrets: Vec<String> = secret_params
+        .iter()
+        .filter_map(|p| params.get(*p).and_then(|v| v.as_str()))
+        .filter(|v| v.len() >= 4)
+        .map(str::to_string)
+        .collect();
+    fn walk(v: &mut Json, secrets: &[String]) -> usize {
+        match v {
+            Json::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
+                for x in secrets {
+                    *s = s.replace(x.as_str(), "[REDACTED:secret]");
+                }
+                1
+            }
+            Json::Array(a) => a.iter_mut().map(|x| walk(x, secrets)).sum(),
+            Json::Object(m) => m.values_mut().map(|x| walk(x, secrets)).sum(),
+            _ => 0,
+        }
+    }
+    if secrets.is_empty() {
+        0
+    } else {
+        walk(result, &secrets)
+    }
+}
+
 /// The gateway: policies, keys, limits, audit, and the rooms tools call into.
 #[derive(Clone)]
 pub struct Gateway(Arc<Inner>);
@@ -291,7 +338,13 @@ impl Gateway {
             ))),
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let secret = schemas()
+            .into_iter()
+            .find(|t| t.name == call.tool)
+            .map(|t| t.secret_params)
+            .unwrap_or(&[]);
         let result = result.map(|mut v| {
+            mask_secrets(&mut v, &call.params, secret);
             if agent.is_some() || !matches!(principal, Principal::Operator | Principal::Open) {
                 g.policies.redactor.json(&mut v);
             }
@@ -356,5 +409,20 @@ impl Gateway {
         tracing::warn!(tool = %crate::incidents::model::clip(&call.tool, 64), action = %crate::incidents::model::clip(&call.action, 64),
             code = err.code(), principal = %principal.name(), "gateway_deny");
         Err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_params_are_masked_in_results() {
+        let params = serde_json::json!({"token": "tok-12345-secret", "name": "x"});
+        let mut out = serde_json::json!({"echo": "used tok-12345-secret here", "list": ["tok-12345-secret"], "name": "x"});
+        assert_eq!(mask_secrets(&mut out, &params, &["token"]), 2);
+        assert_eq!(out["echo"], "used [REDACTED:secret] here");
+        assert_eq!(out["name"], "x");
+        assert_eq!(mask_secrets(&mut out, &params, &[]), 0);
     }
 }

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(tools::audit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     let tool_calls = Router::new()
+        .route("/v1/tools", get(tools::list))
         .route("/v1/tools/execute", post(tools::execute))
         .route("/v1/tools/{tool}", post(tools::execute_short))
         .layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT));
@@ -132,11 +133,12 @@ fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
 /// other endpoint is the operator's console and needs the operator key.
 async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let exempt = matches!(path, "/healthz" | "/api/health" | "/metrics");
-    if !s.gateway.auth_required()
-        || exempt
-        || path.starts_with("/v1/tools/")
-        || path == "/api/audit"
+    // The console's static files hold no data (its API calls carry the key); health checks
+    // must work for monitors without one.
+    let static_ui =
+        !path.starts_with("/api/") && !path.starts_with("/v1/") && !path.starts_with("/ws");
+    let exempt = static_ui || matches!(path, "/healthz" | "/api/health" | "/metrics");
+    if !s.gateway.auth_required() || exempt || path.starts_with("/v1/tools") || path == "/api/audit"
     {
         return next.run(req).await;
     }

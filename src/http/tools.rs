@@ -133,3 +133,9 @@ pub async fn audit(
         .await?;
     Ok(Json(serde_json::json!({"items": items})).into_response())
 }
+
+/// `GET /v1/tools`: tools, actions and secret params.
+pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    Ok(Json(serde_json::json!({"tools": crate::gateway::schemas()})).into_response())
+}

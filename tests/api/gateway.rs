@@ -163,9 +163,28 @@ async fn keys_authenticate_and_never_impersonate() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // Health stays open.
+    // Health and the console's page stay open; unknown API paths still need the key.
+    assert_eq!(k.app.get("/").await.0, 200);
+    assert_error(&k.app.get("/api/nothing").await, 401, "unauthorized");
     assert_eq!(k.app.get("/healthz").await.0, 200);
     assert_eq!(k.app.get("/api/health").await.0, 200);
+    // Agents can list the tools; without a key nobody can.
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/v1/tools"))
+        .bearer_auth(&k.keys["monitor"])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["tools"][0]["name"], "oncall_tool");
+    assert!(v["tools"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "incident_create"));
+    assert_error(&k.app.get("/v1/tools").await, 401, "unauthorized");
     // Agents cannot read the audit log.
     let r = k
         .app
