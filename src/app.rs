@@ -122,7 +122,13 @@ impl AppState {
             use redb::ReadableDatabase;
             let txn = state.store.db().begin_read()?;
             let files = crate::incidents::transfer::artifact_paths(&txn)?;
-            crate::store::backup::backup_snapshot(&txn, &state.settings.artifacts_dir, &files, &out)
+            crate::store::backup::backup_snapshot(
+                &txn,
+                &state.settings.data_dir,
+                &state.settings.artifacts_dir,
+                &files,
+                &out,
+            )
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?

@@ -320,7 +320,13 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         Ok(s) => {
             let r = s.read_blocking(|txn| {
                 let files = crate::incidents::transfer::artifact_paths(txn)?;
-                store::backup::backup_snapshot(txn, &settings.artifacts_dir, &files, dir)
+                store::backup::backup_snapshot(
+                    txn,
+                    &settings.data_dir,
+                    &settings.artifacts_dir,
+                    &files,
+                    dir,
+                )
             });
             s.shutdown();
             println!("{}", serde_json::to_string_pretty(&r?)?);

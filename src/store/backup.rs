@@ -40,7 +40,13 @@ pub struct Manifest {
     pub schema_version: u32,
     pub tables: BTreeMap<String, u64>,
     pub files: Vec<FileEntry>,
+    /// Per-install files kept beside the database (audit secret, agent key hashes).
+    #[serde(default)]
+    pub install_files: Vec<FileEntry>,
 }
+
+/// Files of `DATA_DIR` that belong to the install and travel with backups.
+pub const INSTALL_FILES: [&str; 2] = ["audit.key", "agent_keys.yml"];
 
 /// What a backup wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +93,7 @@ fn sibling_tmp(p: &Path, tag: &str) -> PathBuf {
 /// `files` are artifact paths relative to `artifacts_dir` that the snapshot references.
 pub fn backup_snapshot(
     src: &ReadTransaction,
+    data_dir: &Path,
     artifacts_dir: &Path,
     files: &[String],
     out: &Path,
@@ -133,6 +140,21 @@ pub fn backup_snapshot(
                 sha256: crate::incidents::sha256_hex(&data),
             });
         }
+        let mut install = Vec::new();
+        for name in INSTALL_FILES {
+            let from = data_dir.join(name);
+            let data = match std::fs::read(&from) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&from, e)),
+            };
+            crate::incidents::write_synced(&tmp.join(name), &data)?;
+            install.push(FileEntry {
+                path: name.to_string(),
+                size: data.len() as u64,
+                sha256: crate::incidents::sha256_hex(&data),
+            });
+        }
         let manifest = Manifest {
             format: "sofiia-backup".into(),
             format_version: 1,
@@ -141,6 +163,7 @@ pub fn backup_snapshot(
             schema_version,
             tables: tables.clone(),
             files: entries,
+            install_files: install,
         };
         let text =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
@@ -217,6 +240,22 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
             }
         }
     }
+    for f in m.install_files.iter() {
+        if !INSTALL_FILES.contains(&f.path.as_str()) {
+            return Err(Error::invalid(
+                MANIFEST,
+                format!("unexpected install file {}", f.path),
+            ));
+        }
+        let p = backup.join(&f.path);
+        let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
+        if crate::incidents::sha256_hex(&data) != f.sha256 {
+            return Err(Error::Storage(format!(
+                "{} does not match its checksum",
+                p.display()
+            )));
+        }
+    }
     for f in &m.files {
         if f.path.contains("..") || Path::new(&f.path).is_absolute() {
             return Err(Error::invalid(MANIFEST, format!("unsafe path {}", f.path)));
@@ -284,6 +323,9 @@ pub fn restore(
                 std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
             }
             std::fs::copy(backup.join(&f.path), &to).map_err(|e| io(&to, e))?;
+        }
+        for f in &manifest.install_files {
+            std::fs::copy(backup.join(&f.path), stage.join(&f.path)).map_err(|e| io(&stage, e))?;
         }
         if let Ok(f) = std::fs::File::open(stage.join(DB_FILE)) {
             let _ = f.sync_all();

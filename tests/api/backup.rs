@@ -194,6 +194,9 @@ async fn restore_refuses_a_non_empty_or_running_data_dir() {
         "old data kept aside"
     );
 
+    // The install's audit secret travels with the backup: hashes stay comparable.
+    let key_before = std::fs::read(Path::new(aside).join("audit.key")).unwrap();
+    assert_eq!(std::fs::read(data.join("audit.key")).unwrap(), key_before);
     let app = spawn_in(dir, Arc::new(SystemClock)).await;
     assert_eq!(
         app.count_all().await,
