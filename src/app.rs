@@ -198,10 +198,27 @@ impl App {
         if let Ok(text) = serde_json::to_vec_pretty(&info) {
             let _ = crate::incidents::write_synced(&marker, &text);
         }
+        // Audit retention: an hour after start, then hourly (until the jobs room schedules it).
+        let purger = {
+            let gw = state.gateway.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+                    std::time::Duration::from_secs(3600),
+                );
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = gw.purge_expired_audit().await {
+                        tracing::warn!(error = %e, "audit_purge_failed");
+                    }
+                }
+            })
+        };
         let router = crate::http::router(self.state);
         let res = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
+        purger.abort();
         let store = state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         let _ = std::fs::remove_file(&marker);

@@ -142,6 +142,26 @@ impl Audit {
             .await
     }
 
+    /// Delete records older than `cutoff`, at most `max` per call (oldest first); returns how
+    /// many were removed. Bounded, so it never holds the writer for long.
+    pub async fn purge_older_than(&self, cutoff: OffsetDateTime, max: usize) -> Result<usize> {
+        let hi = micros(cutoff);
+        self.store
+            .write(move |tx| {
+                let mut t = tx.open(AUDIT)?;
+                let keys: Vec<(i64, String)> = t
+                    .range((i64::MIN, "")..(hi, ""))?
+                    .take(max)
+                    .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                    .collect::<std::result::Result<_, _>>()?;
+                for (ts, id) in &keys {
+                    t.remove((*ts, id.as_str()))?;
+                }
+                Ok(keys.len())
+            })
+            .await
+    }
+
     /// A fresh record id.
     pub fn new_id() -> String {
         format!("aud_{}", random_hex(8))

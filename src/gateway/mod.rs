@@ -143,6 +143,24 @@ impl Gateway {
         &self.0.audit
     }
 
+    /// Remove audit records past `data_governance.yml`'s `audit_retention_days`.
+    pub async fn purge_expired_audit(&self) -> Result<usize> {
+        let days = self.0.policies.redactor.audit_retention_days as i64;
+        let cutoff = self.0.clock.now() - time::Duration::days(days);
+        let mut total = 0;
+        loop {
+            let n = self.0.audit.purge_older_than(cutoff, 5000).await?;
+            total += n;
+            if n < 5000 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(removed = total, retention_days = days, "audit_purged");
+        }
+        Ok(total)
+    }
+
     /// Run one call through the whole pipeline.
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
         let g = &self.0;

@@ -508,3 +508,39 @@ async fn agents_get_redacted_results_the_operator_sees_the_record() {
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn audit_records_expire_after_the_retention_period() {
+    let clock = fixed_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_configured(dir, clock.clone(), |_| {}).await;
+    for i in 0..3 {
+        let (s, _) = app
+            .post(
+                "/api/incidents",
+                json!({"service":"s","severity":"P3","title": format!("t{i}")}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    assert_eq!(count(&app.get("/api/audit").await.1), 3);
+    assert_eq!(
+        app.state.gateway.purge_expired_audit().await.unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    clock.advance(time::Duration::days(91));
+    app.post(
+        "/api/incidents",
+        json!({"service":"s","severity":"P3","title":"fresh"}),
+    )
+    .await;
+    assert_eq!(app.state.gateway.purge_expired_audit().await.unwrap(), 3);
+    let left = app.get("/api/audit").await.1;
+    assert_eq!(
+        count(&left),
+        2,
+        "the fresh create and the listing itself remain: {left}"
+    );
+}
