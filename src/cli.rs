@@ -190,7 +190,15 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         let env = settings.env;
         let data_dir = settings.data_dir.clone();
+        let open_mode = settings.console_api_key.is_none();
         let app = crate::app::App::build(settings).await?;
+        if open_mode {
+            tracing::warn!(
+                "auth_open: no SOFIIA_CONSOLE_API_KEY set (ENV=dev): requests need no key, a call's \
+                 role comes from its agent_id (none = operator), CORS allows any origin; \
+                 set SOFIIA_CONSOLE_API_KEY to require keys"
+            );
+        }
         let addr = app.local_addr();
         tracing::info!(url = %format!("http://{addr}"), env = env.as_str(), data_dir = %data_dir.display(), "sofiia_listening");
         println!("sofiia listening on http://{addr}");
