@@ -226,4 +226,5 @@ async fn tool_payloads_never_reach_the_logs() {
         "{log}"
     );
     assert!(!log.contains(marker), "payload leaked into the log");
+    assert!(log.contains("auth_open"), "open dev mode is announced at start");
 }
