@@ -269,7 +269,7 @@ impl Settings {
             artifacts_dir,
             legacy_backends,
             checkpoint_ms,
-            console_api_key: var("SOFIIA_CONSOLE_API_KEY"),
+            console_api_key: var("SOFIIA_CONSOLE_API_KEY").map(|k| k.trim().to_string()),
             cors_origins: var("CORS_ORIGINS")
                 .map(|v| {
                     v.split(',')

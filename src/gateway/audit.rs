@@ -60,12 +60,18 @@ impl Audit {
             Ok(s) => s.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = random_hex(32);
-                crate::incidents::write_synced(&path, s.as_bytes())?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
                 #[cfg(unix)]
                 {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600); // readable by the owner only, from the first byte
                 }
+                let mut f = opts
+                    .open(&path)
+                    .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                std::io::Write::write_all(&mut f, s.as_bytes())?;
+                f.sync_all()?;
                 s
             }
             Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),

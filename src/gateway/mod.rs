@@ -43,6 +43,9 @@ pub struct ToolCall {
     pub metadata: Json,
 }
 
+/// What logs and audit records say for a tool or action name the gateway does not know.
+const UNKNOWN: &str = "<unknown>";
+
 /// Tools known to the gateway.
 pub const TOOLS: [&str; 1] = ["oncall_tool"];
 
@@ -165,17 +168,52 @@ impl Gateway {
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
         let g = &self.0;
         let started = Instant::now();
+        let mut call = call;
+        // Only names the gateway knows (or a fixed placeholder) reach logs and audit records:
+        // a caller's tool, action, agent or run names are never echoed.
+        let token = |s: &str| crate::incidents::model::check_token("name", s, 64).is_ok();
+        let mut refused: Option<Error> = match schemas().into_iter().find(|s| s.name == call.tool) {
+            None => {
+                call.tool = UNKNOWN.into();
+                call.action = UNKNOWN.into();
+                Some(Error::NotFound(
+                    "no such tool; GET /v1/tools lists them".into(),
+                ))
+            }
+            Some(s) if !s.actions.contains(&call.action.as_str()) => {
+                call.action = UNKNOWN.into();
+                Some(Error::NotFound(format!(
+                    "{} has no such action; its actions are {}",
+                    s.name,
+                    s.actions.join(", ")
+                )))
+            }
+            Some(_) => None,
+        };
+        if call
+            .agent_id
+            .as_deref()
+            .is_some_and(|a| !a.is_empty() && !token(a))
+        {
+            call.agent_id = None;
+            refused.get_or_insert(Error::invalid(
+                "agent_id",
+                "is not an agent id (letters, digits, . _ : - /)",
+            ));
+        }
         let input = serde_json::to_vec(&call.params).unwrap_or_default();
         let input_hash = g.audit.hash(&input);
         let graph_run_id = call
             .metadata
             .get("graph_run_id")
             .and_then(|v| v.as_str())
-            .map(|s| crate::incidents::model::clip(s, 64));
+            .filter(|s| token(s))
+            .map(str::to_string);
         let node = call
             .metadata
             .get("node")
             .and_then(|v| v.as_str())
+            .filter(|s| token(s))
             .unwrap_or("-")
             .to_string();
         let attempt = call
@@ -217,6 +255,20 @@ impl Gateway {
             (Principal::Agent { agent_id }, _) => Some(agent_id.clone()),
             (_, a) => a.map(str::to_string),
         };
+        if let Some(e) = refused {
+            return self
+                .deny(
+                    principal,
+                    agent.as_deref(),
+                    "-",
+                    &call,
+                    &input_hash,
+                    input.len(),
+                    graph_run_id,
+                    e,
+                )
+                .await;
+        }
         // An agent's role applies whenever the call acts as an agent, also when the operator
         // chooses to act as one; the operator acting as itself may call everything.
         let role = match (principal, &agent) {
@@ -272,9 +324,13 @@ impl Gateway {
             // The rate limit reins in agents; the operator's own console is not throttled.
             let limited = !matches!(principal, Principal::Operator) || agent.is_some();
             let counted = match limited {
-                true => g
-                    .limiter
-                    .check(&principal.name(), &call.tool, lim.calls_per_minute),
+                // Counted per acting agent: open-mode callers and the operator acting as
+                // different agents do not share one budget.
+                true => g.limiter.check(
+                    agent.as_deref().unwrap_or(&principal.name()),
+                    &call.tool,
+                    lim.calls_per_minute,
+                ),
                 false => Ok(()),
             };
             if let Err(wait) = counted {
@@ -341,19 +397,24 @@ impl Gateway {
                 other => Err(Error::NotFound(format!("no tool '{other}'"))),
             }
         };
-        let result = match tokio::time::timeout(
-            timeout,
-            crate::store::with_rider(slot.clone(), run),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(format!(
-                "{}.{} took longer than {} ms",
-                call.tool,
-                call.action,
-                timeout.as_millis()
-            ))),
+        let run = crate::store::with_rider(slot.clone(), run);
+        tokio::pin!(run);
+        let result = tokio::select! {
+            r = &mut run => r,
+            _ = tokio::time::sleep(timeout) => {
+                if slot.taken() {
+                    // Its write is already queued: cancelling now would answer "failed" for a
+                    // change that commits anyway. Wait for the outcome instead.
+                    run.await
+                } else {
+                    Err(Error::Timeout(format!(
+                        "{}.{} took longer than {} ms",
+                        call.tool,
+                        call.action,
+                        timeout.as_millis()
+                    )))
+                }
+            }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let secret = schemas()

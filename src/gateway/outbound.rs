@@ -71,8 +71,8 @@ pub enum OutboundError {
     NotAllowed(String),
     #[error("{host} is failing; not calling it again for {retry_in_ms} ms (circuit open)")]
     CircuitOpen { host: String, retry_in_ms: u64 },
-    #[error("bad URL '{0}'")]
-    BadUrl(String),
+    #[error("not an http(s) URL with a host ({0})")]
+    BadUrl(&'static str),
     #[error("{host}: timed out")]
     Timeout { host: String },
     #[error("{host}: cannot connect: {message}")]
@@ -114,23 +114,26 @@ impl Outbound {
                 DEFAULT_ALLOWLIST,
             )?,
         };
-        Ok(Self::with_allowlist(allow, opts))
+        Self::with_allowlist(allow, opts)
     }
 
     /// A client with an explicit allowlist.
-    pub fn with_allowlist(allow: Allowlist, opts: Options) -> Outbound {
+    pub fn with_allowlist(allow: Allowlist, opts: Options) -> Result<Outbound, ConfigError> {
+        // No redirects (they could leave the allowlist) and no proxy from the environment
+        // (it would route allowlisted calls elsewhere).
         let client = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.total_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .build()
-            .unwrap_or_default();
-        Outbound {
+            .map_err(|e| ConfigError(format!("outbound HTTP client: {e}")))?;
+        Ok(Outbound {
             client,
             allow,
             opts,
             breakers: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn breaker(&self, host: &str) -> Breaker {
@@ -172,13 +175,17 @@ impl Outbound {
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, OutboundError> {
         let parsed = reqwest::Url::parse(url)
-            .map_err(|_| OutboundError::BadUrl(url.chars().take(200).collect()))?;
+            .map_err(|_| OutboundError::BadUrl("the URL is not echoed: it may hold credentials"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(OutboundError::BadUrl(url.chars().take(200).collect()));
+            return Err(OutboundError::BadUrl(
+                "the URL is not echoed: it may hold credentials",
+            ));
         }
         let host = parsed
             .host_str()
-            .ok_or_else(|| OutboundError::BadUrl(url.chars().take(200).collect()))?
+            .ok_or(OutboundError::BadUrl(
+                "the URL is not echoed: it may hold credentials",
+            ))?
             .to_string();
         if !self.allow.allows(&host) {
             return Err(OutboundError::NotAllowed(host));

@@ -166,12 +166,75 @@ impl Policies {
         let governance: super::redact::DataGovernance =
             load(config_dir, "data_governance.yml", DEFAULT_GOVERNANCE)?;
         let redactor = super::redact::Redactor::new(&governance, "data_governance.yml")?;
+        let governance_days = governance.audit_retention_days;
         for (agent, role) in &rbac.agents {
             if !rbac.roles.contains_key(role) {
                 return Err(ConfigError(format!(
                     "rbac_tools_matrix.yml: agents.{agent}: role '{role}' is not defined under roles"
                 )));
             }
+        }
+        if rbac.roles.contains_key("operator") || rbac.agents.values().any(|r| r == "operator") {
+            return Err(ConfigError(
+                "rbac_tools_matrix.yml: roles: 'operator' is reserved for the operator's key"
+                    .into(),
+            ));
+        }
+        let schemas = super::schemas();
+        let known_tool = |t: &str| schemas.iter().any(|s| s.name == t);
+        for (role, tools) in &rbac.roles {
+            for (tool, actions) in tools {
+                let Some(schema) = schemas.iter().find(|s| s.name == tool) else {
+                    return Err(ConfigError(format!(
+                        "rbac_tools_matrix.yml: roles.{role}.{tool}: no such tool"
+                    )));
+                };
+                for a in actions {
+                    if a != "*" && !schema.actions.contains(&a.as_str()) {
+                        return Err(ConfigError(format!(
+                            "rbac_tools_matrix.yml: roles.{role}.{tool}: no action '{a}'"
+                        )));
+                    }
+                }
+            }
+        }
+        for (tool, r) in &rollout.tools {
+            if !known_tool(tool) {
+                return Err(ConfigError(format!(
+                    "tools_rollout.yml: tools.{tool}: no such tool"
+                )));
+            }
+            if let Some(e) = r
+                .envs
+                .iter()
+                .find(|e| crate::config::Env::parse(e).is_none())
+            {
+                return Err(ConfigError(format!(
+                    "tools_rollout.yml: tools.{tool}.envs: '{e}' is not dev, staging or prod"
+                )));
+            }
+        }
+        for (name, l) in std::iter::once(("defaults", &limits.defaults))
+            .chain(limits.tools.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if name != "defaults" && !known_tool(name) {
+                return Err(ConfigError(format!(
+                    "tool_limits.yml: tools.{name}: no such tool"
+                )));
+            }
+            if l.max_payload_bytes == Some(0)
+                || l.timeout_ms == Some(0)
+                || l.calls_per_minute == Some(0)
+            {
+                return Err(ConfigError(format!(
+                    "tool_limits.yml: {name}: limits must be above 0"
+                )));
+            }
+        }
+        if !(1..=3650).contains(&governance_days) {
+            return Err(ConfigError(format!(
+                "data_governance.yml: audit_retention_days: {governance_days} is not between 1 and 3650"
+            )));
         }
         if !rbac.roles.contains_key(&rbac.default_role) {
             return Err(ConfigError(format!(
@@ -237,7 +300,45 @@ mod tests {
             e.0.contains("rbac_tools_matrix.yml") && e.0.contains("agnets"),
             "{e}"
         );
+        for (bad, needle) in [
+            (
+                "default_role: r\nroles: {r: {}, operator: {}}\n",
+                "reserved",
+            ),
+            (
+                "default_role: r\nroles: {r: {oncal_tool: [\"*\"]}}\n",
+                "roles.r.oncal_tool: no such tool",
+            ),
+            (
+                "default_role: r\nroles: {r: {oncall_tool: [incident_delete]}}\n",
+                "no action 'incident_delete'",
+            ),
+        ] {
+            std::fs::write(dir.path().join("rbac_tools_matrix.yml"), bad).unwrap();
+            let e = Policies::load(Some(dir.path())).unwrap_err();
+            assert!(e.0.contains(needle), "{e}");
+        }
         std::fs::remove_file(dir.path().join("rbac_tools_matrix.yml")).unwrap();
+        std::fs::write(
+            dir.path().join("tools_rollout.yml"),
+            "tools: {oncall_tool: {envs: [production-eu]}}\n",
+        )
+        .unwrap();
+        assert!(Policies::load(Some(dir.path()))
+            .unwrap_err()
+            .0
+            .contains("envs"));
+        std::fs::remove_file(dir.path().join("tools_rollout.yml")).unwrap();
+        std::fs::write(
+            dir.path().join("data_governance.yml"),
+            "audit_retention_days: 0\nredaction: []\n",
+        )
+        .unwrap();
+        assert!(Policies::load(Some(dir.path()))
+            .unwrap_err()
+            .0
+            .contains("audit_retention_days"));
+        std::fs::remove_file(dir.path().join("data_governance.yml")).unwrap();
         std::fs::write(
             dir.path().join("tool_limits.yml"),
             "defaults: {timeout_ms: soon}\n",

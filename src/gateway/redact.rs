@@ -27,6 +27,7 @@ pub struct DataGovernance {
 #[derive(Debug, Clone)]
 pub struct Redactor {
     set: RegexSet,
+    secret_key: Regex,
     rules: Vec<(Regex, String)>,
     /// Audit records older than this many days may be removed by the cleanup job.
     pub audit_retention_days: u32,
@@ -43,8 +44,13 @@ impl Redactor {
         }
         let set = RegexSet::new(g.redaction.iter().map(|r| r.regex.as_str()))
             .map_err(|e| ConfigError(format!("{file}: redaction: {e}")))?;
+        let secret_key = Regex::new(
+            r"(?i)passw(or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential",
+        )
+        .map_err(|e| ConfigError(format!("{file}: {e}")))?;
         Ok(Redactor {
             set,
+            secret_key,
             rules,
             audit_retention_days: g.audit_retention_days,
         })
@@ -75,7 +81,16 @@ impl Redactor {
                 None => 0,
             },
             Json::Array(a) => a.iter_mut().map(|x| self.json(x)).sum(),
-            Json::Object(m) => m.values_mut().map(|x| self.json(x)).sum(),
+            Json::Object(m) => m
+                .iter_mut()
+                .map(|(k, x)| match x {
+                    Json::String(s) if self.secret_key.is_match(k) && !s.is_empty() => {
+                        *s = "[REDACTED]".into();
+                        1
+                    }
+                    _ => self.json(x),
+                })
+                .sum(),
             _ => 0,
         }
     }
@@ -123,6 +138,28 @@ mod tests {
                 "[REDACTED:phone]",
             ),
             ("password=s3cret! and token: abc123", "password=[REDACTED]"),
+            (
+                "DB_PASSWORD=hunter2 client_secret=xyz",
+                "DB_PASSWORD=[REDACTED]",
+            ),
+            (r#"{"password": "hunter2"}"#, r#""password": "[REDACTED]"#),
+            ("redis://:pw0rd@cache:6379", "redis://:[REDACTED]@cache"),
+            (
+                "openai sk-proj-abcdefghijklmnop1234 used",
+                "[REDACTED:api_key]",
+            ),
+            (
+                "google AIzaSyA1234567890abcdefghijklmnopqrstuv",
+                "[REDACTED:api_key]",
+            ),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nxyz\n-----END PGP PRIVATE KEY BLOCK-----",
+                "[REDACTED:private_key]",
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "AWS_SECRET_ACCESS_KEY=[REDACTED]",
+            ),
         ];
         for (input, expect) in cases {
             let out = r
@@ -153,8 +190,10 @@ mod tests {
     #[test]
     fn json_values_are_masked_recursively() {
         let r = shipped();
-        let mut v = serde_json::json!({"summary": "contact a@b.io", "events": [{"message": "Bearer abcdefghijkl"}], "n": 5});
-        assert_eq!(r.json(&mut v), 2);
+        let mut v = serde_json::json!({"summary": "contact a@b.io", "events": [{"message": "Bearer abcdefghijkl"}], "n": 5,
+            "meta": {"db_password": "plain", "api_key": "k"}});
+        assert_eq!(r.json(&mut v), 4);
+        assert_eq!(v["meta"]["db_password"], "[REDACTED]");
         assert_eq!(v["summary"], "contact [REDACTED:email]");
         assert_eq!(v["n"], 5);
     }

@@ -93,8 +93,19 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 async fn log_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    // Path only: query strings may carry search text; bodies are never logged.
-    let path = req.uri().path().to_string();
+    // The matched route, not the raw path: paths carry ids and names callers chose.
+    // Query strings and bodies are never logged.
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") || req.uri().path().starts_with("/v1/") {
+                "(unmatched)".into()
+            } else {
+                "(static)".into()
+            }
+        });
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -138,15 +149,18 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     let static_ui =
         !path.starts_with("/api/") && !path.starts_with("/v1/") && !path.starts_with("/ws");
     let exempt = static_ui || matches!(path, "/healthz" | "/api/health" | "/metrics");
-    if !s.gateway.auth_required() || exempt || path.starts_with("/v1/tools") || path == "/api/audit"
-    {
+    if !s.gateway.auth_required() || exempt {
         return next.run(req).await;
     }
+    // Tool calls and the audit log take any valid key (the gateway and the handler decide
+    // what it may do); it is checked here, before a body is read.
+    let any_key = path.starts_with("/v1/tools") || path == "/api/audit";
     match s
         .gateway
         .authenticate(tools::presented_key(req.headers()).as_deref())
     {
         Ok(crate::gateway::auth::Principal::Operator) => next.run(req).await,
+        Ok(_) if any_key => next.run(req).await,
         Ok(_) => Error::Forbidden {
             code: "forbidden",
             message: "this endpoint needs the operator key".into(),

@@ -122,6 +122,11 @@ impl RiderSlot {
             written: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
+    /// Whether a write has taken the rider (it is queued, or done).
+    pub fn taken(&self) -> bool {
+        self.f.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+
     /// Whether the rider went into a write that succeeded (it commits or fails with it).
     pub fn written(&self) -> bool {
         self.written.load(std::sync::atomic::Ordering::Acquire)
@@ -232,7 +237,9 @@ impl Store {
                     .submit(move |tx| {
                         let v = f(tx)?;
                         let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
-                        ride(tx, size)?;
+                        // A failed rider must sink the whole batch: the change may not
+                        // commit without its record.
+                        ride(tx, size).map_err(|e| Error::Storage(format!("audit record: {e}")))?;
                         slot.written
                             .store(true, std::sync::atomic::Ordering::Release);
                         Ok(v)

@@ -55,6 +55,7 @@ fn client(opts: Options) -> Outbound {
         },
         opts,
     )
+    .unwrap()
 }
 
 #[tokio::test]

@@ -169,6 +169,12 @@ fn bad_settings_fail_at_start_naming_the_variable_or_file() {
         !o.status.success() && err.contains("sofiia.yml") && err.contains("prot"),
         "{err}"
     );
+    // staging without an operator key refuses too.
+    let o = run(&[("ENV", "staging")]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("SOFIIA_CONSOLE_API_KEY")
+    );
     // prod without an operator key refuses to start, and says how to fix it.
     let o = run(&[("ENV", "prod")]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -226,5 +232,8 @@ async fn tool_payloads_never_reach_the_logs() {
         "{log}"
     );
     assert!(!log.contains(marker), "payload leaked into the log");
-    assert!(log.contains("auth_open"), "open dev mode is announced at start");
+    assert!(
+        log.contains("auth_open"),
+        "open dev mode is announced at start"
+    );
 }
