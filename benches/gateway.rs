@@ -61,6 +61,7 @@ fn main() {
         let (mut direct, mut piped, mut audit_only) = (Vec::new(), Vec::new(), Vec::new());
         let agent = Principal::Agent {
             agent_id: "helion".into(),
+            role: None,
         };
         for i in 0..n {
             let id = &ids[i % ids.len()];

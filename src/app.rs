@@ -96,7 +96,7 @@ impl AppState {
             audit,
             incidents.clone(),
             clock.clone(),
-        );
+        )?;
         Ok(AppState(Arc::new(Inner {
             settings,
             store,

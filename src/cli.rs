@@ -110,8 +110,11 @@ pub enum Command {
 pub enum KeysCommand {
     /// Issue a key bound to AGENT and print it once. A running sofiia picks it up on restart.
     Issue {
-        /// Agent id the key may act as (its role comes from rbac_tools_matrix.yml).
+        /// Agent id the key may act as.
         agent: String,
+        /// Bind the key to this role (default: the agent's role in rbac_tools_matrix.yml).
+        #[arg(long)]
+        role: Option<String>,
     },
     /// List issued keys (agent and date; never the keys).
     List,
@@ -145,9 +148,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             agent,
         } => tool_call(&settings, tool, action, params, agent),
         Command::Keys {
-            command: KeysCommand::Issue { agent },
+            command: KeysCommand::Issue { agent, role },
         } => {
-            let (key, path) = crate::gateway::auth::issue_key(&settings.data_dir, &agent)?;
+            if let Some(r) = &role {
+                let p = crate::gateway::policy::Policies::load(settings.config_dir.as_deref())?;
+                if !p.rbac.roles.contains_key(r) {
+                    bail!("--role: '{r}' is not a role in rbac_tools_matrix.yml");
+                }
+            }
+            let (key, path) =
+                crate::gateway::auth::issue_key(&settings.data_dir, &agent, role.as_deref())?;
             eprintln!(
                 "issued a key for agent '{agent}' (hash stored in {}); it is shown only now:",
                 path.display()

@@ -12,8 +12,11 @@ use crate::error::{Error, Result};
 pub enum Principal {
     /// Holder of `SOFIIA_CONSOLE_API_KEY` (or the local console in open dev mode).
     Operator,
-    /// An agent key, bound to this agent id.
-    Agent { agent_id: String },
+    /// An agent key, bound to this agent id (and, if issued with one, this role).
+    Agent {
+        agent_id: String,
+        role: Option<String>,
+    },
     /// Dev with no key configured: anyone on this machine; the role comes from `agent_id`.
     Open,
 }
@@ -23,7 +26,7 @@ impl Principal {
     pub fn name(&self) -> String {
         match self {
             Principal::Operator => "operator".into(),
-            Principal::Agent { agent_id } => format!("agent:{agent_id}"),
+            Principal::Agent { agent_id, .. } => format!("agent:{agent_id}"),
             Principal::Open => "open".into(),
         }
     }
@@ -34,6 +37,9 @@ impl Principal {
 #[serde(deny_unknown_fields)]
 pub struct KeyEntry {
     pub agent_id: String,
+    /// Role the key is bound to; none = the agent's role in `rbac_tools_matrix.yml`.
+    #[serde(default)]
+    pub role: Option<String>,
     pub sha256: String,
     pub created_at: String,
 }
@@ -86,6 +92,13 @@ impl Keys {
         })
     }
 
+    /// Roles named by issued keys (checked against the RBAC matrix at start).
+    pub fn roles(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.agents
+            .iter()
+            .filter_map(|e| e.role.as_deref().map(|r| (e.agent_id.as_str(), r)))
+    }
+
     /// Whether requests must carry a key (prod, or any operator key configured).
     pub fn required(&self) -> bool {
         self.prod || self.operator_sha.is_some()
@@ -102,6 +115,7 @@ impl Keys {
                 if let Some(e) = self.agents.iter().find(|e| same(&e.sha256, &h)) {
                     return Ok(Principal::Agent {
                         agent_id: e.agent_id.clone(),
+                        role: e.role.clone(),
                     });
                 }
                 Err(Error::Unauthorized("the API key is not valid".into()))
@@ -127,7 +141,7 @@ pub fn list_keys(data_dir: &Path) -> Result<Vec<KeyEntry>> {
 }
 
 /// Issue a new key for `agent_id`: store its hash, return the key (shown once).
-pub fn issue_key(data_dir: &Path, agent_id: &str) -> Result<(String, PathBuf)> {
+pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<(String, PathBuf)> {
     crate::incidents::model::check_token("agent_id", agent_id, 64)?;
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(KEYS_FILE);
@@ -139,6 +153,7 @@ pub fn issue_key(data_dir: &Path, agent_id: &str) -> Result<(String, PathBuf)> {
     let key = format!("sk_{}", crate::clock::random_hex(24));
     file.keys.push(KeyEntry {
         agent_id: agent_id.to_string(),
+        role: role.map(str::to_string),
         sha256: sha(&key),
         created_at: crate::clock::rfc3339(time::OffsetDateTime::now_utc()),
     });
@@ -157,7 +172,7 @@ mod tests {
     #[test]
     fn keys_resolve_to_principals() {
         let dir = tempfile::tempdir().unwrap();
-        let (k, _) = issue_key(dir.path(), "helion").unwrap();
+        let (k, _) = issue_key(dir.path(), "helion", None).unwrap();
         let keys = Keys::load(dir.path(), Some("op-secret"), false).unwrap();
         assert!(keys.required());
         assert_eq!(
@@ -167,7 +182,8 @@ mod tests {
         assert_eq!(
             keys.authenticate(Some(&k)).unwrap(),
             Principal::Agent {
-                agent_id: "helion".into()
+                agent_id: "helion".into(),
+                role: None,
             }
         );
         assert!(matches!(

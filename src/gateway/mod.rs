@@ -111,7 +111,7 @@ struct Inner {
 }
 
 impl Gateway {
-    /// Assemble the gateway.
+    /// Assemble the gateway; a key bound to a role the RBAC matrix does not define is refused.
     pub fn new(
         policies: Policies,
         keys: Keys,
@@ -119,8 +119,19 @@ impl Gateway {
         audit: Audit,
         incidents: Incidents,
         clock: Arc<dyn Clock>,
-    ) -> Gateway {
-        Gateway(Arc::new(Inner {
+    ) -> Result<Gateway> {
+        if let Some((agent, role)) = keys
+            .roles()
+            .find(|(_, r)| !policies.rbac.roles.contains_key(*r))
+        {
+            return Err(Error::Validation {
+                code: "config",
+                message: format!(
+                    "agent_keys.yml: a key of agent '{agent}' is bound to role '{role}', which rbac_tools_matrix.yml does not define"
+                ),
+            });
+        }
+        Ok(Gateway(Arc::new(Inner {
             policies,
             keys,
             env,
@@ -128,7 +139,7 @@ impl Gateway {
             audit,
             incidents,
             clock,
-        }))
+        })))
     }
 
     /// Resolve a presented key.
@@ -232,7 +243,7 @@ impl Gateway {
             principal,
             call.agent_id.as_deref().filter(|a| !a.is_empty()),
         ) {
-            (Principal::Agent { agent_id }, Some(a)) if a != agent_id => {
+            (Principal::Agent { agent_id, .. }, Some(a)) if a != agent_id => {
                 return self
                     .deny(
                         principal,
@@ -252,7 +263,7 @@ impl Gateway {
                     )
                     .await
             }
-            (Principal::Agent { agent_id }, _) => Some(agent_id.clone()),
+            (Principal::Agent { agent_id, .. }, _) => Some(agent_id.clone()),
             (_, a) => a.map(str::to_string),
         };
         if let Some(e) = refused {
@@ -272,6 +283,7 @@ impl Gateway {
         // An agent's role applies whenever the call acts as an agent, also when the operator
         // chooses to act as one; the operator acting as itself may call everything.
         let role = match (principal, &agent) {
+            (Principal::Agent { role: Some(r), .. }, _) => r.clone(),
             (_, Some(a)) => g.policies.rbac.role_of(a).to_string(),
             (Principal::Operator | Principal::Open, None) => "operator".to_string(),
             (Principal::Agent { .. }, None) => g.policies.rbac.default_role.clone(),

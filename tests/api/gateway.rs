@@ -20,7 +20,7 @@ async fn keyed_app(config: Option<&Path>) -> Keyed {
     let data = dir.path().join("data");
     let mut keys = std::collections::HashMap::new();
     for agent in ["sofiia", "helion", "monitor", "aistalk", "stranger"] {
-        keys.insert(agent, issue_key(&data, agent).unwrap().0);
+        keys.insert(agent, issue_key(&data, agent, None).unwrap().0);
     }
     let config = config.map(Path::to_path_buf);
     let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
@@ -554,4 +554,21 @@ async fn audit_records_expire_after_the_retention_period() {
     assert_eq!(app.state.gateway.purge_expired_audit().await.unwrap(), 3);
     let left = app.get("/api/audit").await.1;
     assert_eq!(count(&left), 1, "only the fresh create remains: {left}");
+}
+
+#[tokio::test]
+async fn a_key_bound_to_a_role_keeps_that_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // sofiia's own role may write; this key of sofiia's is bound to the read-only monitor role.
+    let (key, _) = issue_key(&data, "sofiia", Some("agent_monitor")).unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), |s| {
+        s.console_api_key = Some(OPERATOR_KEY.into());
+    })
+    .await;
+    let create = json!({"tool":"oncall_tool","action":"incident_create",
+        "params":{"service":"s","severity":"P3","title":"t"}});
+    assert_error(&call(&app, Some(&key), create).await, 403, "forbidden");
+    let list = json!({"tool":"oncall_tool","action":"incident_list","params":{}});
+    assert_eq!(call(&app, Some(&key), list).await.0, 200);
 }
