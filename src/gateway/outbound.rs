@@ -85,8 +85,11 @@ pub enum OutboundError {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Breaker {
+    /// Consecutive failed calls (not attempts).
     failures: u32,
     open_until: Option<Instant>,
+    /// A trial call is under way after the cool-down; others still wait.
+    trial: bool,
 }
 
 /// The shared client.
@@ -143,14 +146,37 @@ impl Outbound {
             .unwrap_or_default()
     }
 
-    fn record(&self, host: &str, ok: bool) {
+    /// Let a call through, or refuse it while the circuit is open. After the cool-down exactly
+    /// one call (the trial) goes through; returns whether this call is it.
+    fn admit(&self, host: &str) -> Result<bool, OutboundError> {
+        let Ok(mut m) = self.breakers.lock() else {
+            return Ok(false);
+        };
+        let b = m.entry(host.to_string()).or_default();
+        let Some(until) = b.open_until else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        if until > now || b.trial {
+            return Err(OutboundError::CircuitOpen {
+                host: host.to_string(),
+                retry_in_ms: until.saturating_duration_since(now).as_millis() as u64,
+            });
+        }
+        b.trial = true;
+        Ok(true)
+    }
+
+    /// Record a call's outcome (once per call, whatever its attempts).
+    fn record(&self, host: &str, ok: bool, trial: bool) {
         if let Ok(mut m) = self.breakers.lock() {
             let b = m.entry(host.to_string()).or_default();
             if ok {
                 *b = Breaker::default();
             } else {
                 b.failures += 1;
-                if b.failures >= self.opts.failure_threshold {
+                b.trial = false;
+                if trial || b.failures >= self.opts.failure_threshold {
                     b.open_until = Some(Instant::now() + self.opts.open_for);
                     tracing::warn!(host, failures = b.failures, "outbound_circuit_open");
                 }
@@ -190,17 +216,7 @@ impl Outbound {
         if !self.allow.allows(&host) {
             return Err(OutboundError::NotAllowed(host));
         }
-        let b = self.breaker(&host);
-        if let Some(until) = b.open_until {
-            let now = Instant::now();
-            if until > now {
-                return Err(OutboundError::CircuitOpen {
-                    host,
-                    retry_in_ms: (until - now).as_millis() as u64,
-                });
-            }
-            // Half-open: this call is the trial.
-        }
+        let trial = self.admit(&host)?;
         let idempotent = matches!(
             method,
             reqwest::Method::GET
@@ -209,7 +225,8 @@ impl Outbound {
                 | reqwest::Method::DELETE
                 | reqwest::Method::OPTIONS
         );
-        let attempts = if idempotent {
+        // A trial after the cool-down is a single attempt.
+        let attempts = if idempotent && !trial {
             self.opts.attempts.max(1)
         } else {
             1
@@ -238,14 +255,13 @@ impl Outbound {
             };
             match outcome {
                 Ok(r) => {
-                    self.record(&host, true);
+                    self.record(&host, true, trial);
                     return Ok(r);
                 }
                 Err(e) => {
-                    self.record(&host, false);
                     tracing::debug!(host = %host, attempt, error = %e, "outbound_attempt_failed");
                     last = Some(e);
-                    if attempt < attempts && !self.is_open(&host) {
+                    if attempt < attempts {
                         // Exponential backoff with jitter: base·2^(n-1) · [0.5, 1.5).
                         let base =
                             self.opts.backoff.as_millis() as u64 * (1 << (attempt - 1).min(6));
@@ -259,6 +275,7 @@ impl Outbound {
                 }
             }
         }
+        self.record(&host, false, trial);
         Err(last.unwrap_or(OutboundError::Other {
             host,
             message: "no attempt made".into(),

@@ -243,7 +243,21 @@ pub async fn download_artifact(
     State(s): State<AppState>,
     ApiPath((id, name)): ApiPath<(String, String)>,
 ) -> Result<Response> {
-    let (a, bytes) = s.incidents.read_artifact(&id, &name).await?;
+    validate_incident_id(&id)?;
+    // Through the gateway like every other console call, so downloads are audited too.
+    let out = via_gateway(
+        &s,
+        "incident_artifact_get",
+        json!({"incident_id": id, "name": name}),
+    )
+    .await?;
+    let a: crate::incidents::model::Artifact = serde_json::from_value(out["artifact"].clone())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = out["content"]
+        .as_str()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
     let ctype = match a.format.as_str() {
         "json" => "application/json",
         "md" => "text/markdown; charset=utf-8",

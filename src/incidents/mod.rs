@@ -571,7 +571,8 @@ impl Incidents {
                     &actor_s,
                 );
                 insert_event(txn, &mut ev)?;
-                Ok(())
+                // Returned so the write's audit record sizes what the caller gets back.
+                Ok(art_c)
             })
             .await;
         if let Err(e) = result {

@@ -349,6 +349,27 @@ async fn artifacts_are_sanitised_checksummed_and_never_overwritten() {
         .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "artifact").count(), 3);
 
+    // Downloads go through the gateway too: the audit log shows them, sized.
+    let (_, audit) = app.get("/api/audit?tool=oncall_tool").await;
+    let get = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "incident_artifact_get")
+        .expect("download audited")
+        .clone();
+    assert!(get["output_size"].as_u64().unwrap() > 13);
+    let attach = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "incident_attach_artifact")
+        .unwrap()
+        .clone();
+    assert!(
+        attach["output_size"].as_u64().unwrap() > 100,
+        "sized by the artifact record: {attach}"
+    );
     assert_error(&app.get(&format!("{path}/nope.md")).await, 404, "not_found");
 }
 

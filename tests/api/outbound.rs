@@ -129,7 +129,17 @@ async fn the_circuit_opens_on_failures_and_recovers() {
     let e = c.send(reqwest::Method::GET, &url, None).await.unwrap_err();
     assert!(matches!(e, OutboundError::CircuitOpen { .. }), "{e}");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
-    // After the cool-down one trial goes through; the host is healthy again, so it closes.
+    // After the cool-down one trial goes through; it fails, so the circuit opens again at once.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let e = c.send(reqwest::Method::GET, &url, None).await.unwrap_err();
+    assert!(
+        matches!(e, OutboundError::Status { status: 500, .. }),
+        "{e}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let e = c.send(reqwest::Method::GET, &url, None).await.unwrap_err();
+    assert!(matches!(e, OutboundError::CircuitOpen { .. }), "{e}");
+    // Next trial: the host is healthy again, so it closes.
     tokio::time::sleep(Duration::from_millis(250)).await;
     healthy.store(1, Ordering::SeqCst);
     assert_eq!(

@@ -9,7 +9,7 @@ use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident}
 use crate::incidents::Incidents;
 
 /// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 12] = [
     "incident_create",
     "incident_get",
     "incident_events",
@@ -20,6 +20,7 @@ pub const ACTIONS: [&str; 11] = [
     "incident_append_event",
     "incident_followup_close",
     "incident_attach_artifact",
+    "incident_artifact_get",
     "incident_followups_summary",
 ];
 
@@ -113,6 +114,25 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
                 inc.attach_artifact(&id, parse::<NewArtifact>(p)?, actor)
                     .await?,
             )
+        }
+        "incident_artifact_get" => {
+            let id = take_str(&mut p, "incident_id")?;
+            let name = take_str(&mut p, "name")?;
+            parse::<Map<String, Json>>(p).and_then(|rest| {
+                if rest.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "params",
+                        "incident_artifact_get takes incident_id and name",
+                    ))
+                }
+            })?;
+            let (a, bytes) = inc.read_artifact(&id, &name).await?;
+            // Artifacts are UTF-8 text (json, md, txt) by construction.
+            let content = String::from_utf8(bytes)
+                .map_err(|_| Error::Storage(format!("artifact {} is not UTF-8", a.id)))?;
+            Ok(json!({"artifact": a, "content": content}))
         }
         "incident_followups_summary" => {
             let s: Summary = parse(p)?;
