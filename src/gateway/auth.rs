@@ -55,12 +55,21 @@ pub struct KeyFile {
 /// File name of the agent key registry.
 pub const KEYS_FILE: &str = "agent_keys.yml";
 
-/// The keys sofiia accepts.
-#[derive(Debug, Clone)]
+/// The keys sofiia accepts. The agent key file is re-read when it changes (checked at most
+/// every two seconds), so an issued or deleted key takes effect without a restart.
+#[derive(Debug)]
 pub struct Keys {
     operator_sha: Option<String>,
-    agents: Vec<KeyEntry>,
     prod: bool,
+    path: PathBuf,
+    state: std::sync::RwLock<KeyState>,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    agents: Vec<KeyEntry>,
+    modified: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
 }
 
 fn sha(key: &str) -> String {
@@ -76,27 +85,67 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+fn read_keys(path: &Path) -> Result<(Vec<KeyEntry>, Option<std::time::SystemTime>)> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let file: KeyFile = match std::fs::read_to_string(path) {
+        Ok(t) => crate::config::parse_yaml(path, &t).map_err(|e| Error::Io(e.0))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    Ok((file.keys, modified))
+}
+
 impl Keys {
     /// Load the agent key registry and take the operator key.
     pub fn load(data_dir: &Path, operator_key: Option<&str>, prod: bool) -> Result<Keys> {
         let path = data_dir.join(KEYS_FILE);
-        let file: KeyFile = match std::fs::read_to_string(&path) {
-            Ok(t) => crate::config::parse_yaml(&path, &t).map_err(|e| Error::Io(e.0))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
-            Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
-        };
+        let (agents, modified) = read_keys(&path)?;
         Ok(Keys {
             operator_sha: operator_key.filter(|k| !k.is_empty()).map(sha),
-            agents: file.keys,
             prod,
+            path,
+            state: std::sync::RwLock::new(KeyState {
+                agents,
+                modified,
+                checked: std::time::Instant::now(),
+            }),
         })
     }
 
-    /// Roles named by issued keys (checked against the RBAC matrix at start).
-    pub fn roles(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.agents
+    /// Roles named by issued keys, as (agent, role) (checked against the RBAC matrix at start).
+    pub fn roles(&self) -> Vec<(String, String)> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.agents
             .iter()
-            .filter_map(|e| e.role.as_deref().map(|r| (e.agent_id.as_str(), r)))
+            .filter_map(|e| e.role.clone().map(|r| (e.agent_id.clone(), r)))
+            .collect()
+    }
+
+    /// Re-read the key file if it changed (at most every two seconds). A file that no longer
+    /// parses is reported and the keys loaded before stay in force.
+    fn refresh(&self) {
+        {
+            let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if st.checked.elapsed() < std::time::Duration::from_secs(2) {
+                return;
+            }
+        }
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        st.checked = std::time::Instant::now();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified == st.modified {
+            return;
+        }
+        match read_keys(&self.path) {
+            Ok((agents, modified)) => {
+                tracing::info!(keys = agents.len(), "agent_keys_reloaded");
+                st.agents = agents;
+                st.modified = modified;
+            }
+            Err(e) => tracing::warn!(error = %e, "agent_keys_reload_failed"),
+        }
     }
 
     /// Whether requests must carry a key (prod, or any operator key configured).
@@ -112,7 +161,9 @@ impl Keys {
                 if self.operator_sha.as_deref().is_some_and(|o| same(o, &h)) {
                     return Ok(Principal::Operator);
                 }
-                if let Some(e) = self.agents.iter().find(|e| same(&e.sha256, &h)) {
+                self.refresh();
+                let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(e) = st.agents.iter().find(|e| same(&e.sha256, &h)) {
                     return Ok(Principal::Agent {
                         agent_id: e.agent_id.clone(),
                         role: e.role.clone(),

@@ -122,7 +122,8 @@ impl Gateway {
     ) -> Result<Gateway> {
         if let Some((agent, role)) = keys
             .roles()
-            .find(|(_, r)| !policies.rbac.roles.contains_key(*r))
+            .into_iter()
+            .find(|(_, r)| !policies.rbac.roles.contains_key(r))
         {
             return Err(Error::Validation {
                 code: "config",

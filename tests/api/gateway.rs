@@ -572,3 +572,37 @@ async fn a_key_bound_to_a_role_keeps_that_role() {
     let list = json!({"tool":"oncall_tool","action":"incident_list","params":{}});
     assert_eq!(call(&app, Some(&key), list).await.0, 200);
 }
+
+#[tokio::test]
+async fn keys_issued_or_revoked_while_running_take_effect() {
+    let k = keyed_app(None).await;
+    let data = k.app.data_dir();
+    let (fresh, _) = issue_key(&data, "newbie", None).unwrap();
+    let list = json!({"tool":"oncall_tool","action":"incident_list","params":{}});
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        call(&k.app, Some(&fresh), list.clone()).await.0,
+        200,
+        "new key works without a restart"
+    );
+    // Revoke helion's key by deleting its entry.
+    let path = data.join("agent_keys.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: serde_json::Value =
+        serde_json::to_value(sofiia::gateway::auth::list_keys(&data).unwrap()).unwrap();
+    assert!(file.as_array().unwrap().len() >= 6);
+    let kept: Vec<_> = sofiia::gateway::auth::list_keys(&data)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.agent_id != "helion")
+        .collect();
+    let yaml = serde_saphyr::to_string(&sofiia::gateway::auth::KeyFile { keys: kept }).unwrap();
+    assert_ne!(yaml, text);
+    std::fs::write(&path, yaml).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_error(
+        &call(&k.app, Some(&k.keys["helion"]), list).await,
+        401,
+        "unauthorized",
+    );
+}
