@@ -108,7 +108,8 @@ pub enum Command {
 /// `sofiia keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Issue a key bound to AGENT and print it once. A running sofiia picks it up on restart.
+    /// Issue a key bound to AGENT and print it once. A running sofiia picks it up within
+    /// two seconds.
     Issue {
         /// Agent id the key may act as.
         agent: String,
