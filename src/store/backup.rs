@@ -197,6 +197,19 @@ pub fn backup_snapshot(
     }
 }
 
+/// A backup's file is present and matches its recorded sha256.
+fn check_file(backup: &Path, f: &FileEntry) -> Result<()> {
+    let p = backup.join(&f.path);
+    let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
+    if crate::incidents::sha256_hex(&data) != f.sha256 {
+        return Err(Error::Storage(format!(
+            "{} does not match its checksum",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Read and check a backup folder: manifest, database, schema version and every file's checksum.
 pub fn verify(backup: &Path) -> Result<Manifest> {
     let mpath = backup.join(MANIFEST);
@@ -247,27 +260,13 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
                 format!("unexpected install file {}", f.path),
             ));
         }
-        let p = backup.join(&f.path);
-        let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
-        if crate::incidents::sha256_hex(&data) != f.sha256 {
-            return Err(Error::Storage(format!(
-                "{} does not match its checksum",
-                p.display()
-            )));
-        }
+        check_file(backup, f)?;
     }
     for f in &m.files {
         if f.path.contains("..") || Path::new(&f.path).is_absolute() {
             return Err(Error::invalid(MANIFEST, format!("unsafe path {}", f.path)));
         }
-        let p = backup.join(&f.path);
-        let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
-        if crate::incidents::sha256_hex(&data) != f.sha256 {
-            return Err(Error::Storage(format!(
-                "{} does not match its checksum",
-                p.display()
-            )));
-        }
+        check_file(backup, f)?;
     }
     Ok(m)
 }

@@ -46,6 +46,15 @@ struct Summary {
     window_days: Option<u32>,
 }
 
+/// Refuse params left over after the ones an action takes.
+fn no_more(rest: Map<String, Json>, usage: &str) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid("params", usage))
+    }
+}
+
 fn to_json<T: serde::Serialize>(v: T) -> Result<Json> {
     serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
 }
@@ -61,16 +70,7 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
         "incident_create" => to_json(inc.create(parse::<NewIncident>(p)?, actor).await?),
         "incident_get" => {
             let id = take_str(&mut p, "incident_id")?;
-            parse::<Map<String, Json>>(p).and_then(|rest| {
-                if rest.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Error::invalid(
-                        "params",
-                        "incident_get takes only incident_id",
-                    ))
-                }
-            })?;
+            no_more(p, "incident_get takes only incident_id")?;
             to_json(inc.get(&id).await?)
         }
         "incident_events" => {
@@ -118,16 +118,7 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
         "incident_artifact_get" => {
             let id = take_str(&mut p, "incident_id")?;
             let name = take_str(&mut p, "name")?;
-            parse::<Map<String, Json>>(p).and_then(|rest| {
-                if rest.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Error::invalid(
-                        "params",
-                        "incident_artifact_get takes incident_id and name",
-                    ))
-                }
-            })?;
+            no_more(p, "incident_artifact_get takes incident_id and name")?;
             let (a, bytes) = inc.read_artifact(&id, &name).await?;
             // Artifacts are UTF-8 text (json, md, txt) by construction.
             let content = String::from_utf8(bytes)
