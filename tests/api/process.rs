@@ -237,3 +237,65 @@ async fn tool_payloads_never_reach_the_logs() {
         "open dev mode is announced at start"
     );
 }
+
+#[test]
+fn keys_and_tool_commands_work_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let sofiia = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sofiia"))
+            .current_dir(dir.path())
+            .env("DATA_DIR", dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .env_remove("CONFIG_DIR")
+            .env_remove("SOFIIA_CONSOLE_API_KEY")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = sofiia(&["keys", "issue", "helion"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("sk_") && key.len() > 40, "{key}");
+    let o = sofiia(&["keys", "list"]);
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        listed.starts_with("helion\t") && !listed.contains(&key),
+        "{listed}"
+    );
+    let o = sofiia(&["keys", "issue", "x", "--role", "no_such_role"]);
+    assert!(!o.status.success());
+
+    // In-process tool calls (no server running): the operator, or an agent's role if given.
+    let o = sofiia(&[
+        "tool",
+        "oncall_tool",
+        "incident_create",
+        r#"{"service":"gw","severity":"P2","title":"from the shell"}"#,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(created["title"], "from the shell");
+    let o = sofiia(&[
+        "tool",
+        "oncall_tool",
+        "incident_create",
+        r#"{"service":"gw","severity":"P2","title":"x"}"#,
+        "--agent",
+        "monitor",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("may not call"));
+    let o = sofiia(&[
+        "tool",
+        "oncall_tool",
+        "incident_list",
+        "{}",
+        "--agent",
+        "monitor",
+    ]);
+    assert!(o.status.success());
+    let page: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let o = sofiia(&["tool", "oncall_tool", "incident_list", "not json"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("JSON"));
+}
