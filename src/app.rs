@@ -27,6 +27,10 @@ pub struct Inner {
     pub gateway: crate::gateway::Gateway,
     /// The only way out to other systems (allowlist, timeouts, retries, circuit breakers).
     pub outbound: Arc<crate::gateway::outbound::Outbound>,
+    /// Live events for `/ws/events`.
+    pub bus: crate::events::Bus,
+    /// Flips to true when sofiia is stopping (open WebSockets close on it).
+    pub closing: tokio::sync::watch::Sender<bool>,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
     backup_lock: Arc<tokio::sync::Mutex<()>>,
@@ -81,8 +85,10 @@ impl AppState {
                 settings.artifacts_dir.display()
             ))
         })?;
+        let bus = crate::events::Bus::default();
         let incidents =
-            Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone());
+            Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone())
+                .with_bus(bus.clone());
         let keys = crate::gateway::auth::Keys::load(
             &settings.data_dir,
             settings.console_api_key.as_deref(),
@@ -103,6 +109,8 @@ impl AppState {
             incidents,
             gateway,
             outbound,
+            bus,
+            closing: tokio::sync::watch::channel(false).0,
             clock,
             started: Instant::now(),
             backup_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -217,8 +225,13 @@ impl App {
             })
         };
         let router = crate::http::router(self.state);
+        // axum waits for requests but not for WebSockets: tell those to close.
+        let closing = state.closing.clone();
         let res = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = closing.send(true);
+            })
             .await;
         purger.abort();
         let store = state.store.clone();

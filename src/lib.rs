@@ -14,6 +14,7 @@
 //! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
 //!   embedded UI.
 //! - [`error`]: the crate's error type and its HTTP mapping.
+//! - [`events`]: the broadcast bus behind `WS /ws/events`.
 //! - [`clock`]: injected time, timestamps, random ids.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod incidents;

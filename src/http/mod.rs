@@ -3,6 +3,7 @@
 pub mod extract;
 pub mod incidents;
 pub mod tools;
+pub mod ws;
 
 use std::time::Instant;
 
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/followups/summary", get(incidents::followups_summary))
         .route("/api/admin/backup", post(admin_backup))
         .route("/api/audit", get(tools::audit))
+        .route("/ws/events", get(ws::events))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     let tool_calls = Router::new()
         .route("/v1/tools", get(tools::list))
@@ -155,10 +157,12 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     // Tool calls and the audit log take any valid key (the gateway and the handler decide
     // what it may do); it is checked here, before a body is read.
     let any_key = path.starts_with("/v1/tools") || path == "/api/audit";
-    match s
-        .gateway
-        .authenticate(tools::presented_key(req.headers()).as_deref())
-    {
+    let key = if path.starts_with("/ws") {
+        tools::presented_ws_key(req.headers(), req.uri().query())
+    } else {
+        tools::presented_key(req.headers())
+    };
+    match s.gateway.authenticate(key.as_deref()) {
         Ok(crate::gateway::auth::Principal::Operator) => next.run(req).await,
         Ok(_) if any_key => next.run(req).await,
         Ok(_) => Error::Forbidden {

@@ -34,6 +34,17 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
         .map(|k| k.trim().to_string())
 }
 
+/// The key of a WebSocket request: a header, or `api_key=` in the query (browsers cannot set
+/// headers on a WebSocket). Request logs record routes only, so the query is never logged.
+pub fn presented_ws_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    presented_key(headers).or_else(|| {
+        query?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("api_key="))
+            .map(|k| k.to_string())
+    })
+}
+
 /// `POST /v1/tools/execute` `{tool, action, params, agent_id, metadata}`.
 pub async fn execute(
     State(s): State<AppState>,

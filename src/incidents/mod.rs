@@ -36,6 +36,7 @@ pub struct Incidents {
     clock: Arc<dyn Clock>,
     artifacts_dir: PathBuf,
     attach_lock: Arc<tokio::sync::Mutex<()>>,
+    bus: crate::events::Bus,
 }
 
 /// One page of a list.
@@ -133,6 +134,19 @@ impl Incidents {
             clock,
             artifacts_dir,
             attach_lock: Arc::new(tokio::sync::Mutex::new(())),
+            bus: crate::events::Bus::default(),
+        }
+    }
+
+    /// Publish changes on `bus` (after they are durable).
+    pub fn with_bus(mut self, bus: crate::events::Bus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    fn announce<T: Serialize>(&self, kind: &str, key: &str, v: &T) {
+        if let Ok(data) = serde_json::to_value(v) {
+            self.bus.publish(kind, json!({ key: data }));
         }
     }
 
@@ -192,7 +206,8 @@ impl Incidents {
             updated_at: now,
         };
         let actor = actor.to_string();
-        self.store
+        let inc = self
+            .store
             .write(move |txn| {
                 let prefix = format!(
                     "inc_{:04}{:02}{:02}_{:02}{:02}_",
@@ -225,7 +240,9 @@ impl Incidents {
                 insert_event(txn, &mut ev)?;
                 Ok(inc)
             })
-            .await
+            .await?;
+        self.announce("incident.created", "incident", &inc);
+        Ok(inc)
     }
 
     /// An incident with its timeline and artifacts.
@@ -308,9 +325,12 @@ impl Incidents {
         validate_patch(&patch)?;
         let now = self.clock.now();
         let (id, actor) = (id.to_string(), actor.to_string());
-        self.store
+        let inc = self
+            .store
             .write(move |txn| apply_patch(txn, &id, patch, &actor, now, None))
-            .await
+            .await?;
+        self.announce("incident.updated", "incident", &inc);
+        Ok(inc)
     }
 
     /// Close an incident (from any other status).
@@ -339,9 +359,12 @@ impl Incidents {
         validate_patch(&patch)?;
         let now = self.clock.now();
         let (id, actor) = (id.to_string(), actor.to_string());
-        self.store
+        let inc = self
+            .store
             .write(move |txn| apply_patch(txn, &id, patch, &actor, now, Some(to)))
-            .await
+            .await?;
+        self.announce("incident.updated", "incident", &inc);
+        Ok(inc)
     }
 
     /// Append a timeline event of any caller type (note, deploy, followup, …).
@@ -381,13 +404,16 @@ impl Incidents {
         }
         let mut ev = new_event(id, ts, &kind, input.message, meta, actor);
         let id = id.to_string();
-        self.store
+        let ev = self
+            .store
             .write(move |txn| {
                 touch(txn, &id, now)?;
                 insert_event(txn, &mut ev)?;
                 Ok(ev)
             })
-            .await
+            .await?;
+        self.announce("incident.event", "event", &ev);
+        Ok(ev)
     }
 
     /// Mark a follow-up done; the follow-up event's meta records when and by whom, and a
@@ -405,7 +431,8 @@ impl Incidents {
         check_text("message", &message, MAX_SUMMARY)?;
         let now = self.clock.now();
         let (id, event_id, actor) = (id.to_string(), event_id.to_string(), actor.to_string());
-        self.store
+        let fu = self
+            .store
             .write(move |txn| {
                 let open = txn.open(OPEN_FOLLOWUPS)?.get(event_id.as_str())?.map(|g| {
                     let (i, s) = g.value();
@@ -459,7 +486,9 @@ impl Incidents {
                 insert_event(txn, &mut ev)?;
                 Ok(fu)
             })
-            .await
+            .await?;
+        self.announce("incident.event", "event", &fu);
+        Ok(fu)
     }
 
     /// Attach a json/md/txt file (≤ 2 MB). The name is sanitised; if it is taken, `-2`, `-3`…
@@ -579,6 +608,7 @@ impl Incidents {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(e);
         }
+        self.announce("incident.artifact", "artifact", &art);
         Ok(art)
     }
 

@@ -1,0 +1,107 @@
+//! `WS /ws/events`: live incident events, filters, auth, shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sofiia::clock::SystemClock;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::*;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, query: &str) -> Ws {
+    let url = format!("{}/ws/events{query}", app.base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws
+}
+
+/// The next JSON text message (skipping pings), within two seconds.
+async fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).ok(),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn changes_are_broadcast_live_to_every_client() {
+    let app = spawn_app().await;
+    let mut all = connect(&app, "").await;
+    let mut only_created = connect(&app, "?types=incident.created").await;
+    assert_eq!(next(&mut all).await.unwrap()["type"], "hello");
+    assert_eq!(next(&mut only_created).await.unwrap()["type"], "hello");
+
+    let id = app.create("gateway", "P1", "live").await;
+    let ev = next(&mut all).await.unwrap();
+    assert_eq!(ev["type"], "incident.created");
+    assert_eq!(ev["data"]["incident"]["id"], id);
+    assert!(ev["ts"].is_string());
+    app.patch(
+        &format!("/api/incidents/{id}"),
+        json!({"status":"acknowledged"}),
+    )
+    .await;
+    let ev = next(&mut all).await.unwrap();
+    assert_eq!(ev["type"], "incident.updated");
+    assert_eq!(ev["data"]["incident"]["status"], "acknowledged");
+    app.post(
+        &format!("/api/incidents/{id}/events"),
+        json!({"type":"note","message":"hi"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut all).await.unwrap()["data"]["event"]["message"],
+        "hi"
+    );
+    app.post(
+        &format!("/api/incidents/{id}/artifacts"),
+        json!({"name":"a.md","content":"# a"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut all).await.unwrap()["data"]["artifact"]["name"],
+        "a.md"
+    );
+
+    // The filtered client saw only the creation.
+    let ev = next(&mut only_created).await.unwrap();
+    assert_eq!(ev["type"], "incident.created");
+    let id2 = app.create("gateway", "P3", "second").await;
+    let ev = next(&mut only_created).await.unwrap();
+    assert_eq!(
+        ev["data"]["incident"]["id"], id2,
+        "nothing else came in between"
+    );
+}
+
+#[tokio::test]
+async fn sockets_need_the_key_when_keys_are_set_and_close_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), |s| {
+        s.console_api_key = Some("ws-operator-key-123456".into());
+    })
+    .await;
+    let url = format!("{}/ws/events", app.base.replace("http://", "ws://"));
+    let refused = tokio_tungstenite::connect_async(url.clone()).await;
+    assert!(refused.is_err(), "no key, no socket");
+    let mut ws = connect(&app, "?api_key=ws-operator-key-123456").await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "hello");
+    // A graceful stop closes open sockets instead of leaving them hanging.
+    let stopping = tokio::spawn(app.stop());
+    assert!(next(&mut ws).await.is_none(), "socket closed by the server");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
