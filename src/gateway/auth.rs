@@ -181,14 +181,7 @@ impl Keys {
 
 /// The issued keys (hashes and dates).
 pub fn list_keys(data_dir: &Path) -> Result<Vec<KeyEntry>> {
-    let path = data_dir.join(KEYS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(crate::config::parse_yaml::<KeyFile>(&path, &t)
-            .map_err(|e| Error::Io(e.0))?
-            .keys),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Io(format!("{}: {e}", path.display()))),
-    }
+    Ok(read_keys(&data_dir.join(KEYS_FILE))?.0)
 }
 
 /// Issue a new key for `agent_id`: store its hash, return the key (shown once).
@@ -196,10 +189,8 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
     crate::incidents::model::check_token("agent_id", agent_id, 64)?;
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(KEYS_FILE);
-    let mut file: KeyFile = match std::fs::read_to_string(&path) {
-        Ok(t) => crate::config::parse_yaml(&path, &t).map_err(|e| Error::Io(e.0))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
-        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    let mut file = KeyFile {
+        keys: read_keys(&path)?.0,
     };
     let key = format!("sk_{}", crate::clock::random_hex(24));
     file.keys.push(KeyEntry {

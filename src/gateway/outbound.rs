@@ -106,17 +106,8 @@ impl Outbound {
         config_dir: Option<&std::path::Path>,
         opts: Options,
     ) -> Result<Outbound, ConfigError> {
-        let allow: Allowlist = match config_dir.map(|d| d.join("network_allowlist.yml")) {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| ConfigError(format!("{}: {e}", p.display())))?;
-                crate::config::parse_yaml(&p, &text)?
-            }
-            _ => crate::config::parse_yaml(
-                std::path::Path::new("(built-in) network_allowlist.yml"),
-                DEFAULT_ALLOWLIST,
-            )?,
-        };
+        let allow: Allowlist =
+            super::policy::load(config_dir, "network_allowlist.yml", DEFAULT_ALLOWLIST)?;
         Self::with_allowlist(allow, opts)
     }
 

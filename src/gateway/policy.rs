@@ -141,7 +141,8 @@ pub const DEFAULT_ROLLOUT: &str = include_str!("../../config/tools_rollout.yml")
 /// Default data governance.
 pub const DEFAULT_GOVERNANCE: &str = include_str!("../../config/data_governance.yml");
 
-fn load<T: serde::de::DeserializeOwned>(
+/// `CONFIG_DIR/name` if it exists, else the built-in default text.
+pub(crate) fn load<T: serde::de::DeserializeOwned>(
     dir: Option<&Path>,
     name: &str,
     default: &str,
