@@ -147,7 +147,16 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request_failed");
         }
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let message = self.to_string();
+        let mut body = json!({"error": {"code": self.code(), "message": message}});
+        // A field error names its field on its own too, so a form can mark the input.
+        if self.code() == "invalid_field" {
+            if let Some((field, _)) = message.split_once(": ") {
+                if !field.is_empty() && field.len() <= 64 && !field.contains(' ') {
+                    body["error"]["field"] = json!(field);
+                }
+            }
+        }
         let mut res = (status, axum::Json(body)).into_response();
         if let Error::TooManyRequests { retry_after_s, .. } = &self {
             if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {

@@ -357,8 +357,11 @@ mod tests {
 
     #[test]
     fn artifacts_dir_follows_data_dir() {
-        let s = load(&Flags::default(), &[("DATA_DIR", "/tmp/x")]).unwrap();
-        assert_eq!(s.artifacts_dir, PathBuf::from("/tmp/x/incidents"));
+        // A path that does not exist yet (created at start), whatever this machine's /tmp holds.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let s = load(&Flags::default(), &[("DATA_DIR", data.to_str().unwrap())]).unwrap();
+        assert_eq!(s.artifacts_dir, data.join("incidents"));
         let s = load(&Flags::default(), &[("INCIDENT_BACKEND", "postgres")]).unwrap();
         assert_eq!(
             s.legacy_backends,

@@ -33,6 +33,8 @@ pub struct ListParams {
     since: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    /// Words that must all appear in the id, title, summary, service, owner or labels.
+    q: Option<String>,
 }
 
 fn split<T>(field: &str, v: Option<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
@@ -67,6 +69,13 @@ impl ListParams {
             since,
             limit: self.limit.unwrap_or(0),
             cursor: self.cursor.filter(|c| !c.is_empty()),
+            text: match self.q.map(|q| q.trim().to_string()) {
+                Some(q) if q.chars().count() > 200 => {
+                    return Err(Error::invalid("q", "at most 200 characters"))
+                }
+                Some(q) if !q.is_empty() => Some(q),
+                _ => None,
+            },
         })
     }
 }
@@ -300,4 +309,29 @@ pub async fn followups_summary(
 ) -> Result<Response> {
     let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Json(via_gateway(&s, "incident_followups_summary", params).await?).into_response())
+}
+
+/// Query of `GET /api/incidents/stats`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    env: Option<String>,
+}
+
+/// `GET /api/incidents/stats`: counts for the overview.
+pub async fn stats(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<StatsQuery>,
+) -> Result<Response> {
+    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(via_gateway(&s, "incident_stats", params).await?).into_response())
+}
+
+/// `GET /api/events/recent`: every incident's timeline events, newest first.
+pub async fn recent_events(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<crate::gateway::tools::oncall::FeedParams>,
+) -> Result<Response> {
+    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(via_gateway(&s, "incident_feed", params).await?).into_response())
 }

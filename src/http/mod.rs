@@ -3,12 +3,13 @@
 pub mod extract;
 pub mod incidents;
 pub mod tools;
+pub mod ui;
 pub mod ws;
 
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,9 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use extract::OptionalJson;
+
+/// The rooms (console tabs) this build serves, in the order the console lists them.
+pub const ROOMS: &[&str] = &["overview", "incidents", "events", "settings"];
 
 /// Body limit for ordinary JSON endpoints.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -58,6 +62,8 @@ pub fn router(state: AppState) -> Router {
             "/api/incidents/{id}/artifacts/{name}",
             get(incidents::download_artifact),
         )
+        .route("/api/incidents/stats", get(incidents::stats))
+        .route("/api/events/recent", get(incidents::recent_events))
         .route("/api/followups/summary", get(incidents::followups_summary))
         .route("/api/admin/backup", post(admin_backup))
         .route("/api/audit", get(tools::audit))
@@ -72,7 +78,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(artifacts)
         .merge(tool_calls)
-        .route("/", get(ui_index))
+        .route("/", get(ui::index))
+        .route("/assets/{version}/{*path}", get(ui::asset))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -203,6 +210,10 @@ async fn api_health(State(s): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "build_id": s.settings.build_id,
         "env": s.settings.env.as_str(),
+        // The rooms this build has: the console shows a tab for each and hides the rest.
+        "rooms": ROOMS,
+        "auth_required": s.gateway.auth_required(),
+        "ui_version": ui::assets_version(),
     }))
     .into_response()
 }
@@ -249,47 +260,10 @@ async fn admin_backup(
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
-#[derive(rust_embed::Embed)]
-#[folder = "ui/"]
-struct Ui;
-
-async fn ui_index() -> Response {
-    serve_asset("index.html")
-}
-
-fn serve_asset(path: &str) -> Response {
-    match Ui::get(path) {
-        Some(f) => {
-            let mime = f.metadata.mimetype();
-            let cache = if path == "index.html" {
-                "no-cache"
-            } else {
-                "public, max-age=3600"
-            };
-            let etag = format!("\"{}\"", crate::clock::hex(&f.metadata.sha256_hash()));
-            let mut res = (StatusCode::OK, f.data.into_owned()).into_response();
-            let h = res.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(mime) {
-                h.insert(header::CONTENT_TYPE, v);
-            }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            if let Ok(v) = HeaderValue::from_str(&etag) {
-                h.insert(header::ETAG, v);
-            }
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            res
-        }
-        None => Error::NotFound(format!("no such page: /{path}")).into_response(),
-    }
-}
-
-async fn fallback(uri: Uri) -> Response {
+async fn fallback(uri: Uri, headers: axum::http::HeaderMap) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") || path.starts_with("/v1/") || path.contains("..") {
         return Error::NotFound(format!("no endpoint {path}")).into_response();
     }
-    serve_asset(path.trim_start_matches('/'))
+    ui::other(&headers, path.trim_start_matches('/'))
 }

@@ -45,6 +45,10 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// True when a text-filtered page stopped at its scan budget: `items` may be fewer than
+    /// asked, and `next_cursor` continues the search.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// An incident with its timeline and artifacts.
@@ -70,6 +74,44 @@ pub struct ListQuery {
     pub since: Option<OffsetDateTime>,
     pub limit: usize,
     pub cursor: Option<String>,
+    /// Case-insensitive words that must all appear in the id, title, summary, service,
+    /// owner or labels. Checked on records, so a page examines at most [`MAX_TEXT_SCAN`]
+    /// candidates and says so in `partial`.
+    pub text: Option<String>,
+}
+
+/// Most candidates one text-filtered list page examines before it returns what it found.
+pub const MAX_TEXT_SCAN: usize = 20_000;
+
+/// One entry of the time-ordered event feed: the event and the incident it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedItem {
+    pub event: Event,
+    pub incident: Option<IncidentBrief>,
+}
+
+/// Filters and paging for [`Incidents::feed`].
+#[derive(Debug, Clone, Default)]
+pub struct FeedQuery {
+    /// Only these event types (empty = all).
+    pub types: Vec<String>,
+    pub limit: usize,
+    /// `<ts µs>.<incident id>.<seq>` from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// Counts for the console's overview.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentStats {
+    /// Incidents per status (every incident ever recorded).
+    pub by_status: serde_json::Map<String, Json>,
+    /// Active (open, acknowledged, mitigated) incidents.
+    pub active_total: u64,
+    /// Active incidents per severity.
+    pub active_by_severity: serde_json::Map<String, Json>,
+    /// Active incidents per service, with a severity breakdown, busiest first.
+    pub active_by_service: Vec<Json>,
+    pub env: Option<String>,
 }
 
 /// A follow-up as the summary shows it.
@@ -301,7 +343,11 @@ impl Incidents {
                 } else {
                     None
                 };
-                Ok(Page { items, next_cursor })
+                Ok(Page {
+                    items,
+                    next_cursor,
+                    partial: false,
+                })
             })
             .await
     }
@@ -761,6 +807,163 @@ impl Incidents {
     }
 }
 
+impl Incidents {
+    /// Timeline events of every incident, newest first, with the incident they belong to.
+    pub async fn feed(&self, q: FeedQuery) -> Result<Page<FeedItem>> {
+        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
+        if limit > MAX_LIMIT {
+            return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
+        }
+        for t in &q.types {
+            check_event_type(t)
+                .map_err(|_| Error::invalid("types", format!("'{t}' is not an event type")))?;
+        }
+        let cursor = match q.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(parse_feed_cursor(c)?),
+        };
+        self.store
+            .read(move |txn| {
+                let feed = txn.open_table(EVENT_FEED)?;
+                let events = txn.open_table(EVENTS)?;
+                let incs = txn.open_table(INCIDENTS)?;
+                let range = match &cursor {
+                    Some((ts, id, seq)) => feed.range(..(*ts, id.as_str(), *seq))?,
+                    None => feed.range::<(i64, &str, u64)>(..)?,
+                };
+                let mut keys = Vec::with_capacity(limit + 1);
+                for row in range.rev() {
+                    let (k, v) = row?;
+                    if !q.types.is_empty() && !q.types.iter().any(|t| t == v.value()) {
+                        continue;
+                    }
+                    let (ts, id, seq) = k.value();
+                    keys.push((ts, id.to_string(), seq));
+                    if keys.len() > limit {
+                        break;
+                    }
+                }
+                let more = keys.len() > limit;
+                keys.truncate(limit);
+                let mut items = Vec::with_capacity(keys.len());
+                for (_, id, seq) in &keys {
+                    let Some(g) = events.get((id.as_str(), *seq))? else {
+                        continue;
+                    };
+                    let event: Event = from_json(g.value())?;
+                    let incident = load_incident(&incs, id)?.map(|i| brief_view(&i));
+                    items.push(FeedItem { event, incident });
+                }
+                let next_cursor = more
+                    .then(|| keys.last().map(|(ts, id, seq)| format!("{ts}.{id}.{seq}")))
+                    .flatten();
+                Ok(Page {
+                    items,
+                    next_cursor,
+                    partial: false,
+                })
+            })
+            .await
+    }
+
+    /// Counts for the overview: incidents per status, and the active ones per severity and
+    /// service (optionally for one env). Reads index entries only, never records.
+    pub async fn stats(&self, env: Option<String>) -> Result<IncidentStats> {
+        let env = env
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty());
+        if let Some(e) = &env {
+            check_token("env", e, 32)?;
+        }
+        self.store
+            .read(move |txn| {
+                let idx = txn.open_table(INDEX)?;
+                let counts = txn.open_table(INDEX_COUNTS)?;
+                let mut by_status = serde_json::Map::new();
+                let mut active_total = 0u64;
+                let mut by_sev: std::collections::BTreeMap<&'static str, u64> =
+                    Severity::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+                let mut by_service: std::collections::HashMap<String, [u64; 4]> =
+                    std::collections::HashMap::new();
+                for status in Status::ALL {
+                    let dim = format!("status:{}", status.as_str());
+                    if env.is_none() || !status.is_active() {
+                        let n = counts.get(dim.as_str())?.map(|g| g.value()).unwrap_or(0);
+                        if env.is_none() {
+                            by_status.insert(status.as_str().into(), n.into());
+                        }
+                        if !status.is_active() {
+                            continue;
+                        }
+                    }
+                    let mut n_env = 0u64;
+                    for row in
+                        idx.range((dim.as_str(), i64::MIN, "")..=(dim.as_str(), i64::MAX, ""))?
+                    {
+                        let (_, v) = row?;
+                        let b = parse_brief(v.value());
+                        if env.as_deref().is_some_and(|e| e != b.env) {
+                            continue;
+                        }
+                        n_env += 1;
+                        let Some(sev) = b.severity else { continue };
+                        active_total += 1;
+                        *by_sev.entry(sev.as_str()).or_default() += 1;
+                        by_service.entry(b.service.to_string()).or_default()[sev as usize] += 1;
+                    }
+                    if env.is_some() {
+                        by_status.insert(status.as_str().into(), n_env.into());
+                    }
+                }
+                let mut services: Vec<(String, [u64; 4])> = by_service.into_iter().collect();
+                services.sort_by(|a, b| {
+                    (b.1, b.1.iter().sum::<u64>(), &a.0).cmp(&(a.1, a.1.iter().sum::<u64>(), &b.0))
+                });
+                let active_by_service = services
+                    .into_iter()
+                    .map(|(service, n)| {
+                        json!({"service": service, "total": n.iter().sum::<u64>(),
+                               "P0": n[0], "P1": n[1], "P2": n[2], "P3": n[3]})
+                    })
+                    .collect();
+                Ok(IncidentStats {
+                    by_status,
+                    active_total,
+                    active_by_severity: by_sev
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
+                    active_by_service,
+                    env,
+                })
+            })
+            .await
+    }
+}
+
+fn brief_view(inc: &Incident) -> IncidentBrief {
+    IncidentBrief {
+        id: inc.id.clone(),
+        service: inc.service.clone(),
+        env: inc.env.clone(),
+        severity: inc.severity,
+        status: inc.status,
+        title: inc.title.clone(),
+        started_at: inc.started_at,
+    }
+}
+
+/// Parse a feed cursor `<ts µs>.<incident id>.<seq>`.
+fn parse_feed_cursor(c: &str) -> Result<(i64, String, u64)> {
+    let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server returned");
+    let (ts, rest) = c.split_once('.').ok_or_else(bad)?;
+    let (id, seq) = rest.rsplit_once('.').ok_or_else(bad)?;
+    let ts = ts.parse::<i64>().map_err(|_| bad())?;
+    let seq = seq.parse::<u64>().map_err(|_| bad())?;
+    validate_incident_id(id).map_err(|_| bad())?;
+    Ok((ts, id.to_string(), seq))
+}
+
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("incident {id} not found"))
 }
@@ -1019,6 +1222,7 @@ fn list_in(
         return Ok(Page {
             items: Vec::new(),
             next_cursor: None,
+            partial: false,
         });
     }
     let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
@@ -1027,7 +1231,18 @@ fn list_in(
         Some((ts, id)) => idx.range((d, lo_ts, "")..(d, *ts, id.as_str()))?,
         None => idx.range((d, lo_ts, "")..=(d, i64::MAX, ""))?,
     };
-    let mut keys: Vec<(i64, String)> = Vec::with_capacity(limit + 1);
+    let incs = txn.open_table(INCIDENTS)?;
+    let words: Vec<String> = q
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let mut found: Vec<(i64, String, Option<Incident>)> = Vec::with_capacity(limit + 1);
+    let mut scanned = 0usize;
+    let mut last_scanned: Option<(i64, String)> = None;
+    let mut partial = false;
     for row in range.rev() {
         let (k, v) = row?;
         let b = parse_brief(v.value());
@@ -1035,29 +1250,71 @@ fn list_in(
             && q.service.as_deref().is_none_or(|s| s == b.service)
             && q.env.as_deref().is_none_or(|e| e == b.env)
             && (q.severity.is_empty() || b.severity.is_some_and(|s| q.severity.contains(&s)));
-        if ok {
-            let (_, ts, id) = k.value();
-            keys.push((ts, id.to_string()));
-            if keys.len() > limit {
+        if !ok {
+            continue;
+        }
+        let (_, ts, id) = k.value();
+        if words.is_empty() {
+            found.push((ts, id.to_string(), None));
+        } else {
+            if scanned == MAX_TEXT_SCAN {
+                partial = true;
                 break;
             }
+            scanned += 1;
+            last_scanned = Some((ts, id.to_string()));
+            let Some(inc) = load_incident(&incs, id)? else {
+                continue;
+            };
+            if !text_matches(&inc, &words) {
+                continue;
+            }
+            found.push((ts, id.to_string(), Some(inc)));
+        }
+        if found.len() > limit {
+            break;
         }
     }
-    let more = keys.len() > limit;
-    keys.truncate(limit);
-    let incs = txn.open_table(INCIDENTS)?;
-    let mut items = Vec::with_capacity(keys.len());
-    for (_, id) in &keys {
-        if let Some(inc) = load_incident(&incs, id)? {
-            items.push(inc);
-        }
-    }
+    let more = found.len() > limit;
+    found.truncate(limit);
     let next_cursor = if more {
-        keys.last().map(|(ts, id)| format!("{ts}.{id}"))
+        found.last().map(|(ts, id, _)| format!("{ts}.{id}"))
+    } else if partial {
+        last_scanned.map(|(ts, id)| format!("{ts}.{id}"))
     } else {
         None
     };
-    Ok(Page { items, next_cursor })
+    let mut items = Vec::with_capacity(found.len());
+    for (_, id, inc) in found {
+        match inc {
+            Some(inc) => items.push(inc),
+            None => {
+                if let Some(inc) = load_incident(&incs, &id)? {
+                    items.push(inc);
+                }
+            }
+        }
+    }
+    Ok(Page {
+        items,
+        next_cursor,
+        partial,
+    })
+}
+
+/// Whether every word appears in one of the incident's searchable fields.
+fn text_matches(inc: &Incident, words: &[String]) -> bool {
+    let hay = format!(
+        "{} {} {} {} {} {}",
+        inc.id,
+        inc.title,
+        inc.summary,
+        inc.service,
+        inc.owner.as_deref().unwrap_or(""),
+        inc.labels.join(" ")
+    )
+    .to_lowercase();
+    words.iter().all(|w| hay.contains(w.as_str()))
 }
 
 fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> FollowupView {

@@ -24,6 +24,10 @@ pub const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("in
 /// (incident id, artifact id) → artifact JSON.
 pub const ARTIFACTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("incident_artifacts");
+/// (event ts µs, incident id, seq) → event type: every incident's timeline in one time order,
+/// for the console's "latest events" and the Events tab's history.
+pub const EVENT_FEED: TableDefinition<(i64, &str, u64), &str> =
+    TableDefinition::new("incident_event_feed");
 /// follow-up event id → (incident id, seq), only while the follow-up is open.
 pub const OPEN_FOLLOWUPS: TableDefinition<&str, (&str, u64)> =
     TableDefinition::new("incident_open_followups");
@@ -36,6 +40,7 @@ pub const ALL: &[&dyn AnyTable] = &[
     &EVENTS,
     &ARTIFACTS,
     &OPEN_FOLLOWUPS,
+    &EVENT_FEED,
 ];
 
 /// The index dimension names for an incident.
@@ -158,6 +163,10 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
     }
     let bytes = to_json(&*ev)?;
     events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
+    txn.open(EVENT_FEED)?.insert(
+        (crate::clock::micros(ev.ts), ev.incident_id.as_str(), ev.seq),
+        ev.kind.as_str(),
+    )?;
     if is_open_followup(ev) {
         txn.open(OPEN_FOLLOWUPS)?
             .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
@@ -219,4 +228,17 @@ pub fn artifacts_of(
     }
     v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(v)
+}
+
+/// Migration to schema 2: one feed entry per stored timeline event.
+pub fn backfill_event_feed(txn: &redb::WriteTransaction) -> Result<()> {
+    let events = txn.open_table(EVENTS)?;
+    let mut feed = txn.open_table(EVENT_FEED)?;
+    for row in events.iter()? {
+        let (k, v) = row?;
+        let ev: Event = from_json(v.value())?;
+        let (inc, seq) = k.value();
+        feed.insert((crate::clock::micros(ev.ts), inc, seq), ev.kind.as_str())?;
+    }
+    Ok(())
 }

@@ -31,7 +31,7 @@ pub const DB_FILE: &str = "sofiia.redb";
 
 /// Schema version this build writes. Bump it and add a step to [`MIGRATIONS`] when a table's
 /// layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key/value metadata: `schema_version`, `created_at`, …
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -41,8 +41,10 @@ type Migration = fn(&WriteTransaction) -> Result<()>;
 
 /// Forward migrations, applied in order inside one write transaction on open.
 /// Version 0 is "no schema yet" (a new file); step 1 only needs the tables that
-/// [`all_tables`] creates, so it has nothing to convert.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [|_txn| Ok(())];
+/// [`all_tables`] creates, so it has nothing to convert. Step 2 fills the time-ordered event
+/// feed from the timelines already stored.
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] =
+    [|_txn| Ok(()), crate::incidents::tables::backfill_event_feed];
 
 /// A table the store knows how to create, count and copy without knowing its types.
 pub trait AnyTable: Sync {

@@ -9,7 +9,7 @@ use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident}
 use crate::incidents::Incidents;
 
 /// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 14] = [
     "incident_create",
     "incident_get",
     "incident_events",
@@ -22,6 +22,8 @@ pub const ACTIONS: [&str; 12] = [
     "incident_attach_artifact",
     "incident_artifact_get",
     "incident_followups_summary",
+    "incident_stats",
+    "incident_feed",
 ];
 
 #[derive(Deserialize)]
@@ -36,6 +38,22 @@ struct Note {
 struct EventsPage {
     after: Option<u64>,
     limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsParams {
+    env: Option<String>,
+}
+
+/// Params of `incident_feed` (and the query of `GET /api/events/recent`).
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedParams {
+    /// One event type or a comma-separated list.
+    pub types: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +148,28 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
             to_json(
                 inc.followups_summary(s.service, s.env, s.window_days.unwrap_or(30))
                     .await?,
+            )
+        }
+        "incident_stats" => {
+            let q: StatsParams = parse(p)?;
+            to_json(inc.stats(q.env).await?)
+        }
+        "incident_feed" => {
+            let q: FeedParams = parse(p)?;
+            let types = q
+                .types
+                .unwrap_or_default()
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            to_json(
+                inc.feed(crate::incidents::FeedQuery {
+                    types,
+                    limit: q.limit.unwrap_or(0),
+                    cursor: q.cursor.filter(|c| !c.is_empty()),
+                })
+                .await?,
             )
         }
         other => Err(Error::NotFound(format!(

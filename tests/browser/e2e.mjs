@@ -1,0 +1,380 @@
+// End-to-end test of the sofiia console in a real headless Chromium.
+//
+// Starts the release binary (SOFIIA_BIN, default target/release/sofiia) on a temporary data
+// dir with an operator key and port 0, then drives the console like an operator would. Saves
+// screenshots to tests/browser/screenshots/ (or SCREENSHOT_DIR). Exits non-zero on the first
+// failed step. Run: `cargo build --release && (cd tests/browser && npm ci && npm test)`.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const bin = process.env.SOFIIA_BIN || join(root, 'target', 'release', 'sofiia');
+const shots = process.env.SCREENSHOT_DIR || join(here, 'screenshots');
+const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const KEY = 'e2e-operator-key-' + Math.random().toString(16).slice(2);
+
+if (!existsSync(bin)) {
+  console.error(`no sofiia binary at ${bin}: run \`cargo build --release\` first (or set SOFIIA_BIN)`);
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+// ---- the server -------------------------------------------------------------------------
+const dataDir = mkdtempSync(join(tmpdir(), 'sofiia-e2e-'));
+let server = null;
+let serverExited = false;
+
+/** A free loopback port (so the server can be restarted on the same address). */
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+    s.on('error', rej);
+  });
+}
+
+function startServer(port) {
+  serverExited = false;
+  server = spawn(bin, ['serve'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      CONFIG_DIR: join(root, 'config'),
+      SOFIIA_CONSOLE_API_KEY: KEY,
+      ENV: 'staging',
+      BUILD_ID: 'e2e',
+      RUST_LOG: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  server.on('exit', (code) => { serverExited = true; if (code) console.error(`sofiia exited with ${code}`); });
+}
+
+async function stopServer() {
+  if (!server || serverExited) return;
+  const done = new Promise((r) => server.on('exit', r));
+  server.kill('SIGTERM');
+  await done;
+}
+
+async function waitHealthy(url) {
+  for (let i = 0; i < 200; i++) {
+    if (serverExited) throw new Error('sofiia exited before it was ready');
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) return url;
+    } catch { /* not ready yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('sofiia did not become healthy within 10 s');
+}
+
+/** A second client: plain HTTP with the operator key. */
+async function http(base, path, opts = {}) {
+  const res = await fetch(base + path, {
+    method: opts.method || 'GET',
+    headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' },
+    body: opts.body ? JSON.stringify(opts.body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${opts.method || 'GET'} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// ---- steps ------------------------------------------------------------------------------
+let failures = 0;
+let currentPage = null;
+let passed = 0;
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    if (currentPage) await currentPage.screenshot({ path: join(shots, 'FAILED.png'), fullPage: true }).catch(() => {});
+    console.log(`FAIL ${name}\n     ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n     ')}`);
+    throw e;
+  }
+}
+
+const pageErrors = [];
+let browser;
+try {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  startServer(port);
+  await waitHealthy(base);
+  browser = await chromium.launch({
+    executablePath: chromePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light', acceptDownloads: true });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  currentPage = page;
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  // Failed requests are logged by the browser itself (a 401 before the key is set, refused
+  // connections while the server restarts); the console reports those in the page. Anything
+  // else logged as an error is a bug.
+  page.on('console', (m) => { if (m.text().startsWith('live-reload')) console.log(m.text());
+    if (m.type() === 'error' && !/Failed to load resource|WebSocket connection to/.test(m.text())) pageErrors.push(m.text());
+  });
+  const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+  await step('static files: versioned, cached, compressed', async () => {
+    const index = await fetch(`${base}/`);
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+    assert.match(index.headers.get('content-security-policy') || '', /script-src 'self'/);
+    const html = await index.text();
+    const m = html.match(/\/assets\/([0-9a-f]+)\/main\.js/);
+    assert.ok(m, 'index.html points at a versioned main.js');
+    const js = await fetch(`${base}/assets/${m[1]}/main.js`, { headers: { 'Accept-Encoding': 'br' } });
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('cache-control'), /immutable/);
+    assert.match(js.headers.get('content-type'), /javascript/);
+    const stale = await fetch(`${base}/assets/000000000000/main.js`);
+    assert.equal(stale.headers.get('cache-control'), 'no-cache');
+  });
+
+  await step('without a key the console says how to fix it', async () => {
+    await page.goto(`${base}/#/incidents`);
+    await page.locator('#conn', { hasText: 'BFF: ✓' }).waitFor();
+    const err = page.locator('.error-box');
+    await err.waitFor();
+    assert.match(await err.textContent(), /Set the operator API key in Settings/);
+    assert.equal(await page.locator('#env-badge').textContent(), 'staging');
+    assert.equal(await page.locator('#build').textContent(), 'v0.1.0 · e2e');
+    // Tabs of rooms that do not exist yet are hidden.
+    const tabs = await page.locator('#nav a').allTextContents();
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Events', 'Settings']);
+    await shot('01-no-key');
+  });
+
+  await step('settings: a wrong key is reported, the right one accepted', async () => {
+    await page.goto(`${base}/#/settings`);
+    await page.fill('#set-key', 'wrong-key');
+    await page.click('#set-save');
+    await page.locator('#set-result .error-box').waitFor();
+    assert.match(await page.locator('#set-result').textContent(), /Not signed in/);
+    await page.fill('#set-key', KEY);
+    await page.click('#set-save');
+    await page.locator('#set-result .notice').waitFor();
+    assert.match(await page.locator('#set-result').textContent(), /key is accepted/);
+    await page.locator('#live', { hasText: 'live: ✓' }).waitFor();
+    await shot('02-settings');
+  });
+
+  let incId;
+  const nasty = '<script>window.__xss = 1</script><img src=x onerror="window.__xss=2"> Router 5xx spike';
+  await step('create an incident through the form (API validation shown first)', async () => {
+    await page.goto(`${base}/#/incidents`);
+    await page.click('#new-incident');
+    await page.locator('#create-form').waitFor();
+    await page.fill('input[name=service]', 'router');
+    await page.selectOption('select[name=severity]', 'P1');
+    await page.click('#create-submit');
+    // Empty title: the API's 422 is shown next to the field.
+    const title = page.locator('input[name=title]');
+    await page.locator('input[name=title][aria-invalid=true]').waitFor();
+    const msg = await title.locator('xpath=..').locator('.field-error').textContent();
+    assert.ok(msg.length > 3, `field message shown, got "${msg}"`);
+    assert.match(await page.locator('#create-form .error-box').textContent(), /Invalid input/);
+    await shot('03-create-validation');
+    await title.fill(nasty);
+    await page.fill('textarea[name=summary]', '## Impact\n\n- checkout fails for **EU** users\n- <script>window.__xss=3</script>');
+    await page.fill('input[name=owner]', 'alice');
+    await page.click('#create-submit');
+    await page.waitForURL(/#\/incidents\/inc_/);
+    incId = decodeURIComponent(page.url().split('#/incidents/')[1]);
+    await page.locator('#incident-title').waitFor();
+  });
+
+  await step('a <script> in the title and summary is shown as text', async () => {
+    assert.equal(await page.locator('#incident-title').textContent(), nasty);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await page.locator('#view script').count(), 0);
+    assert.equal(await page.locator('#view img').count(), 0);
+    const summary = page.locator('.md').first();
+    assert.match(await summary.textContent(), /<script>window.__xss=3<\/script>/);
+    assert.equal(await summary.locator('strong').textContent(), 'EU');
+  });
+
+  await step('change the status and severity', async () => {
+    await page.fill('#change-note', 'on it');
+    await page.click('button[data-status=acknowledged]');
+    await page.locator('.detail-head .badge.st', { hasText: 'acknowledged' }).waitFor();
+    await page.locator('#timeline li[data-type=status_change]', { hasText: 'on it' }).waitFor();
+    await page.selectOption('#severity-select', 'P0');
+    await page.click('#severity-apply');
+    await page.locator('.detail-head .badge.sev-P0').waitFor();
+    await page.locator('#timeline li[data-type=severity_change]').waitFor();
+    const detail = await http(base, `/api/incidents/${incId}`);
+    assert.equal(detail.incident.status, 'acknowledged');
+    assert.equal(detail.incident.severity, 'P0');
+    assert.ok(detail.incident.acknowledged_at);
+  });
+
+  await step('add a note', async () => {
+    await page.fill('#note-message', 'Rolled back router to v1.4.2');
+    await page.selectOption('#note-type', 'mitigation');
+    await page.click('#note-submit');
+    await page.locator('#timeline li[data-type=mitigation]', { hasText: 'Rolled back router to v1.4.2' }).waitFor();
+  });
+
+  await step('add a follow-up (overdue marked) and close it', async () => {
+    await page.fill('#fu-title', 'Add a canary stage for router');
+    await page.fill('#fu-owner', 'bob');
+    await page.fill('#fu-due', '2020-01-31');
+    await page.click('#fu-submit');
+    const row = page.locator('#followups tbody tr', { hasText: 'Add a canary stage for router' });
+    await row.waitFor();
+    assert.match(await row.textContent(), /overdue/);
+    assert.match(await row.textContent(), /bob/);
+    await shot('04-incident-detail');
+    await row.locator('button.close-followup').click();
+    await page.locator('#followups tbody tr', { hasText: 'done' }).waitFor();
+    const sum = await http(base, '/api/followups/summary');
+    assert.equal(sum.open_followups.length, 0);
+  });
+
+  await step('upload a markdown artifact and view it rendered safely', async () => {
+    const md = '# Timeline\n\n1. alert fired\n2. rollback\n\n<img src=x onerror="window.__xss=4">\n\n[bad](javascript:alert(1)) and [good](https://example.com)\n\n```\ncode <b>x</b>\n```\n';
+    await page.setInputFiles('#artifact-file', { name: 'postmortem.md', mimeType: 'text/markdown', buffer: Buffer.from(md) });
+    await page.click('#upload-submit');
+    const row = page.locator('#artifacts tr[data-name="postmortem.md"]');
+    await row.waitFor();
+    await row.locator('.view-artifact').click();
+    const viewer = page.locator('#artifact-content');
+    await viewer.locator('h1', { hasText: 'Timeline' }).waitFor();
+    assert.equal(await viewer.locator('ol li').count(), 2);
+    assert.equal(await viewer.locator('img').count(), 0);
+    assert.equal(await viewer.locator('a[href^="javascript"]').count(), 0);
+    assert.equal(await viewer.locator('a[href="https://example.com"]').count(), 1);
+    assert.match(await viewer.locator('pre code').textContent(), /code <b>x<\/b>/);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await shot('05-artifact-markdown');
+  });
+
+  await step('upload a JSON artifact, view it pretty, download it', async () => {
+    await page.setInputFiles('#artifact-file', { name: 'triage.json', mimeType: 'application/json', buffer: Buffer.from('{"cause":"bad deploy","checks":[1,2]}') });
+    await page.click('#upload-submit');
+    const row = page.locator('#artifacts tr[data-name="triage.json"]');
+    await row.waitFor();
+    await row.locator('.view-artifact').click();
+    await page.locator('#artifact-content pre.json').waitFor();
+    assert.equal(await page.locator('#artifact-content pre.json').textContent(), JSON.stringify({ cause: 'bad deploy', checks: [1, 2] }, null, 2));
+    const [download] = await Promise.all([page.waitForEvent('download'), row.locator('.download-artifact').click()]);
+    assert.equal(download.suggestedFilename(), 'triage.json');
+    const path = await download.path();
+    assert.equal(readFileSync(path, 'utf8'), '{"cause":"bad deploy","checks":[1,2]}');
+  });
+
+  await step('a wrong artifact type is refused with a readable message', async () => {
+    await page.setInputFiles('#artifact-file', { name: 'run.sh', mimeType: 'text/plain', buffer: Buffer.from('echo hi') });
+    await page.click('#upload-submit');
+    const err = page.locator('#upload-form .error-box');
+    await err.waitFor();
+    assert.match(await err.textContent(), /Not uploaded/);
+  });
+
+  await step('the open incident updates live when another client changes it', async () => {
+    await page.evaluate(() => { window.__noReload = true; });
+    await http(base, `/api/incidents/${incId}/events`, { method: 'POST', body: { type: 'deploy', message: 'router v1.4.3 deployed by CI' } });
+    await page.locator('#timeline li[data-type=deploy]', { hasText: 'router v1.4.3 deployed by CI' }).waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true);
+  });
+
+  await step('an incident created by a second client appears in the list without a reload', async () => {
+    await page.goto(`${base}/#/incidents`);
+    await page.locator('#incident-table').waitFor();
+    await page.evaluate(() => { window.__noReload = true; });
+    const created = await http(base, '/api/incidents', { method: 'POST', body: { service: 'billing', severity: 'P2', title: 'Invoices delayed (second client)' } });
+    await page.locator(`#incident-table tr[data-id="${created.id}"]`).waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true);
+    await shot('06-incident-list');
+  });
+
+  await step('list filters: severity and text go to the server and into the URL', async () => {
+    await page.check('input[aria-label="Severity P0"]');
+    await page.waitForFunction(() => window.location.hash.includes('severity=P0'));
+    await page.locator('#incident-table tbody tr').first().waitFor();
+    assert.equal(await page.locator('#incident-table tbody tr').count(), 1);
+    await page.uncheck('input[aria-label="Severity P0"]');
+    await page.keyboard.press('/');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-q');
+    await page.keyboard.type('invoices');
+    await page.waitForFunction(() => window.location.hash.includes('q=invoices'));
+    await page.waitForFunction(() => document.querySelectorAll('#incident-table tbody tr').length === 1);
+    assert.match(await page.locator('#incident-table tbody').textContent(), /Invoices delayed/);
+  });
+
+  await step('events tab shows the live stream with a type filter', async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('g');
+    await page.keyboard.press('e');
+    await page.waitForURL(/#\/events/);
+    await http(base, '/api/incidents', { method: 'POST', body: { service: 'search', severity: 'P3', title: 'Slow queries (events tab)' } });
+    await page.locator('#ev-rows tr[data-type="incident.created"]', { hasText: 'Slow queries (events tab)' }).waitFor();
+    await page.selectOption('#ev-type', 'incident.updated');
+    await page.waitForFunction(() => [...document.querySelectorAll('#ev-rows tr[data-type]')].every((r) => r.dataset.type === 'incident.updated'));
+    await page.selectOption('#ev-type', '');
+    await shot('07-events');
+  });
+
+  await step('overview: active incidents by severity, overdue follow-ups, latest events', async () => {
+    await page.goto(`${base}/#/overview`);
+    await page.locator('#ov-tiles .tile').first().waitFor();
+    assert.equal((await page.locator('#ov-tiles a[data-sev=P0] .n').textContent()).trim(), '1');
+    assert.equal((await page.locator('#ov-tiles .tile .n').first().textContent()).trim(), '3');
+    await page.locator('#ov-latest', { hasText: 'Slow queries (events tab)' }).waitFor();
+    await shot('08-overview');
+  });
+
+  await step('dark theme and a 1280 px layout without horizontal scroll', async () => {
+    await page.click('#theme-toggle');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
+    await page.goto(`${base}/#/incidents/${encodeURIComponent(incId)}`);
+    await page.locator('#incident-title').waitFor();
+    await shot('09-incident-dark');
+  });
+
+  await step('after a server restart the header shows it and the live stream reconnects', async () => {
+    await stopServer();
+    await page.locator('#live', { hasText: 'retry in' }).waitFor();
+    startServer(port);
+    await waitHealthy(base);
+    await page.locator('#live', { hasText: 'live: ✓' }).waitFor({ timeout: 40000 });
+    // Nothing acknowledged was lost across the restart.
+    const detail = await http(base, `/api/incidents/${incId}`);
+    assert.equal(detail.incident.severity, 'P0');
+    await http(base, `/api/incidents/${incId}/events`, { method: 'POST', body: { type: 'note', message: 'after restart' } });
+    await page.locator('#timeline li[data-type=note]', { hasText: 'after restart' }).waitFor();
+  });
+
+  assert.deepEqual(pageErrors, [], 'no script errors on any page');
+  console.log(`\n${passed} steps passed; screenshots in ${shots}`);
+} catch (e) {
+  if (!failures) console.error(e);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close();
+  await stopServer();
+  rmSync(dataDir, { recursive: true, force: true });
+  if (pageErrors.length) console.error('page errors:', pageErrors);
+}

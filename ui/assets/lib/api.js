@@ -1,0 +1,107 @@
+// The console's HTTP client: the backend URL and API key come from Settings (kept in this
+// browser's localStorage); the key goes out as `Authorization: Bearer`. API errors become
+// `ApiError`s whose `describe()` is a sentence an operator can act on.
+
+const KEY = 'sofiia.apiKey';
+const URL_KEY = 'sofiia.backendUrl';
+
+export const settings = {
+  get apiKey() { return localStorage.getItem(KEY) || ''; },
+  set apiKey(v) { v ? localStorage.setItem(KEY, v) : localStorage.removeItem(KEY); },
+  /** Backend base URL without a trailing slash; empty = the server this page came from. */
+  get backendUrl() { return (localStorage.getItem(URL_KEY) || '').replace(/\/+$/, ''); },
+  set backendUrl(v) { v ? localStorage.setItem(URL_KEY, v.trim().replace(/\/+$/, '')) : localStorage.removeItem(URL_KEY); },
+  /** The effective base: the configured URL or this page's origin. */
+  get base() { return this.backendUrl || window.location.origin; },
+};
+
+export class ApiError extends Error {
+  constructor(status, code, message, extra = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = extra.field || null;
+    this.retryAfter = extra.retryAfter || null;
+  }
+
+  /** A readable explanation, with what to do about it. */
+  describe() {
+    switch (this.status) {
+      case 0:
+        return `Cannot reach sofiia at ${settings.base}: ${this.message}. Check that it is running and the backend URL in Settings.`;
+      case 401:
+        return `Not signed in: ${this.message}. Set the operator API key in Settings.`;
+      case 403:
+        return `Not allowed: ${this.message}.`;
+      case 404:
+        return `Not found: ${this.message}.`;
+      case 409:
+        return `Conflict: ${this.message}.`;
+      case 413:
+        return `Too large: ${this.message}.`;
+      case 422:
+        return `Invalid input: ${this.message}.`;
+      case 429:
+        return `Rate limited: ${this.message}.${this.retryAfter ? ` Try again in ${this.retryAfter} s.` : ''}`;
+      case 504:
+        return `Timed out: ${this.message}.`;
+      default:
+        return this.status >= 500
+          ? `Server error (${this.status}): ${this.message}.`
+          : `Request failed (${this.status}): ${this.message}.`;
+    }
+  }
+}
+
+/**
+ * Call the API. `opts`: `method`, `body` (sent as JSON), `query` (object; empty values are
+ * left out), `raw` (return the Response instead of parsed JSON).
+ */
+export async function api(path, opts = {}) {
+  const url = new URL(settings.base + path);
+  for (const [k, v] of Object.entries(opts.query || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+  }
+  const headers = { Accept: 'application/json' };
+  if (settings.apiKey) headers.Authorization = `Bearer ${settings.apiKey}`;
+  let body;
+  if (opts.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(opts.body);
+  }
+  let res;
+  try {
+    res = await fetch(url, { method: opts.method || 'GET', headers, body, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, 'unreachable', e.message || 'network error');
+  }
+  if (!res.ok) {
+    let code = 'http_' + res.status;
+    let message = res.statusText || 'request failed';
+    let field = null;
+    try {
+      const j = await res.json();
+      if (j && j.error) {
+        code = j.error.code || code;
+        message = j.error.message || message;
+        field = j.error.field || null;
+      }
+    } catch { /* not JSON: keep the status text */ }
+    throw new ApiError(res.status, code, message, {
+      field,
+      retryAfter: res.headers.get('Retry-After'),
+    });
+  }
+  if (opts.raw) return res;
+  if (res.status === 204) return null;
+  return res.json();
+}
+
+/** The WebSocket URL of the live event stream (the key in the query: browsers cannot set headers). */
+export function eventsUrl(types) {
+  const u = new URL(settings.base + '/ws/events');
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (settings.apiKey) u.searchParams.set('api_key', settings.apiKey);
+  if (types) u.searchParams.set('types', types);
+  return u.toString();
+}

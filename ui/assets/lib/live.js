@@ -1,0 +1,92 @@
+// The live event stream: one WebSocket to `/ws/events`, reconnected with exponential backoff
+// and jitter (1 s doubling to 30 s). Views subscribe to `{type, ts, data}` envelopes; the
+// header subscribes to the connection state.
+
+import { eventsUrl } from './api.js';
+
+const listeners = new Set();
+const stateListeners = new Set();
+let socket = null;
+let attempt = 0;
+let timer = null;
+let state = { status: 'connecting', retryInMs: 0 };
+const history = [];
+export const HISTORY_MAX = 500;
+
+function setState(s) {
+  state = s;
+  for (const fn of stateListeners) fn(state);
+}
+
+/** Everything received since the page loaded (newest last, at most HISTORY_MAX). */
+export function received() {
+  return history;
+}
+
+/** Call `fn(envelope)` for every event; returns an unsubscribe function. */
+export function onEvent(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** Call `fn(state)` now and whenever the connection state changes. */
+export function onState(fn) {
+  stateListeners.add(fn);
+  fn(state);
+  return () => stateListeners.delete(fn);
+}
+
+/** (Re)connect now, e.g. after the key or backend URL changed. */
+export function connect() {
+  clearTimeout(timer);
+  if (socket) {
+    socket.onclose = null;
+    socket.close();
+    socket = null;
+  }
+  setState({ status: 'connecting', retryInMs: 0 });
+  let ws;
+  try {
+    ws = new WebSocket(eventsUrl());
+  } catch {
+    scheduleRetry();
+    return;
+  }
+  socket = ws;
+  ws.onopen = () => {
+    attempt = 0;
+    setState({ status: 'open', retryInMs: 0 });
+  };
+  ws.onmessage = (m) => {
+    let env;
+    try {
+      env = JSON.parse(m.data);
+    } catch {
+      return;
+    }
+    if (!env || typeof env.type !== 'string') return;
+    history.push(env);
+    if (history.length > HISTORY_MAX) history.shift();
+    for (const fn of listeners) {
+      try {
+        fn(env);
+      } catch (e) {
+        console.error('event listener failed', e);
+      }
+    }
+  };
+  ws.onclose = () => {
+    if (socket === ws) {
+      socket = null;
+      scheduleRetry();
+    }
+  };
+}
+
+function scheduleRetry() {
+  attempt += 1;
+  const base = Math.min(30000, 1000 * 2 ** Math.min(attempt - 1, 5));
+  const delay = Math.round(base / 2 + Math.random() * (base / 2));
+  setState({ status: 'closed', retryInMs: delay, attempt });
+  timer = setTimeout(connect, delay);
+}

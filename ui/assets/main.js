@@ -1,0 +1,225 @@
+// The console shell: header (backend state, env, build), navigation, hash router, theme and
+// keyboard shortcuts. Each view module exports `render(container, ctx)` and may return a
+// cleanup function, called when the view is left.
+//
+// Every view has its own URL (`#/incidents/inc_…`, `#/incidents?status=open`), so links can be
+// pasted into a chat. Tabs are shown only for rooms the server reports in `/api/health`.
+
+import { api, settings } from './lib/api.js';
+import { h, mount, toast } from './lib/dom.js';
+import { refreshRelativeTimes } from './lib/format.js';
+import * as live from './lib/live.js';
+import * as overview from './views/overview.js';
+import * as incidents from './views/incidents.js';
+import * as incident from './views/incident.js';
+import * as events from './views/events.js';
+import * as settingsView from './views/settings.js';
+
+/** Every tab of SPEC §10, in order. `view` is set for the rooms this build implements. */
+const TABS = [
+  { room: 'overview', label: 'Overview', key: 'g o', view: overview },
+  { room: 'nodes', label: 'Nodes' },
+  { room: 'incidents', label: 'Incidents', key: 'g i', view: incidents },
+  { room: 'ops', label: 'Ops' },
+  { room: 'runbooks', label: 'Runbooks' },
+  { room: 'alerts', label: 'Alerts' },
+  { room: 'jobs', label: 'Jobs' },
+  { room: 'reports', label: 'Reports' },
+  { room: 'events', label: 'Events', key: 'g e', view: events },
+  { room: 'chat', label: 'Chat' },
+  { room: 'settings', label: 'Settings', key: 'g s', view: settingsView },
+];
+
+let rooms = new Set(['overview', 'incidents', 'events', 'settings']);
+let cleanup = null;
+export const health = { ok: null, data: null, error: null };
+
+/** Parse `#/a/b?x=1` into path segments and a query. */
+export function parseHash(hash = window.location.hash) {
+  const raw = hash.replace(/^#\/?/, '');
+  const [path, q = ''] = raw.split('?');
+  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q) };
+}
+
+/** Go to a route (adds a history entry). */
+export function navigate(route) {
+  if (window.location.hash === route) route_();
+  else window.location.hash = route;
+}
+
+function renderNav() {
+  const { parts } = parseHash();
+  const current = parts[0] || 'overview';
+  const nav = document.getElementById('nav');
+  mount(nav, TABS.filter((t) => t.view && rooms.has(t.room)).map((t) =>
+    h('a', {
+      href: `#/${t.room}`,
+      class: current === t.room ? 'active' : '',
+      'aria-current': current === t.room ? 'page' : undefined,
+    }, t.label, t.key ? h('span', { class: 'key' }, t.key) : null)));
+}
+
+function route_() {
+  const { parts, query } = parseHash();
+  const view = document.getElementById('view');
+  if (cleanup) {
+    try { cleanup(); } catch (e) { console.error(e); }
+    cleanup = null;
+  }
+  renderNav();
+  const room = parts[0] || 'overview';
+  const tab = TABS.find((t) => t.room === room && t.view && rooms.has(t.room));
+  const ctx = { parts, query, navigate, reconnect, setTheme, health };
+  mount(view);
+  if (!tab) {
+    mount(view, h('h1', {}, 'Not found'),
+      h('p', {}, 'This console has no page at ', h('code', {}, window.location.hash || '#/'), '. ',
+        h('a', { href: '#/overview' }, 'Go to the overview'), '.'));
+    return;
+  }
+  const mod = room === 'incidents' && parts[1] ? incident : tab.view;
+  document.title = `${tab.label} · sofiia`;
+  try {
+    cleanup = mod.render(view, ctx) || null;
+  } catch (e) {
+    console.error(e);
+    mount(view, h('div', { class: 'error-box' }, h('strong', {}, 'This view failed: '), String(e.message || e)));
+  }
+}
+
+async function checkHealth() {
+  const conn = document.getElementById('conn');
+  try {
+    const data = await api('/api/health');
+    Object.assign(health, { ok: true, data, error: null });
+    conn.textContent = 'BFF: ✓';
+    conn.className = 'conn ok';
+    conn.title = `Connected to ${settings.base}`;
+    const env = String(data.env || 'dev');
+    const badge = document.getElementById('env-badge');
+    badge.hidden = false;
+    badge.textContent = env;
+    badge.className = `env-badge env-${env}`;
+    badge.title = env === 'prod' ? 'PRODUCTION: changes here affect live incidents' : `Environment: ${env}`;
+    document.body.classList.toggle('env-prod', env === 'prod');
+    document.getElementById('build').textContent = `v${data.version} · ${data.build_id}`;
+    if (Array.isArray(data.rooms)) {
+      const next = new Set(data.rooms);
+      const changed = next.size !== rooms.size || [...next].some((r) => !rooms.has(r));
+      rooms = next;
+      if (changed) route_();
+    }
+  } catch (e) {
+    Object.assign(health, { ok: false, error: e });
+    conn.textContent = 'BFF: ✗';
+    conn.className = 'conn bad';
+    conn.title = e.describe ? e.describe() : String(e);
+  }
+}
+
+function showLiveState(s) {
+  const el = document.getElementById('live');
+  if (s.status === 'open') {
+    el.textContent = 'live: ✓';
+    el.className = 'conn ok';
+    el.title = 'Receiving live events';
+  } else if (s.status === 'connecting') {
+    el.textContent = 'live: connecting…';
+    el.className = 'conn wait';
+  } else {
+    el.textContent = `live: ✗ retry in ${Math.ceil(s.retryInMs / 1000)} s`;
+    el.className = 'conn bad';
+    el.title = 'The live event stream is down; views still load on demand. Reconnecting with backoff.';
+  }
+}
+
+// Theme: explicit choice in localStorage, else the system's.
+const THEME_KEY = 'sofiia.theme';
+export function applyTheme() {
+  const chosen = localStorage.getItem(THEME_KEY);
+  const dark = chosen ? chosen === 'dark' : window.matchMedia('(prefers-color-scheme: dark)').matches;
+  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+}
+export function setTheme(value) {
+  if (value) localStorage.setItem(THEME_KEY, value);
+  else localStorage.removeItem(THEME_KEY);
+  applyTheme();
+}
+
+/** Whether keys go into a text field (shortcuts stay off there; checkboxes do not count). */
+function typing(target) {
+  if (!target) return false;
+  if (target.isContentEditable || target.tagName === 'TEXTAREA' || target.tagName === 'SELECT') return true;
+  return target.tagName === 'INPUT' && !['checkbox', 'radio', 'button', 'submit', 'reset', 'file'].includes(target.type);
+}
+
+let pendingG = 0;
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
+  if (typing(e.target)) return;
+  const go = { o: '#/overview', i: '#/incidents', e: '#/events', s: '#/settings' };
+  if (pendingG && Date.now() - pendingG < 1500 && go[e.key]) {
+    pendingG = 0;
+    e.preventDefault();
+    navigate(go[e.key]);
+    return;
+  }
+  pendingG = 0;
+  switch (e.key) {
+    case 'g': pendingG = Date.now(); break;
+    case '/': {
+      const s = document.querySelector('[data-search]');
+      if (s) { e.preventDefault(); s.focus(); s.select?.(); }
+      break;
+    }
+    case 'n': e.preventDefault(); navigate('#/incidents/new'); break;
+    case '?': document.getElementById('help').showModal(); break;
+    case 'j': case 'k': moveSelection(e.key === 'j' ? 1 : -1); break;
+    case 'Enter': {
+      const sel = document.querySelector('tr.sel[data-href]');
+      if (sel) navigate(sel.dataset.href);
+      break;
+    }
+    default:
+  }
+}
+
+function moveSelection(step) {
+  const rows = [...document.querySelectorAll('tr[data-href]')];
+  if (!rows.length) return;
+  const cur = rows.findIndex((r) => r.classList.contains('sel'));
+  const next = Math.max(0, Math.min(rows.length - 1, cur === -1 ? 0 : cur + step));
+  rows.forEach((r) => r.classList.remove('sel'));
+  rows[next].classList.add('sel');
+  rows[next].scrollIntoView({ block: 'nearest' });
+}
+
+/** Reconnect everything after Settings changed the key or backend URL. */
+export function reconnect() {
+  live.connect();
+  checkHealth();
+}
+
+function start() {
+  applyTheme();
+  window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', applyTheme);
+  document.getElementById('theme-toggle').addEventListener('click', () => {
+    setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark');
+  });
+  document.getElementById('help-btn').addEventListener('click', () => document.getElementById('help').showModal());
+  window.addEventListener('hashchange', route_);
+  document.addEventListener('keydown', onKey);
+  live.onState(showLiveState);
+  live.onEvent((ev) => {
+    if (ev.type === 'error' && ev.data && ev.data.message) toast(ev.data.message, 'error');
+  });
+  live.connect();
+  checkHealth();
+  setInterval(checkHealth, 15000);
+  setInterval(() => refreshRelativeTimes(), 30000);
+  if (!window.location.hash) window.location.replace('#/overview');
+  route_();
+}
+
+start();

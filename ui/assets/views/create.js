@@ -1,0 +1,95 @@
+// New incident form. The API validates; its messages are shown next to the field they name.
+
+import { api } from '../lib/api.js';
+import { h, mount, toast } from '../lib/dom.js';
+import { SEVERITIES } from '../lib/format.js';
+import { errorBox } from './common.js';
+
+/** Bind the API's field errors to inputs: `{field: input}`. Returns a function to show one. */
+export function fieldErrors(inputs, box) {
+  return (e) => {
+    for (const el of Object.values(inputs)) {
+      el.classList.remove('invalid');
+      el.removeAttribute('aria-invalid');
+      const msg = el.parentElement.querySelector('.field-error');
+      if (msg) msg.textContent = '';
+    }
+    mount(box);
+    if (!e) return;
+    const el = e.field && inputs[e.field];
+    if (el) {
+      el.classList.add('invalid');
+      el.setAttribute('aria-invalid', 'true');
+      const msg = el.parentElement.querySelector('.field-error');
+      if (msg) msg.textContent = e.message.replace(new RegExp(`^${e.field}: `), '');
+      el.focus();
+    }
+    mount(box, errorBox(e, 'Not saved'));
+  };
+}
+
+function field(label, input, opts = {}) {
+  return h('label', { class: `field${opts.wide ? ' wide' : ''}` }, label, input, h('span', { class: 'field-error' }));
+}
+
+/** `datetime-local` value (browser local time) to RFC 3339 UTC. */
+export function localToUtc(v) {
+  if (!v) return undefined;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? v : d.toISOString();
+}
+
+export function render(view, ctx) {
+  const inputs = {
+    service: h('input', { type: 'text', name: 'service', required: true, placeholder: 'router', autocomplete: 'off' }),
+    env: h('select', { name: 'env' }, ['prod', 'staging', 'dev'].map((x) => h('option', { value: x }, x))),
+    severity: h('select', { name: 'severity' }, SEVERITIES.map((s) => h('option', { value: s }, s))),
+    title: h('input', { type: 'text', name: 'title', required: true, placeholder: 'What is wrong, in one line' }),
+    summary: h('textarea', { name: 'summary', rows: 4, placeholder: 'What is known so far (markdown)' }),
+    owner: h('input', { type: 'text', name: 'owner', placeholder: 'who is on it' }),
+    started_at: h('input', { type: 'datetime-local', name: 'started_at', step: 1 }),
+    labels: h('input', { type: 'text', name: 'labels', placeholder: 'comma,separated' }),
+  };
+  inputs.severity.value = 'P2';
+  const box = h('div');
+  const show = fieldErrors(inputs, box);
+  const submit = h('button', { class: 'primary', type: 'submit', id: 'create-submit' }, 'Create incident');
+  const form = h('form', { class: 'panel stack', id: 'create-form', novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    show(null);
+    const body = {
+      service: inputs.service.value.trim(),
+      env: inputs.env.value,
+      severity: inputs.severity.value,
+      title: inputs.title.value.trim(),
+      summary: inputs.summary.value,
+    };
+    if (inputs.owner.value.trim()) body.owner = inputs.owner.value.trim();
+    if (inputs.started_at.value) body.started_at = localToUtc(inputs.started_at.value);
+    const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
+    if (labels.length) body.labels = labels;
+    submit.disabled = true;
+    try {
+      const inc = await api('/api/incidents', { method: 'POST', body });
+      toast(`Created ${inc.id}`, 'ok');
+      ctx.navigate(`#/incidents/${encodeURIComponent(inc.id)}`);
+    } catch (err) {
+      show(err);
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  h('div', { class: 'form-grid' },
+    field('Service *', inputs.service),
+    field('Environment', inputs.env),
+    field('Severity', inputs.severity),
+    field('Title *', inputs.title, { wide: true }),
+    field('Summary', inputs.summary, { wide: true }),
+    field('Owner', inputs.owner),
+    field('Impact started (your local time; empty = now)', inputs.started_at),
+    field('Labels', inputs.labels)),
+  box,
+  h('div', { class: 'row' }, submit, h('a', { href: '#/incidents' }, 'Cancel')));
+  mount(view, h('h1', {}, 'New incident'), form);
+  inputs.service.focus();
+}

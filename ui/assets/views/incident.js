@@ -1,0 +1,375 @@
+// Incident detail: fields, status and severity changes, timeline, notes, follow-ups and
+// artifacts. Reloads itself when a live event concerns this incident.
+
+import { api } from '../lib/api.js';
+import { h, mount, toast } from '../lib/dom.js';
+import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES, STATUSES } from '../lib/format.js';
+import { renderMarkdown } from '../lib/markdown.js';
+import { errorBox, incidentIdOf, liveReload, loading } from './common.js';
+import { fieldErrors, render as renderCreate } from './create.js';
+
+/** Event types an operator may append by hand (the rest are written by sofiia itself). */
+const NOTE_TYPES = ['note', 'deploy', 'mitigation', 'alert', 'escalation', 'triage', 'postmortem', 'correlation'];
+
+/** The buttons each status offers: [target status, label]. */
+const MOVES = {
+  open: [['acknowledged', 'Acknowledge'], ['mitigated', 'Mitigated'], ['resolved', 'Resolve'], ['closed', 'Close']],
+  acknowledged: [['mitigated', 'Mitigated'], ['resolved', 'Resolve'], ['closed', 'Close']],
+  mitigated: [['resolved', 'Resolve'], ['closed', 'Close'], ['open', 'Reopen']],
+  resolved: [['closed', 'Close'], ['open', 'Reopen']],
+  closed: [['open', 'Reopen']],
+};
+
+export function render(view, ctx) {
+  const id = ctx.parts[1];
+  if (id === 'new') return renderCreate(view, ctx);
+  const path = `/api/incidents/${encodeURIComponent(id)}`;
+  let detail = null;
+  let extraEvents = [];
+  const viewerState = { name: null };
+  const forms = { note: null, followup: null, upload: null };
+
+  const head = h('div');
+  const body = h('div');
+  mount(view, head, body);
+  loading(body);
+
+  let busy = 0;
+  async function load() {
+    busy++;
+    try {
+      detail = await api(path);
+      extraEvents = [];
+      if (detail.events_truncated) await loadMoreEvents();
+      show();
+    } catch (e) {
+      mount(head, h('h1', {}, 'Incident ', h('span', { class: 'mono' }, id)));
+      mount(body, errorBox(e, 'Could not load this incident'), h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')));
+    } finally {
+      busy--;
+    }
+  }
+
+  async function loadMoreEvents() {
+    const all = [...detail.events, ...extraEvents];
+    const after = all.length ? all[all.length - 1].seq : 0;
+    const page = await api(`${path}/events`, { query: { after, limit: 500 } });
+    extraEvents = extraEvents.concat(page.items);
+    detail.events_truncated = Boolean(page.next_cursor);
+  }
+
+  function show() {
+    const inc = detail.incident;
+    const events = [...detail.events, ...extraEvents];
+    document.title = `${inc.id} · sofiia`;
+    mount(head,
+      h('p', { class: 'muted detail-crumbs' }, h('a', { href: '#/incidents' }, '← Incidents'), ' / ', idEl(inc.id)),
+      h('div', { class: 'detail-head' }, sevBadge(inc.severity), h('h1', { id: 'incident-title' }, inc.title), statusBadge(inc.status)),
+      actions(inc));
+    const followups = events.filter((e) => e.type === 'followup');
+    // Forms are made once and moved into each new render, so a reload caused by another
+    // client keeps what the operator typed, the file they chose and any error shown.
+    forms.note = forms.note || noteForm();
+    forms.followup = forms.followup || followupForm();
+    forms.upload = forms.upload || uploadForm();
+    mount(body, h('div', { class: 'cols' },
+      h('div', { class: 'stack' },
+        h('section', { class: 'panel' }, h('h2', {}, 'Summary'),
+          inc.summary ? renderMarkdown(inc.summary) : h('p', { class: 'muted' }, 'No summary yet.')),
+        h('section', { class: 'panel', id: 'timeline-panel' }, h('h2', {}, `Timeline (${events.length}${detail.events_truncated ? '+' : ''})`),
+          timeline(events),
+          detail.events_truncated ? h('button', { type: 'button', onclick: async () => { await loadMoreEvents(); show(); } }, 'Load older events') : null,
+          forms.note)),
+      h('div', { class: 'stack' },
+        h('section', { class: 'panel' }, h('h2', {}, 'Details'), fields(inc), editForm(inc)),
+        h('section', { class: 'panel', id: 'followups-panel' }, h('h2', {}, `Follow-ups (${followups.filter((f) => f.meta.status !== 'done').length} open)`),
+          followupTable(followups), forms.followup),
+        h('section', { class: 'panel', id: 'artifacts-panel' }, h('h2', {}, `Artifacts (${detail.artifacts.length})`),
+          artifactTable(detail.artifacts), forms.upload, viewer))));
+    if (viewerState.name) openArtifact(viewerState.name);
+  }
+
+  function actions(inc) {
+    const note = h('input', { type: 'text', id: 'change-note', placeholder: 'optional note for the change', size: 30, 'aria-label': 'Note for the change' });
+    const sev = h('select', { id: 'severity-select', 'aria-label': 'Severity' }, SEVERITIES.map((s) => h('option', { value: s }, s)));
+    sev.value = inc.severity;
+    const patch = async (body, what) => {
+      const message = note.value.trim();
+      if (message) body.message = message;
+      try {
+        await api(path, { method: 'PATCH', body });
+        toast(what, 'ok');
+        note.value = '';
+        await load();
+      } catch (e) {
+        toast(e.describe(), 'error');
+      }
+    };
+    return h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Incident actions' },
+      (MOVES[inc.status] || []).map(([to, label]) => h('button', {
+        type: 'button', 'data-status': to, class: to === 'open' ? 'danger' : '',
+        onclick: () => patch({ status: to }, `Status: ${to}`),
+      }, label)),
+      h('span', { class: 'muted' }, '·'),
+      sev,
+      h('button', { type: 'button', id: 'severity-apply', onclick: () => {
+        if (sev.value !== inc.severity) patch({ severity: sev.value }, `Severity: ${sev.value}`);
+      } }, 'Set severity'),
+      note);
+  }
+
+  function fields(inc) {
+    const rows = [
+      ['Service', inc.service], ['Env', inc.env], ['Owner', inc.owner || '—'],
+      ['Impact started', timeEl(inc.started_at)],
+      ...STATUSES.slice(1).map((s) => [`${s[0].toUpperCase()}${s.slice(1)}`, inc[`${s}_at`] ? timeEl(inc[`${s}_at`]) : '—']),
+      ['Created', h('span', {}, timeEl(inc.created_at), ' by ', inc.created_by)],
+      ['Updated', timeEl(inc.updated_at)],
+      ['Labels', inc.labels.length ? inc.labels.map((l) => h('span', { class: 'tag' }, l)) : '—'],
+      ['Fingerprints', inc.fingerprints.length ? inc.fingerprints.map((f) => h('span', { class: 'tag mono' }, f)) : '—'],
+    ];
+    return h('dl', { class: 'kv' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  }
+
+  function editForm(inc) {
+    const inputs = {
+      title: h('input', { type: 'text', value: inc.title }),
+      owner: h('input', { type: 'text', value: inc.owner || '' }),
+      service: h('input', { type: 'text', value: inc.service }),
+      labels: h('input', { type: 'text', value: inc.labels.join(', ') }),
+      summary: h('textarea', { rows: 5 }, inc.summary),
+    };
+    const box = h('div');
+    const showErr = fieldErrors(inputs, box);
+    const f = (label, el) => h('label', { class: 'field' }, label, el, h('span', { class: 'field-error' }));
+    return h('details', {}, h('summary', {}, 'Edit details'),
+      h('form', { class: 'stack', onsubmit: async (e) => {
+        e.preventDefault();
+        showErr(null);
+        const body = {};
+        if (inputs.title.value.trim() !== inc.title) body.title = inputs.title.value.trim();
+        if (inputs.owner.value.trim() !== (inc.owner || '')) body.owner = inputs.owner.value.trim();
+        if (inputs.service.value.trim() !== inc.service) body.service = inputs.service.value.trim();
+        const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
+        if (labels.join(',') !== inc.labels.join(',')) body.labels = labels;
+        if (inputs.summary.value !== inc.summary) body.summary = inputs.summary.value;
+        if (!Object.keys(body).length) { toast('Nothing changed'); return; }
+        try {
+          await api(path, { method: 'PATCH', body });
+          toast('Saved', 'ok');
+          await load();
+        } catch (err) {
+          showErr(err);
+        }
+      } },
+      f('Title', inputs.title), f('Owner', inputs.owner), f('Service', inputs.service), f('Labels', inputs.labels), f('Summary (markdown)', inputs.summary),
+      box, h('button', { type: 'submit', class: 'primary' }, 'Save')));
+  }
+
+  function timeline(events) {
+    if (!events.length) return h('p', { class: 'muted' }, 'No events.');
+    return h('ol', { class: 'timeline', id: 'timeline' }, [...events].reverse().map((ev) => h('li', { 'data-type': ev.type, 'data-id': ev.id },
+      h('span', {}, timeEl(ev.ts)),
+      h('span', {}, eventType(ev.type)),
+      h('div', {},
+        h('div', { class: 'msg' }, eventText(ev)),
+        h('div', { class: 'actor' }, ev.actor)))));
+  }
+
+  function eventText(ev) {
+    if (ev.type === 'followup') {
+      const m = ev.meta || {};
+      return `${m.title || ev.message}${m.owner ? ` · ${m.owner}` : ''}${m.due ? ` · due ${utc(m.due)}` : ''}${m.status === 'done' ? ' · done' : ''}`;
+    }
+    return ev.message;
+  }
+
+  function noteForm() {
+    const type = h('select', { id: 'note-type', 'aria-label': 'Event type' }, NOTE_TYPES.map((t) => h('option', { value: t }, t)));
+    const message = h('textarea', { id: 'note-message', rows: 2, placeholder: 'Add to the timeline…', 'aria-label': 'Message' });
+    const box = h('div');
+    return h('form', { class: 'stack', id: 'note-form', onsubmit: async (e) => {
+      e.preventDefault();
+      mount(box);
+      try {
+        await api(`${path}/events`, { method: 'POST', body: { type: type.value, message: message.value } });
+        message.value = '';
+        await load();
+      } catch (err) {
+        mount(box, errorBox(err, 'Not added'));
+      }
+    } }, h('h3', {}, 'Add to the timeline'), message, h('div', { class: 'row' }, type, h('button', { type: 'submit', class: 'primary', id: 'note-submit' }, 'Add')), box);
+  }
+
+  function followupTable(items) {
+    if (!items.length) return h('p', { class: 'muted' }, 'No follow-ups.');
+    const now = Date.now();
+    return h('table', { class: 'grid compact', id: 'followups' },
+      h('thead', {}, h('tr', {}, ['Follow-up', 'Owner', 'Due', 'Pri', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, items.map((ev) => {
+        const m = ev.meta || {};
+        const open = m.status !== 'done';
+        const overdue = open && m.due && Date.parse(m.due) < now;
+        return h('tr', { 'data-id': ev.id, class: overdue ? 'is-overdue' : '' },
+          h('td', { class: 'title-cell' }, open ? m.title : h('del', {}, m.title)),
+          h('td', {}, m.owner || '—'),
+          h('td', { class: overdue ? 'overdue' : '' }, m.due ? timeEl(m.due) : '—', overdue ? ' overdue' : ''),
+          h('td', {}, m.priority ? sevBadge(m.priority) : ''),
+          h('td', {}, open
+            ? h('button', { type: 'button', class: 'close-followup', onclick: async () => {
+              try {
+                await api(`${path}/followups/${encodeURIComponent(ev.id)}/close`, { method: 'POST', body: {} });
+                toast('Follow-up closed', 'ok');
+                await load();
+              } catch (e) { toast(e.describe(), 'error'); }
+            } }, 'Done')
+            : h('span', { class: 'muted' }, 'done')));
+      })));
+  }
+
+  function followupForm() {
+    const inputs = {
+      'meta.title': h('input', { type: 'text', id: 'fu-title', placeholder: 'What must happen', 'aria-label': 'Follow-up title' }),
+      'meta.owner': h('input', { type: 'text', id: 'fu-owner', placeholder: 'owner', size: 10, 'aria-label': 'Owner' }),
+      'meta.due': h('input', { type: 'date', id: 'fu-due', 'aria-label': 'Due date' }),
+      'meta.priority': h('select', { id: 'fu-priority', 'aria-label': 'Priority' }, SEVERITIES.map((s) => h('option', { value: s }, s))),
+    };
+    inputs['meta.priority'].value = 'P2';
+    const box = h('div');
+    const showErr = fieldErrors(inputs, box);
+    const f = (label, el) => h('label', { class: 'field' }, label, el, h('span', { class: 'field-error' }));
+    return h('form', { class: 'stack', id: 'followup-form', onsubmit: async (e) => {
+      e.preventDefault();
+      showErr(null);
+      const meta = { title: inputs['meta.title'].value.trim(), priority: inputs['meta.priority'].value };
+      if (inputs['meta.owner'].value.trim()) meta.owner = inputs['meta.owner'].value.trim();
+      if (inputs['meta.due'].value) meta.due = inputs['meta.due'].value;
+      try {
+        await api(`${path}/events`, { method: 'POST', body: { type: 'followup', message: meta.title, meta } });
+        await load();
+      } catch (err) {
+        showErr(err);
+      }
+    } }, h('h3', {}, 'Add a follow-up'),
+    h('div', { class: 'form-grid narrow' }, h('div', { class: 'wide' }, f('Title', inputs['meta.title'])), f('Owner', inputs['meta.owner']), f('Due', inputs['meta.due']), f('Priority', inputs['meta.priority'])),
+    box, h('button', { type: 'submit', id: 'fu-submit' }, 'Add follow-up'));
+  }
+
+  const viewer = h('div', { id: 'artifact-viewer' });
+
+  function artifactTable(items) {
+    if (!items.length) return h('p', { class: 'muted' }, 'No artifacts.');
+    return h('table', { class: 'grid compact', id: 'artifacts' },
+      h('thead', {}, h('tr', {}, ['Name', 'Size', 'sha256', 'Added', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, items.map((a) => h('tr', { 'data-name': a.name },
+        h('td', { class: 'mono' }, a.name),
+        h('td', { class: 'num' }, bytes(a.size_bytes)),
+        h('td', { class: 'mono', title: a.sha256 }, a.sha256.slice(0, 10)),
+        h('td', {}, timeEl(a.created_at)),
+        h('td', {},
+          h('button', { type: 'button', class: 'view-artifact', onclick: () => openArtifact(a.name) }, 'View'), ' ',
+          h('button', { type: 'button', class: 'download-artifact', onclick: () => download(a.name) }, 'Download'))))));
+  }
+
+  async function fetchArtifact(name) {
+    const res = await api(`${path}/artifacts/${encodeURIComponent(name)}`, { raw: true });
+    return res.text();
+  }
+
+  async function openArtifact(name) {
+    viewerState.name = name;
+    mount(viewer, h('div', { class: 'viewer' }, 'Loading…'));
+    try {
+      const text = await fetchArtifact(name);
+      let content;
+      if (name.endsWith('.md')) content = renderMarkdown(text);
+      else if (name.endsWith('.json')) {
+        let pretty = text;
+        try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as is */ }
+        content = h('pre', { class: 'json' }, pretty);
+      } else content = h('pre', {}, text);
+      mount(viewer, h('div', { class: 'row' }, h('strong', { class: 'mono' }, name), h('span', { class: 'spacer' }),
+        h('button', { type: 'button', onclick: () => { viewerState.name = null; mount(viewer); } }, 'Close')),
+      h('div', { class: 'viewer', id: 'artifact-content' }, content));
+    } catch (e) {
+      mount(viewer, errorBox(e, `Could not open ${name}`));
+    }
+  }
+
+  async function download(name) {
+    try {
+      const text = await fetchArtifact(name);
+      const url = URL.createObjectURL(new Blob([text], { type: 'application/octet-stream' }));
+      const a = h('a', { href: url, download: name });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 2000);
+    } catch (e) {
+      toast(e.describe ? e.describe() : String(e), 'error');
+    }
+  }
+
+  function uploadForm() {
+    const file = h('input', { type: 'file', id: 'artifact-file', accept: '.json,.md,.txt', 'aria-label': 'Artifact file' });
+    const box = h('div');
+    return h('form', { class: 'stack', id: 'upload-form', onsubmit: async (e) => {
+      e.preventDefault();
+      mount(box);
+      const f = file.files[0];
+      if (!f) { mount(box, errorBox(new Error('choose a .json, .md or .txt file first'), 'Not uploaded')); return; }
+      if (f.size > 2 * 1024 * 1024) { mount(box, errorBox(new Error(`${f.name} is ${bytes(f.size)}; artifacts are at most 2 MB`), 'Not uploaded')); return; }
+      try {
+        const content = await f.text();
+        const a = await api(`${path}/artifacts`, { method: 'POST', body: { name: f.name, content } });
+        toast(`Attached ${a.name}`, 'ok');
+        file.value = '';
+        await load();
+      } catch (err) {
+        mount(box, errorBox(err, 'Not uploaded'));
+      }
+    } }, h('h3', {}, 'Attach a file (json, md, txt; ≤ 2 MB)'), h('div', { class: 'row' }, file, h('button', { type: 'submit', id: 'upload-submit' }, 'Upload')), box);
+  }
+
+  load();
+  // Another client changed this incident: reload, unless the operator is typing here (then
+  // say so instead of wiping their draft).
+  // Events this page caused itself are already shown (it reloads after each action); only
+  // news triggers a reload, so forms keep their messages.
+  const isNews = (ev) => {
+    if (!detail) return true;
+    const d = ev.data || {};
+    if (d.incident) return Date.parse(d.incident.updated_at) > Date.parse(detail.incident.updated_at);
+    if (d.event) {
+      const known = [...detail.events, ...extraEvents].find((e) => e.id === d.event.id);
+      return !known || JSON.stringify(known.meta) !== JSON.stringify(d.event.meta);
+    }
+    if (d.artifact) return !detail.artifacts.some((a) => a.id === d.artifact.id);
+    return true;
+  };
+  // Judged when the debounce fires, not on arrival: by then this page's own reload is
+  // usually done; if one is still running, judge again after it.
+  const pending = [];
+  let timer = null;
+  function recheck() {
+    if (busy) { timer = setTimeout(recheck, 150); return; }
+    // Only the latest envelope per thing counts (an older one may describe a state since
+    // replaced, e.g. a follow-up before it was closed).
+    const latest = new Map();
+    for (const ev of pending.splice(0)) {
+      const d = ev.data || {};
+      const key = d.event ? `e:${d.event.id}` : d.artifact ? `a:${d.artifact.id}` : 'incident';
+      latest.set(key, ev);
+    }
+    const news = [...latest.values()].filter(isNews);
+    if (!news.length) return;
+    console.debug('live-reload', news.map((e) => e.type).join(','));
+    const a = document.activeElement;
+    const drafting = a && view.contains(a) && ['INPUT', 'TEXTAREA'].includes(a.tagName) && a.value;
+    if (!drafting) { load(); return; }
+    mount(head.querySelector('.live-note') || head.appendChild(h('div', { class: 'live-note' })),
+      h('div', { class: 'notice' }, 'This incident changed elsewhere. ', h('button', { type: 'button', onclick: load }, 'Reload')));
+  }
+  const off = liveReload((ev) => incidentIdOf(ev) === id && pending.push(ev) > 0, recheck, 300);
+  return () => { off(); clearTimeout(timer); };
+}

@@ -1,0 +1,104 @@
+// Overview: active incidents by severity and service, overdue follow-ups, latest timeline
+// events. Refreshes itself when live events arrive.
+
+import { api } from '../lib/api.js';
+import { h, mount } from '../lib/dom.js';
+import { idEl, sevBadge, statusBadge, timeEl, eventType, SEVERITIES } from '../lib/format.js';
+import { errorBox, liveReload } from './common.js';
+
+export function render(view) {
+  const tiles = h('div', { class: 'tiles', id: 'ov-tiles' });
+  const services = h('div', { id: 'ov-services' });
+  const overdue = h('div', { id: 'ov-overdue' });
+  const latest = h('div', { id: 'ov-latest' });
+  const err = h('div');
+  mount(view,
+    h('h1', {}, 'Overview'),
+    err,
+    h('section', { class: 'panel', 'aria-labelledby': 'ov-active' },
+      h('h2', { id: 'ov-active', style: undefined }, 'Active incidents'),
+      tiles,
+      services),
+    h('div', { class: 'panels', style: undefined },
+      h('section', { class: 'panel' }, h('h2', {}, 'Overdue follow-ups'), overdue),
+      h('section', { class: 'panel' }, h('h2', {}, 'Latest events'), latest)));
+
+  async function load() {
+    const [stats, summary, feed] = await Promise.allSettled([
+      api('/api/incidents/stats'),
+      api('/api/followups/summary', { query: { window_days: 30 } }),
+      api('/api/events/recent', { query: { limit: 15 } }),
+    ]);
+    const failed = [stats, summary, feed].find((r) => r.status === 'rejected');
+    mount(err, failed ? errorBox(failed.reason, 'Could not load the overview') : null);
+    if (stats.status === 'fulfilled') showStats(stats.value);
+    if (summary.status === 'fulfilled') showOverdue(summary.value);
+    if (feed.status === 'fulfilled') showLatest(feed.value.items);
+  }
+
+  function showStats(s) {
+    mount(tiles,
+      h('a', { class: 'tile', href: '#/incidents?status=open,acknowledged,mitigated' },
+        h('div', { class: 'n' }, s.active_total), h('div', { class: 'l' }, 'active')),
+      SEVERITIES.map((sev) => {
+        const n = s.active_by_severity[sev] || 0;
+        return h('a', {
+          class: `tile ${n ? `sev-${sev}` : 'zero'}`,
+          href: `#/incidents?status=open,acknowledged,mitigated&severity=${sev}`,
+          'data-sev': sev,
+        }, h('div', { class: 'n' }, n), h('div', { class: 'l' }, `${sev} active`));
+      }));
+    if (!s.active_by_service.length) {
+      mount(services, h('p', { class: 'muted' }, 'No active incidents.'));
+      return;
+    }
+    mount(services, h('div', { class: 'table-wrap', style: undefined },
+      h('table', { class: 'grid compact' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Service'), SEVERITIES.map((x) => h('th', { class: 'num' }, x)), h('th', { class: 'num' }, 'Total'))),
+        h('tbody', {}, s.active_by_service.map((row) =>
+          h('tr', { class: 'clickable', 'data-href': `#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`,
+            onclick: () => { window.location.hash = `#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`; } },
+          h('td', {}, row.service),
+          SEVERITIES.map((x) => h('td', { class: 'num' }, row[x] ? sevCount(x, row[x]) : h('span', { class: 'muted' }, '·'))),
+          h('td', { class: 'num' }, row.total)))))));
+  }
+
+  function sevCount(sev, n) {
+    return h('span', { class: `badge sev-${sev}` }, n);
+  }
+
+  function showOverdue(sum) {
+    const rows = sum.overdue_followups;
+    if (!rows.length) {
+      mount(overdue, h('p', { class: 'muted' }, `No overdue follow-ups (${sum.stats.open_followups} open).`));
+      return;
+    }
+    mount(overdue, h('table', { class: 'grid compact' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Follow-up'), h('th', {}, 'Owner'), h('th', {}, 'Due'), h('th', {}, 'Incident'))),
+      h('tbody', {}, rows.slice(0, 20).map((f) => h('tr', {},
+        h('td', { class: 'title-cell' }, f.title),
+        h('td', {}, f.owner || h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'overdue' }, timeEl(f.due)),
+        h('td', {}, idEl(f.incident_id, `#/incidents/${encodeURIComponent(f.incident_id)}`)))))),
+    rows.length > 20 ? h('p', { class: 'muted' }, `and ${rows.length - 20} more`) : null);
+  }
+
+  function showLatest(items) {
+    if (!items.length) {
+      mount(latest, h('p', { class: 'muted' }, 'No events yet. ', h('a', { href: '#/incidents/new' }, 'Record an incident'), '.'));
+      return;
+    }
+    mount(latest, h('table', { class: 'grid compact' },
+      h('tbody', {}, items.map(({ event, incident }) => h('tr', { class: 'clickable', 'data-href': `#/incidents/${encodeURIComponent(event.incident_id)}`,
+        onclick: () => { window.location.hash = `#/incidents/${encodeURIComponent(event.incident_id)}`; } },
+      h('td', {}, timeEl(event.ts)),
+      h('td', {}, eventType(event.type)),
+      h('td', {}, incident ? sevBadge(incident.severity) : null),
+      h('td', { class: 'title-cell' },
+        incident ? h('div', {}, incident.title, ' ', statusBadge(incident.status)) : null,
+        h('div', { class: 'muted' }, event.message)))))));
+  }
+
+  load();
+  return liveReload((ev) => ev.type.startsWith('incident.'), load, 400);
+}
