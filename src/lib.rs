@@ -12,7 +12,8 @@
 //! - [`gateway`]: the tool pipeline (auth → RBAC → rollout → limits → execute → audit),
 //!   policies, keys, audit records, and the tools (`tools/`, one file each).
 //! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
-//!   embedded UI.
+//!   WebSocket event stream, and the console's embedded files (`http::ui`: versioned,
+//!   compressed, cached). The console itself is plain ES modules in `ui/`.
 //! - [`error`]: the crate's error type and its HTTP mapping.
 //! - [`events`]: the broadcast bus behind `WS /ws/events`.
 //! - [`clock`]: injected time, timestamps, random ids.

@@ -99,6 +99,12 @@ async fn via_gateway(s: &AppState, action: &str, params: Json_) -> Result<Json_>
     s.gateway.execute(&Principal::Operator, call).await
 }
 
+/// A GET endpoint whose (already typed) query is the action's params, answered as JSON.
+async fn query_action<Q: serde::Serialize>(s: &AppState, action: &str, q: &Q) -> Result<Response> {
+    let params = serde_json::to_value(q).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(via_gateway(s, action, params).await?).into_response())
+}
+
 /// Check a body against the action's typed input first, so REST callers get 422
 /// `invalid_body` naming the field, as for every other endpoint.
 fn checked<T: serde::de::DeserializeOwned>(body: Json_) -> Result<Json_> {
@@ -140,8 +146,7 @@ pub async fn list(
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Response> {
     p.clone().into_query()?;
-    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(via_gateway(&s, "incident_list", params).await?).into_response())
+    query_action(&s, "incident_list", &p).await
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
@@ -307,8 +312,7 @@ pub async fn followups_summary(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<SummaryParams>,
 ) -> Result<Response> {
-    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(via_gateway(&s, "incident_followups_summary", params).await?).into_response())
+    query_action(&s, "incident_followups_summary", &p).await
 }
 
 /// Query of `GET /api/incidents/stats`.
@@ -323,8 +327,7 @@ pub async fn stats(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<StatsQuery>,
 ) -> Result<Response> {
-    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(via_gateway(&s, "incident_stats", params).await?).into_response())
+    query_action(&s, "incident_stats", &p).await
 }
 
 /// `GET /api/events/recent`: every incident's timeline events, newest first.
@@ -332,6 +335,5 @@ pub async fn recent_events(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<crate::gateway::tools::oncall::FeedParams>,
 ) -> Result<Response> {
-    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(via_gateway(&s, "incident_feed", params).await?).into_response())
+    query_action(&s, "incident_feed", &p).await
 }

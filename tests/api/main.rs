@@ -5,6 +5,7 @@ mod helpers;
 
 mod backup;
 mod bad_input;
+mod console;
 mod events;
 mod gateway;
 mod health;

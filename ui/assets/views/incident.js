@@ -13,8 +13,8 @@ const NOTE_TYPES = ['note', 'deploy', 'mitigation', 'alert', 'escalation', 'tria
 
 /** The buttons each status offers: [target status, label]. */
 const MOVES = {
-  open: [['acknowledged', 'Acknowledge'], ['mitigated', 'Mitigated'], ['resolved', 'Resolve'], ['closed', 'Close']],
-  acknowledged: [['mitigated', 'Mitigated'], ['resolved', 'Resolve'], ['closed', 'Close']],
+  open: [['acknowledged', 'Acknowledge'], ['mitigated', 'Mitigate'], ['resolved', 'Resolve'], ['closed', 'Close']],
+  acknowledged: [['mitigated', 'Mitigate'], ['resolved', 'Resolve'], ['closed', 'Close']],
   mitigated: [['resolved', 'Resolve'], ['closed', 'Close'], ['open', 'Reopen']],
   resolved: [['closed', 'Close'], ['open', 'Reopen']],
   closed: [['open', 'Reopen']],
