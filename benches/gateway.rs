@@ -46,6 +46,8 @@ fn main() {
         checkpoint_ms: 500,
         console_api_key: None,
         cors_origins: vec![],
+        runbook_dirs: vec![],
+        runbooks_poll_ms: 2000,
     };
     rt.block_on(async {
         let app = App::build(settings).await.unwrap();

@@ -40,6 +40,8 @@ fn settings(dir: &Path) -> Settings {
         checkpoint_ms: 500,
         console_api_key: None,
         cors_origins: vec![],
+        runbook_dirs: vec![],
+        runbooks_poll_ms: 2000,
     }
 }
 
@@ -455,6 +457,33 @@ fn main() {
             println!(
                 "{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms",
                 format!("list @{}k: {name}", n / 1000),
+                p50,
+                p99
+            );
+        }
+        // What the console's overview, events tab and text filter cost at this size.
+        let console = [
+            (
+                "overview stats (60% of incidents active)",
+                "/api/incidents/stats",
+            ),
+            ("latest 15 events", "/api/events/recent?limit=15"),
+            (
+                "text filter, common words",
+                "/api/incidents?q=rolled%20back&limit=50",
+            ),
+            (
+                "text filter, 1 hit (whole 20k scan budget)",
+                "/api/incidents?q=incident%2099000%20&limit=50",
+            ),
+        ];
+        for (name, path) in console {
+            let url = format!("{base}{path}");
+            latency(&client, &url, 5).await; // warm
+            let (p50, p99) = latency(&client, &url, 200).await;
+            println!(
+                "{:<52} p50 {:>6.2} ms  p99 {:>6.2} ms",
+                format!("console @{}k: {name}", n / 1000),
                 p50,
                 p99
             );

@@ -47,6 +47,9 @@ pub enum Error {
     /// A tool call ran longer than its limit.
     #[error("{0}")]
     Timeout(String),
+    /// Not ready yet (e.g. an index still being built); retry shortly.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_s: u64 },
     /// The service is shutting down and no longer accepts writes.
     #[error("sofiia is shutting down")]
     ShuttingDown,
@@ -86,6 +89,7 @@ impl Error {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Storage(_) | Error::Io(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -104,6 +108,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden { code, .. } => code,
             Error::TooManyRequests { .. } => "rate_limited",
+            Error::Unavailable { .. } => "unavailable",
             Error::Timeout(_) => "timeout",
             Error::Storage(_) => "storage_error",
             Error::Io(_) => "io_error",
@@ -158,7 +163,9 @@ impl IntoResponse for Error {
             }
         }
         let mut res = (status, axum::Json(body)).into_response();
-        if let Error::TooManyRequests { retry_after_s, .. } = &self {
+        if let Error::TooManyRequests { retry_after_s, .. }
+        | Error::Unavailable { retry_after_s, .. } = &self
+        {
             if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
                 res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
             }

@@ -78,6 +78,12 @@ pub struct Settings {
     /// `CORS_ORIGINS`: origins browsers may call from (comma-separated). Empty: any origin in
     /// open dev mode, none otherwise.
     pub cors_origins: Vec<String>,
+    /// Runbook folders searched besides `DATA_DIR/runbooks` (`RUNBOOK_DIRS`, comma-separated;
+    /// `runbook_dirs` in the file).
+    pub runbook_dirs: Vec<PathBuf>,
+    /// `SOFIIA_RUNBOOKS_POLL_MS`: how often runbook folders are checked for changed files
+    /// (default 2000).
+    pub runbooks_poll_ms: u64,
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -96,6 +102,8 @@ struct FileSettings {
     build_id: Option<String>,
     incident_artifacts_dir: Option<PathBuf>,
     checkpoint_ms: Option<u64>,
+    runbook_dirs: Option<Vec<PathBuf>>,
+    runbooks_poll_ms: Option<u64>,
 }
 
 /// Name of the settings file inside `CONFIG_DIR`.
@@ -252,6 +260,37 @@ impl Settings {
             },
         };
 
+        let runbook_dirs = match var("RUNBOOK_DIRS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => file.runbook_dirs.unwrap_or_default(),
+        };
+        let runbooks_poll_ms = match var("SOFIIA_RUNBOOKS_POLL_MS") {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (100..=3_600_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SOFIIA_RUNBOOKS_POLL_MS: '{v}' is not a number of milliseconds (100-3600000)"
+                    ))
+                })?,
+            None => match file.runbooks_poll_ms {
+                Some(n) if !(100..=3_600_000).contains(&n) => {
+                    return Err(ConfigError(format!(
+                        "{file_name}: runbooks_poll_ms: {n} is not between 100 and 3600000"
+                    )))
+                }
+                Some(n) => n,
+                None => 2000,
+            },
+        };
+
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
             if let Some(v) = var(k) {
@@ -278,7 +317,20 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            runbook_dirs,
+            runbooks_poll_ms,
         })
+    }
+
+    /// Every runbook folder: `DATA_DIR/runbooks` first, then the configured ones.
+    pub fn runbook_roots(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.data_dir.join("runbooks")];
+        for d in &self.runbook_dirs {
+            if !v.contains(d) {
+                v.push(d.clone());
+            }
+        }
+        v
     }
 }
 

@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
+
+use axum::body::Bytes;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -138,11 +140,12 @@ fn accepted(headers: &HeaderMap) -> Option<Encoding> {
             let n = it.next().unwrap_or("").trim();
             let q_zero = it.any(|p| {
                 p.trim()
+                    .to_ascii_lowercase()
                     .strip_prefix("q=")
                     .and_then(|q| q.trim().parse::<f32>().ok())
                     .is_some_and(|q| q <= 0.0)
             });
-            n.eq_ignore_ascii_case(name) && !q_zero
+            (n.eq_ignore_ascii_case(name) || n == "*") && !q_zero
         })
     };
     if takes("br") {
@@ -176,10 +179,10 @@ fn compressible(mime: &str) -> bool {
         || mime.contains("svg")
 }
 
-type Cache = Mutex<HashMap<(String, Encoding), Arc<Vec<u8>>>>;
+type Cache = Mutex<HashMap<(String, Encoding), Bytes>>;
 
 /// The compressed body for `etag` (a content hash), made once.
-fn compressed(etag: &str, body: &[u8], enc: Encoding) -> Option<Arc<Vec<u8>>> {
+fn compressed(etag: &str, body: &[u8], enc: Encoding) -> Option<Bytes> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (etag.to_string(), enc);
@@ -202,7 +205,7 @@ fn compressed(etag: &str, body: &[u8], enc: Encoding) -> Option<Arc<Vec<u8>>> {
             out
         }
     };
-    let out = Arc::new(out);
+    let out = Bytes::from(out);
     if let Ok(mut c) = cache.lock() {
         c.insert(key, out.clone());
     }
@@ -225,13 +228,19 @@ fn respond(
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                // A weak comparison, as If-None-Match asks for (proxies may weaken tags).
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        });
     let mut res = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         match enc.and_then(|e| compressed(&etag, &body, e).map(|b| (e, b))) {
             Some((e, bytes)) => {
-                let mut r = (StatusCode::OK, bytes.as_ref().clone()).into_response();
+                let mut r = (StatusCode::OK, bytes).into_response();
                 r.headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.name()));
                 r

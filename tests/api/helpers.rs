@@ -30,6 +30,8 @@ pub fn settings_for(data_dir: &Path) -> Settings {
         checkpoint_ms: 500,
         console_api_key: None,
         cors_origins: vec![],
+        runbook_dirs: vec![],
+        runbooks_poll_ms: 2000,
     }
 }
 

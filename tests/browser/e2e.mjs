@@ -213,6 +213,39 @@ try {
     assert.equal(await summary.locator('strong').textContent(), 'EU');
   });
 
+  await step('markdown renderer: hostile and pathological input stays safe and fast', async () => {
+    const out = await page.evaluate(async () => {
+      const src = document.querySelector('script[type=module]').src.replace(/main\.js$/, '');
+      const { renderMarkdown } = await import(`${src}lib/markdown.js`);
+      const links = (md) => [...renderMarkdown(md).querySelectorAll('a')].map((a) => a.getAttribute('href'));
+      const t0 = performance.now();
+      const deep = renderMarkdown('>'.repeat(5000) + ' x');
+      const longHeading = renderMarkdown('# a' + ' '.repeat(50000) + 'b');
+      const longTable = renderMarkdown('a|b\n' + ' '.repeat(50000) + 'x');
+      const ms = performance.now() - t0;
+      return {
+        ctrl: links('[x](\u0001javascript:alert(1)) [y](data:text/html,hi) [z](//evil.example/x) [w](/\\evil.example)'),
+        ok: links('[a](https://example.com) [b](#restore) [c](mailto:ops@example.com) [d](/api/health)'),
+        ids: [...renderMarkdown('# Help\n## Toasts').querySelectorAll('[id]')].map((e) => e.id),
+        deepOk: deep.textContent.includes('x'),
+        headingOk: longHeading.textContent.includes('b'),
+        tableOk: longTable.textContent.includes('x'),
+        pipeNotTable: renderMarkdown('cat a | grep b\n---').querySelectorAll('table').length,
+        fence: renderMarkdown('```\ncode\n```js\nstill code\n```').querySelectorAll('pre').length,
+        nested: renderMarkdown('[<https://a.example>](https://b.example)').querySelectorAll('a a').length,
+        ms,
+      };
+    });
+    assert.deepEqual(out.ctrl, [], 'no unsafe link survives');
+    assert.deepEqual(out.ok, ['https://example.com', '#restore', 'mailto:ops@example.com', '/api/health']);
+    assert.deepEqual(out.ids, ['md-help', 'md-toasts'], 'heading ids cannot clash with the console\'s');
+    assert.ok(out.deepOk && out.headingOk && out.tableOk);
+    assert.equal(out.pipeNotTable, 0);
+    assert.equal(out.fence, 1);
+    assert.equal(out.nested, 0);
+    assert.ok(out.ms < 3000, `pathological markdown took ${out.ms} ms`);
+  });
+
   await step('change the status and severity', async () => {
     await page.fill('#change-note', 'on it');
     await page.click('button[data-status=acknowledged]');

@@ -38,7 +38,8 @@ export const health = { ok: null, data: null, error: null };
 export function parseHash(hash = window.location.hash) {
   const raw = hash.replace(/^#\/?/, '');
   const [path, q = ''] = raw.split('?');
-  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q) };
+  const decode = (x) => { try { return decodeURIComponent(x); } catch { return x; } };
+  return { parts: path.split('/').filter(Boolean).map(decode), query: new URLSearchParams(q) };
 }
 
 /** Go to a route (adds a history entry). */
@@ -156,6 +157,7 @@ function typing(target) {
 let pendingG = 0;
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (document.querySelector('dialog[open]')) return;
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
   const go = { o: '#/overview', i: '#/incidents', e: '#/events', s: '#/settings' };
@@ -177,6 +179,9 @@ function onKey(e) {
     case '?': document.getElementById('help').showModal(); break;
     case 'j': case 'k': moveSelection(e.key === 'j' ? 1 : -1); break;
     case 'Enter': {
+      // Only when nothing else has focus (a focused button or link handles Enter itself).
+      const a = document.activeElement;
+      if (a && a !== document.body && a.id !== 'view') break;
       const sel = document.querySelector('tr.sel[data-href]');
       if (sel) navigate(sel.dataset.href);
       break;

@@ -31,13 +31,29 @@ function append(el, children) {
   }
 }
 
-/** Only http(s), mailto, in-page and relative links; never javascript: or data:. */
+/**
+ * Only http(s), mailto, in-page (`#…`) and same-origin relative links; never javascript:,
+ * data:, protocol-relative (`//host`) or anything with control characters (browsers strip
+ * those before reading the scheme). `blob:` only for this page's own object URLs.
+ */
 export function safeHref(href) {
-  const v = href.trim().toLowerCase();
-  if (v.startsWith('#') || v.startsWith('/') || v.startsWith('./') || v.startsWith('../')) return true;
-  if (v.startsWith('http://') || v.startsWith('https://') || v.startsWith('mailto:')) return true;
-  if (v.startsWith('blob:')) return true;
-  return !/^[a-z][a-z0-9+.-]*:/.test(v);
+  const v = String(href);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(v) || v.trim() !== v) return false;
+  if (v.startsWith('#')) return true;
+  if (v.startsWith('blob:')) return v.startsWith(`blob:${window.location.origin}/`);
+  let u;
+  try {
+    u = new URL(v, window.location.href);
+  } catch {
+    return false;
+  }
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    // A relative-looking link must stay on this origin (`//evil`, `/\\evil` do not).
+    const absolute = /^[a-z][a-z0-9+.-]*:/i.test(v);
+    return absolute || u.origin === window.location.origin;
+  }
+  return u.protocol === 'mailto:';
 }
 
 /** Replace an element's children. */
@@ -56,11 +72,13 @@ export function toast(message, kind = 'info') {
   setTimeout(() => t.remove(), kind === 'error' ? 9000 : 3500);
 }
 
-/** Debounce a function. */
+/** Debounce a function; `.cancel()` drops a pending call. */
 export function debounce(fn, ms) {
   let t = null;
-  return (...args) => {
+  const run = (...args) => {
     clearTimeout(t);
     t = setTimeout(() => fn(...args), ms);
   };
+  run.cancel = () => clearTimeout(t);
+  return run;
 }

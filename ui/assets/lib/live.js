@@ -54,7 +54,6 @@ export function connect() {
   }
   socket = ws;
   ws.onopen = () => {
-    attempt = 0;
     setState({ status: 'open', retryInMs: 0 });
   };
   ws.onmessage = (m) => {
@@ -65,6 +64,9 @@ export function connect() {
       return;
     }
     if (!env || typeof env.type !== 'string') return;
+    // The backoff starts over only once the server has really spoken (its hello), so a proxy
+    // that accepts and drops connections does not cause a reconnect storm.
+    attempt = 0;
     history.push(env);
     if (history.length > HISTORY_MAX) history.shift();
     for (const fn of listeners) {

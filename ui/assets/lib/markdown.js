@@ -8,19 +8,51 @@
 
 import { h, safeHref } from './dom.js';
 
-const FENCE = /^\s{0,3}(`{3,}|~{3,})\s*([\w+-]*)/;
-const HEADING = /^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/;
-const RULE = /^\s{0,3}([-*_])(?:\s*\1){2,}\s*$/;
-const QUOTE = /^\s{0,3}>\s?(.*)$/;
-const ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
-const TABLE_SEP = /^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$/;
+const FENCE = /^ {0,3}(`{3,}|~{3,}) *([\w+-]*)/;
+const RULE = /^ {0,3}([-*_])(?: *\1){2,} *$/;
+const QUOTE = /^ {0,3}> ?(.*)$/;
+const ITEM = /^( *)([-*+]|\d{1,9}[.)]) +(.*)$/;
+const TABLE_SEP = /^\|?(?: *:?-+:? *\|)*(?: *:?-+:? *)\|?$/;
+/** Lines longer than this are shown as plain text (no block or inline parsing). */
+const MAX_LINE = 4000;
+/** Deepest nesting of quotes and lists rendered as such. */
+const MAX_DEPTH = 12;
+
+/** `## Title ##` → [2, "Title"], without a backtracking regex. */
+function heading(line) {
+  const t = line.replace(/^ {0,3}/, '');
+  let n = 0;
+  while (n < t.length && n < 7 && t[n] === '#') n++;
+  if (n < 1 || n > 6 || (t[n] !== ' ' && t[n] !== '\t')) return null;
+  let text = t.slice(n).trim();
+  const stripped = text.replace(/#+$/, '');
+  if (stripped !== text && (stripped === '' || /\s$/.test(stripped))) text = stripped.trim();
+  return text ? [n, text] : null;
+}
+
+function isTableSep(line) {
+  const t = line.trim();
+  return t.length <= MAX_LINE && t.includes('-') && TABLE_SEP.test(t);
+}
 
 /** Render `src` into a new `<div class="md">`. */
 export function renderMarkdown(src) {
   const root = h('div', { class: 'md' });
   const slugs = new Map();
-  renderBlocks(String(src ?? '').replace(/\r\n?/g, '\n').split('\n'), root, slugs);
+  const text = String(src ?? '').replace(/\r\n?/g, '\n');
+  try {
+    renderBlocks(text.split('\n'), root, slugs, 0);
+  } catch (e) {
+    // Never let odd input take the page down: show it as text instead.
+    console.error('markdown render failed', e);
+    root.replaceChildren(h('pre', {}, text));
+  }
   return root;
+}
+
+/** The element id of a heading with anchor `slug` (prefixed so it cannot clash with the app's ids). */
+export function headingId(anchor) {
+  return `md-${anchor}`;
 }
 
 /** The id a heading's text gets (lowercase words joined by dashes), unique per document. */
@@ -35,16 +67,29 @@ function isBlank(l) {
   return l.trim() === '';
 }
 
-function startsBlock(line, next) {
-  return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) ||
-    ITEM.test(line) || (line.includes('|') && next !== undefined && TABLE_SEP.test(next));
+function isTableStart(line, next) {
+  return next !== undefined && line.includes('|') && isTableSep(next) &&
+    (line.trim().startsWith('|') || next.includes('|'));
 }
 
-function renderBlocks(lines, parent, slugs) {
+function startsBlock(line, next) {
+  if (line.length > MAX_LINE) return false;
+  return FENCE.test(line) || heading(line) !== null || RULE.test(line) || QUOTE.test(line) ||
+    ITEM.test(line) || isTableStart(line, next);
+}
+
+function renderBlocks(lines, parent, slugs, depth) {
   let i = 0;
   while (i < lines.length) {
     const line = lines[i];
     if (isBlank(line)) { i++; continue; }
+    if (line.length > MAX_LINE || depth > MAX_DEPTH) {
+      // Too long or too deep to parse safely: the rest of this block as text.
+      const block = [];
+      while (i < lines.length && !isBlank(lines[i])) block.push(lines[i++]);
+      parent.appendChild(h('p', {}, block.join('\n')));
+      continue;
+    }
 
     let m = line.match(FENCE);
     if (m) {
@@ -52,16 +97,18 @@ function renderBlocks(lines, parent, slugs) {
       const lang = m[2];
       const body = [];
       i++;
-      while (i < lines.length && !lines[i].trim().startsWith(fence)) body.push(lines[i++]);
+      // Closed by a line of at least as many fence characters and nothing else.
+      const closes = (l) => { const t = l.trim(); return t.startsWith(fence) && /^([`~])\1*$/.test(t) && t[0] === fence[0]; };
+      while (i < lines.length && !closes(lines[i])) body.push(lines[i++]);
       i++; // the closing fence (or the end)
       const code = h('code', lang ? { class: `lang-${lang}` } : {}, body.join('\n'));
       parent.appendChild(h('pre', {}, code));
       continue;
     }
-    m = line.match(HEADING);
-    if (m) {
-      const text = m[2];
-      const el = h(`h${m[1].length}`, { id: slug(text, slugs) });
+    const hd = heading(line);
+    if (hd) {
+      const text = hd[1];
+      const el = h(`h${hd[0]}`, { id: headingId(slug(text, slugs)) });
       inline(text, el);
       parent.appendChild(el);
       i++;
@@ -80,7 +127,7 @@ function renderBlocks(lines, parent, slugs) {
         i++;
       }
       const bq = h('blockquote');
-      renderBlocks(body, bq, slugs);
+      renderBlocks(body, bq, slugs, depth + 1);
       parent.appendChild(bq);
       continue;
     }
@@ -98,10 +145,10 @@ function renderBlocks(lines, parent, slugs) {
         block.push(l);
         i++;
       }
-      parent.appendChild(renderList(block, slugs));
+      parent.appendChild(renderList(block, slugs, depth + 1));
       continue;
     }
-    if (line.includes('|') && i + 1 < lines.length && TABLE_SEP.test(lines[i + 1])) {
+    if (isTableStart(line, lines[i + 1])) {
       const head = cells(line);
       const aligns = cells(lines[i + 1]).map((c) =>
         c.startsWith(':') && c.endsWith(':') ? 'center' : c.endsWith(':') ? 'right' : c.startsWith(':') ? 'left' : null);
@@ -123,7 +170,7 @@ function renderBlocks(lines, parent, slugs) {
     while (i < lines.length && !isBlank(lines[i]) && !startsBlock(lines[i], lines[i + 1])) para.push(lines[i++]);
     const p = h('p');
     para.forEach((l, k) => {
-      const hard = / {2,}$/.test(l) || l.endsWith('\\');
+      const hard = l.endsWith('  ') || l.endsWith('\\');
       inline(l.replace(/\\$/, '').trimEnd(), p);
       if (k < para.length - 1) p.appendChild(hard ? h('br') : document.createTextNode(' '));
     });
@@ -147,7 +194,7 @@ function cells(row) {
 }
 
 /** A list block: items at the first item's indentation; deeper lines belong to the item. */
-function renderList(lines, slugs) {
+function renderList(lines, slugs, depth) {
   const first = lines[0].match(ITEM);
   const indent = first[1].length;
   const ordered = /\d/.test(first[2]);
@@ -177,15 +224,15 @@ function renderList(lines, slugs) {
     const span = h('span');
     inline([text, ...lead.filter((l) => !isBlank(l)).map((l) => l.trim())].join(' '), span);
     li.appendChild(span);
-    if (restStart !== -1) renderBlocks(rest.slice(restStart), li, slugs);
+    if (restStart !== -1) renderBlocks(rest.slice(restStart), li, slugs, depth);
     return li;
   });
   items.forEach((li) => list.appendChild(li));
   return list;
 }
 
-/** Inline spans of `text` appended to `el`. */
-function inline(text, el) {
+/** Inline spans of `text` appended to `el` (no links inside links). */
+function inline(text, el, inLink = false) {
   let i = 0;
   let buf = '';
   const flush = () => {
@@ -211,13 +258,22 @@ function inline(text, el) {
       }
     }
     let m;
-    if (c === '[' && (m = rest.match(/^\[([^\]]*)\]\(\s*([^\s)]+)(?:\s+"([^"]*)")?\s*\)/))) {
+    if (!inLink && c === '[' && (m = rest.match(/^\[([^\]]*)\]\(\s*([^\s)]+)(?:\s+"([^"]*)")?\s*\)/))) {
       flush();
       const href = m[2];
       if (safeHref(href)) {
         const a = h('a', { href, title: m[3] || undefined, rel: 'noopener noreferrer' });
         if (/^https?:/i.test(href)) a.setAttribute('target', '_blank');
-        inline(m[1], a);
+        if (href.startsWith('#') && !href.startsWith('#/')) {
+          // In-document link: scroll to the heading instead of changing the route.
+          const target = href.slice(1);
+          a.addEventListener('click', (e) => {
+            e.preventDefault();
+            const el = document.getElementById(headingId(target));
+            if (el) el.scrollIntoView({ block: 'start' });
+          });
+        }
+        inline(m[1], a, true);
         el.appendChild(a);
       } else {
         inline(m[1], el);
@@ -225,7 +281,7 @@ function inline(text, el) {
       i += m[0].length;
       continue;
     }
-    if (c === '<' && (m = rest.match(/^<(https?:\/\/[^\s<>]+)>/))) {
+    if (!inLink && c === '<' && (m = rest.match(/^<(https?:\/\/[^\s<>]+)>/))) {
       flush();
       el.appendChild(h('a', { href: m[1], rel: 'noopener noreferrer', target: '_blank' }, m[1]));
       i += m[0].length;
@@ -234,7 +290,7 @@ function inline(text, el) {
     if ((m = rest.match(/^(\*\*|__)(?=\S)([\s\S]*?\S)\1/))) {
       flush();
       const s = h('strong');
-      inline(m[2], s);
+      inline(m[2], s, inLink);
       el.appendChild(s);
       i += m[0].length;
       continue;
@@ -242,7 +298,7 @@ function inline(text, el) {
     if ((m = rest.match(/^~~(?=\S)([\s\S]*?\S)~~/))) {
       flush();
       const s = h('del');
-      inline(m[1], s);
+      inline(m[1], s, inLink);
       el.appendChild(s);
       i += m[0].length;
       continue;
@@ -251,7 +307,7 @@ function inline(text, el) {
     if ((c === '*' || (c === '_' && !prevWord)) && (m = rest.match(c === '*' ? /^\*(?=\S)([^*]*?\S)\*/ : /^_(?=\S)([^_]*?\S)_(?![\p{L}\p{N}])/u))) {
       flush();
       const s = h('em');
-      inline(m[1], s);
+      inline(m[1], s, inLink);
       el.appendChild(s);
       i += m[0].length;
       continue;

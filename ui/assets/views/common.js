@@ -19,9 +19,13 @@ export function loading(el, text = 'Loading…') {
  */
 export function liveReload(match, reload, ms = 250) {
   const run = debounce(reload, ms);
-  return live.onEvent((ev) => {
+  const off = live.onEvent((ev) => {
     if (match(ev)) run(ev);
   });
+  return () => {
+    off();
+    run.cancel();
+  };
 }
 
 /** The incident id an event envelope concerns, if any. */

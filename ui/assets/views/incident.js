@@ -35,27 +35,35 @@ export function render(view, ctx) {
   loading(body);
 
   let busy = 0;
+  let loads = 0;
+  let disposed = false;
   async function load() {
+    const my = ++loads;
     busy++;
     try {
-      detail = await api(path);
-      extraEvents = [];
-      if (detail.events_truncated) await loadMoreEvents();
+      const d = await api(path);
+      // Timelines longer than one page: fetch the rest (up to 10 pages of 500).
+      let more = [];
+      let truncated = d.events_truncated;
+      for (let n = 0; truncated && n < 10; n++) {
+        const all = [...d.events, ...more];
+        const page = await api(`${path}/events`, { query: { after: all[all.length - 1].seq, limit: 500 } });
+        more = more.concat(page.items);
+        truncated = Boolean(page.next_cursor);
+      }
+      // A newer load started meanwhile, or the view was left: drop this one.
+      if (my !== loads || disposed) return;
+      detail = d;
+      extraEvents = more;
+      detail.events_truncated = truncated;
       show();
     } catch (e) {
+      if (my !== loads || disposed) return;
       mount(head, h('h1', {}, 'Incident ', h('span', { class: 'mono' }, id)));
       mount(body, errorBox(e, 'Could not load this incident'), h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')));
     } finally {
       busy--;
     }
-  }
-
-  async function loadMoreEvents() {
-    const all = [...detail.events, ...extraEvents];
-    const after = all.length ? all[all.length - 1].seq : 0;
-    const page = await api(`${path}/events`, { query: { after, limit: 500 } });
-    extraEvents = extraEvents.concat(page.items);
-    detail.events_truncated = Boolean(page.next_cursor);
   }
 
   function show() {
@@ -78,7 +86,7 @@ export function render(view, ctx) {
           inc.summary ? renderMarkdown(inc.summary) : h('p', { class: 'muted' }, 'No summary yet.')),
         h('section', { class: 'panel', id: 'timeline-panel' }, h('h2', {}, `Timeline (${events.length}${detail.events_truncated ? '+' : ''})`),
           timeline(events),
-          detail.events_truncated ? h('button', { type: 'button', onclick: async () => { await loadMoreEvents(); show(); } }, 'Load older events') : null,
+          detail.events_truncated ? h('p', { class: 'muted' }, `Showing the first ${events.length} events; the rest are at `, h('code', {}, `GET ${path}/events?after=${events[events.length - 1].seq}`), '.') : null,
           forms.note)),
       h('div', { class: 'stack' },
         h('section', { class: 'panel' }, h('h2', {}, 'Details'), fields(inc), editForm(inc)),
@@ -86,7 +94,11 @@ export function render(view, ctx) {
           followupTable(followups), forms.followup),
         h('section', { class: 'panel', id: 'artifacts-panel' }, h('h2', {}, `Artifacts (${detail.artifacts.length})`),
           artifactTable(detail.artifacts), forms.upload, viewer))));
-    if (viewerState.name) openArtifact(viewerState.name);
+    // Keep an open artifact open across reloads (artifacts never change once written).
+    if (viewerState.name && !detail.artifacts.some((a) => a.name === viewerState.name)) {
+      viewerState.name = null;
+      mount(viewer);
+    }
   }
 
   function actions(inc) {
@@ -276,11 +288,14 @@ export function render(view, ctx) {
     return res.text();
   }
 
+  let viewToken = 0;
   async function openArtifact(name) {
     viewerState.name = name;
+    const my = ++viewToken;
     mount(viewer, h('div', { class: 'viewer' }, 'Loading…'));
     try {
       const text = await fetchArtifact(name);
+      if (my !== viewToken || disposed) return;
       let content;
       if (name.endsWith('.md')) content = renderMarkdown(text);
       else if (name.endsWith('.json')) {
@@ -292,6 +307,7 @@ export function render(view, ctx) {
         h('button', { type: 'button', onclick: () => { viewerState.name = null; mount(viewer); } }, 'Close')),
       h('div', { class: 'viewer', id: 'artifact-content' }, content));
     } catch (e) {
+      if (my !== viewToken) return;
       mount(viewer, errorBox(e, `Could not open ${name}`));
     }
   }
@@ -371,5 +387,5 @@ export function render(view, ctx) {
       h('div', { class: 'notice' }, 'This incident changed elsewhere. ', h('button', { type: 'button', onclick: load }, 'Reload')));
   }
   const off = liveReload((ev) => incidentIdOf(ev) === id && pending.push(ev) > 0, recheck, 300);
-  return () => { off(); clearTimeout(timer); };
+  return () => { disposed = true; off(); clearTimeout(timer); };
 }

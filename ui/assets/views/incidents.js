@@ -82,6 +82,7 @@ export function render(view, ctx) {
   async function load() {
     const my = ++seq;
     table.setAttribute('aria-busy', 'true');
+    showPager(true);
     try {
       const page = await api('/api/incidents', {
         query: {
@@ -130,11 +131,11 @@ export function render(view, ctx) {
       })))));
   }
 
-  function showPager() {
+  function showPager(busy = false) {
     mount(pager,
-      h('button', { type: 'button', id: 'prev-page', disabled: !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; load(); } }, '← Previous'),
+      h('button', { type: 'button', id: 'prev-page', disabled: busy || !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; load(); } }, '← Previous'),
       h('span', { class: 'muted' }, `page ${cursors.length + 1}`),
-      h('button', { type: 'button', id: 'next-page', disabled: !next, onclick: () => { cursors.push(cursor); cursor = next; load(); } }, 'Next →'));
+      h('button', { type: 'button', id: 'next-page', disabled: busy || !next, onclick: () => { cursors.push(cursor); cursor = next; load(); } }, 'Next →'));
   }
 
   load();
