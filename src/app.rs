@@ -29,6 +29,8 @@ pub struct Inner {
     pub outbound: Arc<crate::gateway::outbound::Outbound>,
     /// Live events for `/ws/events`.
     pub bus: crate::events::Bus,
+    /// Runbook search and incident similarity (tantivy).
+    pub search: crate::search::Search,
     /// Flips to true when sofiia is stopping (open WebSockets close on it).
     pub closing: tokio::sync::watch::Sender<bool>,
     pub clock: Arc<dyn Clock>,
@@ -95,12 +97,19 @@ impl AppState {
             prod,
         )?;
         let audit = crate::gateway::audit::Audit::open(store.clone(), &settings.data_dir)?;
+        let search = crate::search::Search::new(&settings);
+        match search.runbooks.seed_starter() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runbooks = n, "starter_runbooks_written"),
+            Err(e) => tracing::warn!(error = %e, "starter_runbooks_not_written"),
+        }
         let gateway = crate::gateway::Gateway::new(
             policies,
             keys,
             settings.env,
             audit,
             incidents.clone(),
+            search.clone(),
             clock.clone(),
         )?;
         Ok(AppState(Arc::new(Inner {
@@ -110,6 +119,7 @@ impl AppState {
             gateway,
             outbound,
             bus,
+            search,
             closing: tokio::sync::watch::channel(false).0,
             clock,
             started: Instant::now(),
@@ -224,6 +234,8 @@ impl App {
                 }
             })
         };
+        // Indexes build and follow their sources in the background: start-up does not wait.
+        state.search.runbooks.spawn(state.closing.subscribe());
         let router = crate::http::router(self.state);
         // axum waits for requests but not for WebSockets: tell those to close.
         let closing = state.closing.clone();

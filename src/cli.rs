@@ -98,10 +98,47 @@ pub enum Command {
         #[arg(long)]
         agent: Option<String>,
     },
+    /// Runbook search: re-read the runbook folders, or search them from the shell. Uses the
+    /// running sofiia when there is one, else the index in DATA_DIR/index/runbooks.
+    Runbooks {
+        #[command(subcommand)]
+        command: RunbooksCommand,
+    },
     /// Manage agent API keys (only their sha256 is stored, in DATA_DIR/agent_keys.yml).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+/// `sofiia runbooks …`.
+#[derive(Debug, Subcommand)]
+pub enum RunbooksCommand {
+    /// Pick up added, changed and deleted runbook files now (a running sofiia also does it by
+    /// itself every SOFIIA_RUNBOOKS_POLL_MS).
+    Reindex {
+        /// Index every file again, not only changed ones.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Search the runbooks; prints ranked sections with their snippets.
+    /// Example: sofiia runbooks search restore from backup
+    Search {
+        /// Words to search for ("quoted phrases" must match as such).
+        #[arg(required = true)]
+        query: Vec<String>,
+        /// Only runbooks for this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only runbooks with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// How many sections (at most 50).
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Print the JSON result instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -148,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             params,
             agent,
         } => tool_call(&settings, tool, action, params, agent),
+        Command::Runbooks { command } => runbooks(&settings, command),
         Command::Keys {
             command: KeysCommand::Issue { agent, role },
         } => {
@@ -235,9 +273,14 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
         .enable_all()
         .build()?;
     let resp: serde_json::Value = rt.block_on(async {
-        let r = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(format!("{}/api/admin/backup", info.url))
-            .json(&serde_json::json!({ "name": name }))
+            .json(&serde_json::json!({ "name": name }));
+        // The running server needs the operator key when one is configured.
+        if let Some(k) = &settings.console_api_key {
+            req = req.bearer_auth(k);
+        }
+        let r = req
             .send()
             .await
             .with_context(|| format!("sofiia (pid {}) at {} did not answer", info.pid, info.url))?;
@@ -409,6 +452,149 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The sofiia serving this DATA_DIR, if one is running.
+fn running_server(settings: &Settings) -> Option<crate::app::ServerInfo> {
+    let running = settings.data_dir.join(store::DB_FILE).exists()
+        && matches!(Store::open(&settings.data_dir), Err(Error::Conflict(_)));
+    if !running {
+        return None;
+    }
+    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
+    serde_json::from_slice(&std::fs::read(marker).ok()?).ok()
+}
+
+/// Call the running sofiia's API with the operator key (if set).
+fn call_server(
+    settings: &Settings,
+    info: &crate::app::ServerInfo,
+    method: reqwest::Method,
+    path_and_query: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut req =
+            reqwest::Client::new().request(method, format!("{}{path_and_query}", info.url));
+        if let Some(k) = &settings.console_api_key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("sofiia at {} did not answer", info.url))?;
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{status}: {}", v["error"]["message"]);
+        }
+        Ok(v)
+    })
+}
+
+fn runbooks(settings: &Settings, command: RunbooksCommand) -> anyhow::Result<()> {
+    let server = running_server(settings);
+    let local = || -> anyhow::Result<crate::search::runbooks::Runbooks> {
+        let rb = crate::search::Search::new(settings).runbooks;
+        rb.seed_starter()?;
+        rb.open_or_rebuild()?;
+        Ok(rb)
+    };
+    match command {
+        RunbooksCommand::Reindex { full } => {
+            let report = match &server {
+                Some(info) => call_server(
+                    settings,
+                    info,
+                    reqwest::Method::POST,
+                    "/api/runbooks/reindex",
+                    Some(serde_json::json!({ "full": full })),
+                )?,
+                None => serde_json::to_value(local()?.sync(full)?)?,
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        RunbooksCommand::Search {
+            query,
+            service,
+            tag,
+            limit,
+            json,
+        } => {
+            let q = query.join(" ");
+            let out = match &server {
+                Some(info) => {
+                    let mut url = reqwest::Url::parse("http://x/api/runbooks/search")?;
+                    url.query_pairs_mut()
+                        .append_pair("q", &q)
+                        .append_pair("limit", &limit.to_string());
+                    if let Some(s) = &service {
+                        url.query_pairs_mut().append_pair("service", s);
+                    }
+                    if let Some(t) = &tag {
+                        url.query_pairs_mut().append_pair("tag", t);
+                    }
+                    let pq = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+                    call_server(settings, info, reqwest::Method::GET, &pq, None)?
+                }
+                None => serde_json::to_value(local()?.search(
+                    &crate::search::runbooks::SearchParams {
+                        q: q.clone(),
+                        service,
+                        tag,
+                        limit,
+                    },
+                )?)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            let items = out["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("no runbook section matches \"{q}\"");
+            }
+            for (i, h) in items.iter().enumerate() {
+                let anchor = h["anchor"].as_str().unwrap_or("");
+                println!(
+                    "{}. {}{}{}  ({:.2})",
+                    i + 1,
+                    h["path"].as_str().unwrap_or(""),
+                    if anchor.is_empty() { "" } else { "#" },
+                    anchor,
+                    h["score"].as_f64().unwrap_or(0.0)
+                );
+                println!("   {}", h["heading_path"].as_str().unwrap_or(""));
+                let snippet: String = h["snippet"]
+                    .as_array()
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|p| {
+                                let t = p["text"].as_str().unwrap_or("");
+                                if p["hl"].as_bool().unwrap_or(false) {
+                                    format!("[{t}]")
+                                } else {
+                                    t.to_string()
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+                if !snippet.is_empty() {
+                    println!("   {snippet}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn tool_call(
     settings: &Settings,
     tool: String,
@@ -456,6 +642,10 @@ fn tool_call(
                 std::sync::Arc::new(crate::clock::SystemClock),
             )?;
             let call: crate::gateway::ToolCall = serde_json::from_value(call)?;
+            if call.tool == "runbook_tool" {
+                let rb = state.search.runbooks.clone();
+                tokio::task::spawn_blocking(move || rb.open_or_rebuild()).await??;
+            }
             // Shell access to DATA_DIR is the operator's.
             let res = state
                 .gateway

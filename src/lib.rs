@@ -27,6 +27,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod incidents;
+pub mod search;
 pub mod store;
 
 /// Log to stderr, one `key=value` line per event; `RUST_LOG` overrides the `info` default.

@@ -47,7 +47,7 @@ pub struct ToolCall {
 const UNKNOWN: &str = "<unknown>";
 
 /// Tools known to the gateway.
-pub const TOOLS: [&str; 1] = ["oncall_tool"];
+pub const TOOLS: [&str; 2] = ["oncall_tool", "runbook_tool"];
 
 /// What a tool offers: its actions and the params it declares secret. Secret params are
 /// never logged or audited (nothing of a payload is) and their values are masked wherever
@@ -61,11 +61,18 @@ pub struct ToolSchema {
 
 /// Schemas of every tool (`GET /v1/tools`).
 pub fn schemas() -> Vec<ToolSchema> {
-    vec![ToolSchema {
-        name: "oncall_tool",
-        actions: &tools::oncall::ACTIONS,
-        secret_params: &[],
-    }]
+    vec![
+        ToolSchema {
+            name: "oncall_tool",
+            actions: &tools::oncall::ACTIONS,
+            secret_params: &[],
+        },
+        ToolSchema {
+            name: "runbook_tool",
+            actions: &tools::runbook::ACTIONS,
+            secret_params: &[],
+        },
+    ]
 }
 
 /// Replace every occurrence of a secret param's value in the result's strings.
@@ -107,6 +114,7 @@ struct Inner {
     limiter: limits::RateLimiter,
     audit: Audit,
     incidents: Incidents,
+    search: crate::search::Search,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,6 +126,7 @@ impl Gateway {
         env: Env,
         audit: Audit,
         incidents: Incidents,
+        search: crate::search::Search,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway> {
         if let Some((agent, role)) = keys
@@ -139,6 +148,7 @@ impl Gateway {
             limiter: limits::RateLimiter::default(),
             audit,
             incidents,
+            search,
             clock,
         })))
     }
@@ -405,6 +415,10 @@ impl Gateway {
             match call.tool.as_str() {
                 "oncall_tool" => {
                     tools::oncall::call(&g.incidents, &call.action, call.params.clone(), &actor)
+                        .await
+                }
+                "runbook_tool" => {
+                    tools::runbook::call(&g.search.runbooks, &call.action, call.params.clone())
                         .await
                 }
                 other => Err(Error::NotFound(format!("no tool '{other}'"))),

@@ -2,6 +2,7 @@
 
 pub mod extract;
 pub mod incidents;
+pub mod runbooks;
 pub mod tools;
 pub mod ui;
 pub mod ws;
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use extract::OptionalJson;
 
 /// The rooms (console tabs) this build serves, in the order the console lists them.
-pub const ROOMS: &[&str] = &["overview", "incidents", "events", "settings"];
+pub const ROOMS: &[&str] = &["overview", "incidents", "runbooks", "events", "settings"];
 
 /// Body limit for ordinary JSON endpoints.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -65,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/incidents/stats", get(incidents::stats))
         .route("/api/events/recent", get(incidents::recent_events))
         .route("/api/followups/summary", get(incidents::followups_summary))
+        .route("/api/runbooks", get(runbooks::list))
+        .route("/api/runbooks/search", get(runbooks::search))
+        .route("/api/runbooks/reindex", post(runbooks::reindex))
+        .route("/api/runbooks/{*path}", get(runbooks::get))
         .route("/api/admin/backup", post(admin_backup))
         .route("/api/audit", get(tools::audit))
         .route("/ws/events", get(ws::events))

@@ -13,4 +13,5 @@ mod lifecycle;
 mod listing;
 mod outbound;
 mod process;
+mod runbooks;
 mod transfer;

@@ -299,3 +299,68 @@ fn keys_and_tool_commands_work_from_the_shell() {
     let o = sofiia(&["tool", "oncall_tool", "incident_list", "not json"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("JSON"));
 }
+
+#[test]
+fn runbook_and_backup_commands_work_offline_and_against_a_keyed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "test-operator-key-0123456789";
+    let sofiia = |args: &[&str], with_key: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sofiia"));
+        c.current_dir(dir.path())
+            .env("DATA_DIR", dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .env_remove("CONFIG_DIR")
+            .env_remove("SOFIIA_CONSOLE_API_KEY")
+            .args(args);
+        if with_key {
+            c.env("SOFIIA_CONSOLE_API_KEY", key);
+        }
+        c.output().unwrap()
+    };
+    // No server: the CLI seeds the starter runbooks, builds the index and searches it.
+    let o = sofiia(&["runbooks", "search", "rotate", "agent", "key"], false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.starts_with("1. key-rotation.md#"), "{out}");
+    let o = sofiia(&["runbooks", "reindex", "--full"], false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["files"].as_u64().unwrap() >= 8, "{r}");
+
+    // A server with an operator key: the commands go through it, with the key.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .current_dir(dir.path())
+        .env("DATA_DIR", dir.path().join("data"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .env("SOFIIA_CONSOLE_API_KEY", key)
+        .env_remove("CONFIG_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let _ = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+
+    let o = sofiia(&["runbooks", "search", "--json", "disk", "full"], true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["items"][0]["path"], "disk-full.md", "{r}");
+    // Without the key the server refuses, and the CLI says so.
+    let o = sofiia(&["runbooks", "reindex"], false);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("401"));
+    let backup = dir.path().join("bk");
+    let o = sofiia(&["backup", backup.to_str().unwrap()], true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(backup.join("backup.json").exists());
+
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success());
+}

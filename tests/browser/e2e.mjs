@@ -160,7 +160,7 @@ try {
     assert.equal(await page.locator('#build').textContent(), 'v0.1.0 · e2e');
     // Tabs of rooms that do not exist yet are hidden.
     const tabs = await page.locator('#nav a').allTextContents();
-    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Events', 'Settings']);
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Runbooks', 'Events', 'Settings']);
     await shot('01-no-key');
   });
 
@@ -375,6 +375,31 @@ try {
     assert.equal((await page.locator('#ov-tiles .tile .n').first().textContent()).trim(), '3');
     await page.locator('#ov-latest', { hasText: 'Slow queries (events tab)' }).waitFor();
     await shot('08-overview');
+  });
+
+  await step('runbooks: search as you type, snippets highlighted, open at the section', async () => {
+    await page.keyboard.press('g');
+    await page.keyboard.press('r');
+    await page.waitForURL(/#\/runbooks/);
+    await page.locator('#rb-list tbody tr').first().waitFor();
+    assert.ok(await page.locator('#rb-list tbody tr').count() >= 8, 'the starter runbooks are listed');
+    await page.keyboard.press('/');
+    await page.keyboard.type('restor from bakcup', { delay: 20 });
+    const first = page.locator('#rb-hits li.hit').first();
+    await first.waitFor();
+    await page.waitForFunction(() => window.location.hash.includes('q=restor'));
+    assert.equal(await first.getAttribute('data-path'), 'backup-restore.md');
+    assert.ok(await page.locator('#rb-hits mark').count() > 0, 'matched words are highlighted');
+    await shot('10-runbook-search');
+    const anchor = await first.getAttribute('data-anchor');
+    await first.locator('a.hit-title').click();
+    await page.waitForURL(/#\/runbooks\/backup-restore\.md/);
+    const target = page.locator(`#md-${anchor}`);
+    await target.waitFor();
+    assert.match(await target.getAttribute('class'), /target/);
+    const box = await target.boundingBox();
+    assert.ok(box && box.y >= 0 && box.y < 400, `the section is scrolled into view (y=${box && box.y})`);
+    await shot('11-runbook-open');
   });
 
   await step('dark theme and a 1280 px layout without horizontal scroll', async () => {

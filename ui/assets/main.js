@@ -13,6 +13,7 @@ import * as overview from './views/overview.js';
 import * as incidents from './views/incidents.js';
 import * as incident from './views/incident.js';
 import * as events from './views/events.js';
+import * as runbooks from './views/runbooks.js';
 import * as settingsView from './views/settings.js';
 
 /** Every tab of SPEC §10, in order. `view` is set for the rooms this build implements. */
@@ -21,7 +22,7 @@ const TABS = [
   { room: 'nodes', label: 'Nodes' },
   { room: 'incidents', label: 'Incidents', key: 'g i', view: incidents },
   { room: 'ops', label: 'Ops' },
-  { room: 'runbooks', label: 'Runbooks' },
+  { room: 'runbooks', label: 'Runbooks', key: 'g r', view: runbooks },
   { room: 'alerts', label: 'Alerts' },
   { room: 'jobs', label: 'Jobs' },
   { room: 'reports', label: 'Reports' },
@@ -30,7 +31,7 @@ const TABS = [
   { room: 'settings', label: 'Settings', key: 'g s', view: settingsView },
 ];
 
-let rooms = new Set(['overview', 'incidents', 'events', 'settings']);
+let rooms = new Set(['overview', 'incidents', 'runbooks', 'events', 'settings']);
 let cleanup = null;
 export const health = { ok: null, data: null, error: null };
 
@@ -160,7 +161,7 @@ function onKey(e) {
   if (document.querySelector('dialog[open]')) return;
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
-  const go = { o: '#/overview', i: '#/incidents', e: '#/events', s: '#/settings' };
+  const go = { o: '#/overview', i: '#/incidents', r: '#/runbooks', e: '#/events', s: '#/settings' };
   if (pendingG && Date.now() - pendingG < 1500 && go[e.key]) {
     pendingG = 0;
     e.preventDefault();

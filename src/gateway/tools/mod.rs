@@ -1,6 +1,7 @@
 //! The tools the gateway can execute, one file each.
 
 pub mod oncall;
+pub mod runbook;
 
 use serde_json::{Map, Value as Json};
 
