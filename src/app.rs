@@ -97,7 +97,7 @@ impl AppState {
             prod,
         )?;
         let audit = crate::gateway::audit::Audit::open(store.clone(), &settings.data_dir)?;
-        let search = crate::search::Search::new(&settings);
+        let search = crate::search::Search::new(&settings, store.clone());
         match search.runbooks.seed_starter() {
             Ok(0) => {}
             Ok(n) => tracing::info!(runbooks = n, "starter_runbooks_written"),
@@ -110,6 +110,7 @@ impl AppState {
             audit,
             incidents.clone(),
             search.clone(),
+            settings.data_dir.join("reports"),
             clock.clone(),
         )?;
         Ok(AppState(Arc::new(Inner {
@@ -235,7 +236,13 @@ impl App {
             })
         };
         // Indexes build and follow their sources in the background: start-up does not wait.
-        state.search.runbooks.spawn(state.closing.subscribe());
+        let background = [
+            state.search.runbooks.spawn(state.closing.subscribe()),
+            state
+                .search
+                .incidents
+                .spawn(&state.bus, state.closing.subscribe()),
+        ];
         let router = crate::http::router(self.state);
         // axum waits for requests but not for WebSockets: tell those to close.
         let closing = state.closing.clone();
@@ -246,6 +253,16 @@ impl App {
             })
             .await;
         purger.abort();
+        // The indexes finish what they are doing and let go of the store before it closes.
+        let _ = state.closing.send(true);
+        for task in background {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("index_task_slow_to_stop");
+            }
+        }
         let store = state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         let _ = std::fs::remove_file(&marker);

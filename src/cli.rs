@@ -499,7 +499,7 @@ fn call_server(
 fn runbooks(settings: &Settings, command: RunbooksCommand) -> anyhow::Result<()> {
     let server = running_server(settings);
     let local = || -> anyhow::Result<crate::search::runbooks::Runbooks> {
-        let rb = crate::search::Search::new(settings).runbooks;
+        let rb = crate::search::runbooks_for(settings);
         rb.seed_starter()?;
         rb.open_or_rebuild()?;
         Ok(rb)
@@ -642,9 +642,14 @@ fn tool_call(
                 std::sync::Arc::new(crate::clock::SystemClock),
             )?;
             let call: crate::gateway::ToolCall = serde_json::from_value(call)?;
+            // No server: bring the index the tool needs up to date here.
             if call.tool == "runbook_tool" {
                 let rb = state.search.runbooks.clone();
                 tokio::task::spawn_blocking(move || rb.open_or_rebuild()).await??;
+            }
+            if call.tool == "incident_intelligence_tool" {
+                let ix = state.search.incidents.clone();
+                tokio::task::spawn_blocking(move || ix.open_and_reconcile()).await??;
             }
             // Shell access to DATA_DIR is the operator's.
             let res = state

@@ -47,7 +47,7 @@ pub struct ToolCall {
 const UNKNOWN: &str = "<unknown>";
 
 /// Tools known to the gateway.
-pub const TOOLS: [&str; 2] = ["oncall_tool", "runbook_tool"];
+pub const TOOLS: [&str; 3] = ["oncall_tool", "runbook_tool", "incident_intelligence_tool"];
 
 /// What a tool offers: its actions and the params it declares secret. Secret params are
 /// never logged or audited (nothing of a payload is) and their values are masked wherever
@@ -70,6 +70,11 @@ pub fn schemas() -> Vec<ToolSchema> {
         ToolSchema {
             name: "runbook_tool",
             actions: &tools::runbook::ACTIONS,
+            secret_params: &[],
+        },
+        ToolSchema {
+            name: "incident_intelligence_tool",
+            actions: &tools::intelligence::ACTIONS,
             secret_params: &[],
         },
     ]
@@ -115,11 +120,14 @@ struct Inner {
     audit: Audit,
     incidents: Incidents,
     search: crate::search::Search,
+    reports_dir: std::path::PathBuf,
     clock: Arc<dyn Clock>,
 }
 
 impl Gateway {
     /// Assemble the gateway; a key bound to a role the RBAC matrix does not define is refused.
+    /// (Each argument is a distinct room or policy the tools call into.)
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         policies: Policies,
         keys: Keys,
@@ -127,6 +135,7 @@ impl Gateway {
         audit: Audit,
         incidents: Incidents,
         search: crate::search::Search,
+        reports_dir: std::path::PathBuf,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway> {
         if let Some((agent, role)) = keys
@@ -149,6 +158,7 @@ impl Gateway {
             audit,
             incidents,
             search,
+            reports_dir,
             clock,
         })))
     }
@@ -416,6 +426,16 @@ impl Gateway {
                 "oncall_tool" => {
                     tools::oncall::call(&g.incidents, &call.action, call.params.clone(), &actor)
                         .await
+                }
+                "incident_intelligence_tool" => {
+                    let ctx = tools::intelligence::Ctx {
+                        incidents: &g.incidents,
+                        index: &g.search.incidents,
+                        policy: &g.policies.intelligence,
+                        now: g.clock.now(),
+                        reports_dir: &g.reports_dir,
+                    };
+                    tools::intelligence::call(ctx, &call.action, call.params.clone(), &actor).await
                 }
                 "runbook_tool" => {
                     tools::runbook::call(&g.search.runbooks, &call.action, call.params.clone())

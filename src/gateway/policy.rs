@@ -130,6 +130,90 @@ pub struct Policies {
     pub limits: ToolLimits,
     pub rollout: ToolsRollout,
     pub redactor: super::redact::Redactor,
+    pub intelligence: IntelligencePolicy,
+}
+
+/// `incident_intelligence.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelligencePolicy {
+    pub correlation: CorrelationPolicy,
+    pub recurrence: RecurrencePolicy,
+    pub digest: DigestPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationPolicy {
+    pub weights: CorrelationWeights,
+    pub time_window_hours: u32,
+    pub min_score: f64,
+    pub max_results: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationWeights {
+    pub same_service: f64,
+    pub time_proximity: f64,
+    pub text_similarity: f64,
+    pub shared_fingerprints: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecurrencePolicy {
+    pub window_days: u32,
+    pub threshold: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestPolicy {
+    pub window_days: u32,
+    pub top_signatures: usize,
+    pub followup_lookback_days: u32,
+}
+
+impl IntelligencePolicy {
+    fn check(&self) -> Result<(), ConfigError> {
+        let w = &self.correlation.weights;
+        let all = [
+            w.same_service,
+            w.time_proximity,
+            w.text_similarity,
+            w.shared_fingerprints,
+        ];
+        if all.iter().any(|x| !x.is_finite() || *x < 0.0) || all.iter().sum::<f64>() <= 0.0 {
+            return Err(ConfigError(
+                "incident_intelligence.yml: correlation.weights must be >= 0 and not all 0".into(),
+            ));
+        }
+        let c = &self.correlation;
+        if c.time_window_hours == 0
+            || !(0.0..=1.0).contains(&c.min_score)
+            || c.max_results == 0
+            || c.max_results > 100
+        {
+            return Err(ConfigError(
+                "incident_intelligence.yml: correlation needs time_window_hours > 0, min_score in 0..1, max_results 1-100".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.recurrence.window_days) || self.recurrence.threshold < 2 {
+            return Err(ConfigError(
+                "incident_intelligence.yml: recurrence needs window_days 1-3650 and threshold >= 2"
+                    .into(),
+            ));
+        }
+        if !(1..=366).contains(&self.digest.window_days)
+            || !(1..=3650).contains(&self.digest.followup_lookback_days)
+        {
+            return Err(ConfigError(
+                "incident_intelligence.yml: digest needs window_days 1-366 and followup_lookback_days 1-3650".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The defaults, identical to the files shipped in `config/`.
@@ -138,6 +222,8 @@ pub const DEFAULT_RBAC: &str = include_str!("../../config/rbac_tools_matrix.yml"
 pub const DEFAULT_LIMITS: &str = include_str!("../../config/tool_limits.yml");
 /// Default rollout.
 pub const DEFAULT_ROLLOUT: &str = include_str!("../../config/tools_rollout.yml");
+/// Default intelligence weights.
+pub const DEFAULT_INTELLIGENCE: &str = include_str!("../../config/incident_intelligence.yml");
 /// Default data governance.
 pub const DEFAULT_GOVERNANCE: &str = include_str!("../../config/data_governance.yml");
 
@@ -167,6 +253,12 @@ impl Policies {
         let governance: super::redact::DataGovernance =
             load(config_dir, "data_governance.yml", DEFAULT_GOVERNANCE)?;
         let redactor = super::redact::Redactor::new(&governance, "data_governance.yml")?;
+        let intelligence: IntelligencePolicy = load(
+            config_dir,
+            "incident_intelligence.yml",
+            DEFAULT_INTELLIGENCE,
+        )?;
+        intelligence.check()?;
         let governance_days = governance.audit_retention_days;
         for (agent, role) in &rbac.agents {
             if !rbac.roles.contains_key(role) {
@@ -248,6 +340,7 @@ impl Policies {
             limits,
             rollout,
             redactor,
+            intelligence,
         })
     }
 }

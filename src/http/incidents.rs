@@ -337,3 +337,17 @@ pub async fn recent_events(
 ) -> Result<Response> {
     query_action(&s, "incident_feed", &p).await
 }
+
+/// `GET /api/incidents/{id}/related`: related incidents with scores and reasons
+/// (`incident_intelligence_tool.correlate` without a note).
+pub async fn related(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
+    validate_incident_id(&id)?;
+    let call = ToolCall {
+        tool: "incident_intelligence_tool".into(),
+        action: "correlate".into(),
+        params: json!({"incident_id": id}),
+        agent_id: None,
+        metadata: Json_::Null,
+    };
+    Ok(Json(s.gateway.execute(&Principal::Operator, call).await?).into_response())
+}

@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             "/api/incidents/{id}",
             get(incidents::get).patch(incidents::update),
         )
+        .route("/api/incidents/{id}/related", get(incidents::related))
         .route("/api/incidents/{id}/close", post(incidents::close))
         .route("/api/incidents/{id}/reopen", post(incidents::reopen))
         .route(

@@ -3,6 +3,7 @@
 //! [`Incidents`] exposes plain async functions; the REST API and the `oncall_tool` both call
 //! them. Every change appends a timeline event in the same transaction as the change itself.
 
+pub mod intelligence;
 pub mod model;
 pub mod tables;
 pub mod transfer;

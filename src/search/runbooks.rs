@@ -405,7 +405,10 @@ impl Runbooks {
 
     /// Run the background work: open or rebuild, then poll the folders until `closing`
     /// changes.
-    pub fn spawn(&self, mut closing: tokio::sync::watch::Receiver<bool>) {
+    pub fn spawn(
+        &self,
+        mut closing: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let m = me.clone();
@@ -429,7 +432,7 @@ impl Runbooks {
                     tracing::warn!(error = %e, "runbook_sync_failed");
                 }
             }
-        });
+        })
     }
 
     /// Ranked sections for `p`.

@@ -9,6 +9,7 @@ mod console;
 mod events;
 mod gateway;
 mod health;
+mod intelligence;
 mod lifecycle;
 mod listing;
 mod outbound;

@@ -1,5 +1,6 @@
 //! The tools the gateway can execute, one file each.
 
+pub mod intelligence;
 pub mod oncall;
 pub mod runbook;
 
