@@ -331,6 +331,18 @@ try {
     assert.equal(await page.evaluate(() => window.__noReload), true);
   });
 
+  await step('related incidents are shown and can be recorded on the timeline', async () => {
+    const other = await http(base, '/api/incidents', { method: 'POST', body: { service: 'router', severity: 'P2',
+      title: 'Router 5xx spike again', summary: 'checkout fails for EU users after the router deploy' } });
+    await page.reload();
+    const row = page.locator(`#related-table tr[data-id="${other.id}"]`);
+    await row.waitFor({ timeout: 15000 });
+    assert.match(await row.textContent(), /same service/);
+    await page.click('#related-note');
+    await page.locator('#timeline li[data-type=correlation]').waitFor();
+    assert.match(await page.locator('#timeline li[data-type=correlation]').textContent(), new RegExp(other.id));
+  });
+
   await step('an incident created by a second client appears in the list without a reload', async () => {
     await page.goto(`${base}/#/incidents`);
     await page.locator('#incident-table').waitFor();
@@ -372,7 +384,8 @@ try {
     await page.goto(`${base}/#/overview`);
     await page.locator('#ov-tiles .tile').first().waitFor();
     assert.equal((await page.locator('#ov-tiles a[data-sev=P0] .n').textContent()).trim(), '1');
-    assert.equal((await page.locator('#ov-tiles .tile .n').first().textContent()).trim(), '3');
+    // The form's incident, the related one, the second client's and the events tab's.
+    assert.equal((await page.locator('#ov-tiles .tile .n').first().textContent()).trim(), '4');
     await page.locator('#ov-latest', { hasText: 'Slow queries (events tab)' }).waitFor();
     await shot('08-overview');
   });

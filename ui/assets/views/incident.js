@@ -93,7 +93,9 @@ export function render(view, ctx) {
         h('section', { class: 'panel', id: 'followups-panel' }, h('h2', {}, `Follow-ups (${followups.filter((f) => f.meta.status !== 'done').length} open)`),
           followupTable(followups), forms.followup),
         h('section', { class: 'panel', id: 'artifacts-panel' }, h('h2', {}, `Artifacts (${detail.artifacts.length})`),
-          artifactTable(detail.artifacts), forms.upload, viewer))));
+          artifactTable(detail.artifacts), forms.upload, viewer),
+        h('section', { class: 'panel', id: 'related-panel' }, h('h2', {}, 'Related incidents'), relatedBox))));
+    loadRelated();
     // Keep an open artifact open across reloads (artifacts never change once written).
     if (viewerState.name && !detail.artifacts.some((a) => a.name === viewerState.name)) {
       viewerState.name = null;
@@ -268,6 +270,42 @@ export function render(view, ctx) {
   }
 
   const viewer = h('div', { id: 'artifact-viewer' });
+  const relatedBox = h('div', { id: 'related' });
+  let relatedRetry = null;
+
+  async function loadRelated() {
+    clearTimeout(relatedRetry);
+    try {
+      const r = await api(`${path}/related`);
+      if (disposed) return;
+      const note = h('button', { type: 'button', id: 'related-note', onclick: async () => {
+        try {
+          await api('/v1/tools/incident_intelligence_tool', { method: 'POST', body: { action: 'correlate', incident_id: id, append_note: true } });
+          toast('Correlation recorded on the timeline', 'ok');
+          await load();
+        } catch (e) { toast(e.describe(), 'error'); }
+      } }, 'Record on the timeline');
+      if (!r.related.length) {
+        mount(relatedBox, h('p', { class: 'muted' }, 'No related incidents (same service, close in time, similar words or shared alert fingerprints).'), note);
+        return;
+      }
+      mount(relatedBox, h('table', { class: 'grid compact', id: 'related-table' },
+        h('tbody', {}, r.related.map((x) => h('tr', { 'data-id': x.incident_id },
+          h('td', {}, sevBadge(x.severity)),
+          h('td', { class: 'title-cell' }, h('a', { href: `#/incidents/${encodeURIComponent(x.incident_id)}` }, x.title),
+            h('div', {}, x.reasons.map((why) => h('span', { class: 'tag', title: `${why.kind}: ${why.value} × weight ${why.weight}` }, `${why.kind.replace(/_/g, ' ')}: ${why.detail}`)))),
+          h('td', { class: 'num', title: 'weighted score' }, `${Math.round(x.score * 100)}%`))))),
+      note);
+    } catch (e) {
+      if (disposed) return;
+      if (e.status === 503) {
+        mount(relatedBox, h('p', { class: 'muted' }, 'The incident index is being built…'));
+        relatedRetry = setTimeout(loadRelated, 1500);
+        return;
+      }
+      mount(relatedBox, errorBox(e, 'Could not find related incidents'));
+    }
+  }
 
   function artifactTable(items) {
     if (!items.length) return h('p', { class: 'muted' }, 'No artifacts.');
@@ -387,5 +425,5 @@ export function render(view, ctx) {
       h('div', { class: 'notice' }, 'This incident changed elsewhere. ', h('button', { type: 'button', onclick: load }, 'Reload')));
   }
   const off = liveReload((ev) => incidentIdOf(ev) === id && pending.push(ev) > 0, recheck, 300);
-  return () => { disposed = true; off(); clearTimeout(timer); };
+  return () => { disposed = true; off(); clearTimeout(timer); clearTimeout(relatedRetry); };
 }
