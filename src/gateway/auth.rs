@@ -199,7 +199,7 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
         sha256: sha(&key),
         created_at: crate::clock::rfc3339(time::OffsetDateTime::now_utc()),
     });
-    let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it (restart to apply).\n");
+    let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it\n# (a running sofiia applies changes within 2 s; a file that does not parse is refused and the\n# previous keys stay in force until it is fixed).\n");
     text.push_str(&serde_saphyr::to_string(&file).map_err(|e| Error::Internal(e.to_string()))?);
     let tmp = path.with_extension("yml.tmp");
     crate::incidents::write_synced(&tmp, text.as_bytes())?;

@@ -196,6 +196,18 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
+    // A store that refuses writes (e.g. after a full disk) is not healthy: monitors must see it.
+    if s.store.writer_stats().failed {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "failed",
+                "service": "sofiia",
+                "store": "refusing writes after a failed write; free the disk if it is full, then restart sofiia (the log is replayed, nothing acknowledged is lost)",
+            })),
+        )
+            .into_response();
+    }
     Json(json!({
         "status": "ok",
         "service": "sofiia",

@@ -149,6 +149,7 @@ pub fn backup_snapshot(
                 Err(e) => return Err(io(&from, e)),
             };
             crate::incidents::write_synced(&tmp.join(name), &data)?;
+            private(&tmp.join(name))?;
             install.push(FileEntry {
                 path: name.to_string(),
                 size: data.len() as u64,
@@ -324,7 +325,9 @@ pub fn restore(
             std::fs::copy(backup.join(&f.path), &to).map_err(|e| io(&to, e))?;
         }
         for f in &manifest.install_files {
-            std::fs::copy(backup.join(&f.path), stage.join(&f.path)).map_err(|e| io(&stage, e))?;
+            let to = stage.join(&f.path);
+            std::fs::copy(backup.join(&f.path), &to).map_err(|e| io(&stage, e))?;
+            private(&to)?;
         }
         if let Ok(f) = std::fs::File::open(stage.join(DB_FILE)) {
             let _ = f.sync_all();
@@ -364,4 +367,18 @@ pub fn restore(
         tables: manifest.tables,
         files: manifest.files.len(),
     })
+}
+
+/// Keep a secret-bearing install file readable by its owner only (0600 on unix), as in
+/// `DATA_DIR`; a copy would otherwise get the umask's default mode.
+fn private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(path, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

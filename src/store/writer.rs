@@ -47,6 +47,9 @@ struct Job {
 pub struct Stats {
     /// Batches made durable (one log fsync each).
     pub commits: u64,
+    /// The writer refuses every write until sofiia restarts (a write failed half-way, e.g.
+    /// on a full disk; the restart replays the log).
+    pub failed: bool,
     /// Jobs committed.
     pub jobs: u64,
     /// Checkpoints (durable redb commits) made.
@@ -76,6 +79,8 @@ struct Counters {
     commits: AtomicU64,
     jobs: AtomicU64,
     checkpoints: AtomicU64,
+    /// Set once the writer refuses writes until a restart.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The writer thread's handle.
@@ -180,6 +185,7 @@ impl Writer {
             commits: self.counters.commits.load(Ordering::Relaxed),
             jobs: self.counters.jobs.load(Ordering::Relaxed),
             checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Acquire),
         }
     }
 }
@@ -235,6 +241,7 @@ fn run(
         }
         if let Err(why) = commit_batch(&db, &mut wal, &mut batch, &counters) {
             tracing::error!(error = %why, "store_failed_restart_required");
+            counters.failed.store(true, Ordering::Release);
             failed = Some(why);
             continue;
         }

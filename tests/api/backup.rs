@@ -197,6 +197,15 @@ async fn restore_refuses_a_non_empty_or_running_data_dir() {
     // The install's audit secret travels with the backup: hashes stay comparable.
     let key_before = std::fs::read(Path::new(aside).join("audit.key")).unwrap();
     assert_eq!(std::fs::read(data.join("audit.key")).unwrap(), key_before);
+    #[cfg(unix)]
+    {
+        // …and stays readable by its owner only, in the backup and after the restore.
+        use std::os::unix::fs::PermissionsExt;
+        for p in [data.join("audit.key"), backup.join("audit.key")] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
     let app = spawn_in(dir, Arc::new(SystemClock)).await;
     assert_eq!(
         app.count_all().await,
