@@ -253,15 +253,12 @@ impl App {
             })
             .await;
         purger.abort();
-        // The indexes finish what they are doing and let go of the store before it closes.
+        // The indexes finish what they are doing (a long reconcile stops at its next chunk)
+        // and let go of the store before it closes.
         let _ = state.closing.send(true);
+        state.search.incidents.stop();
         for task in background {
-            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("index_task_slow_to_stop");
-            }
+            let _ = task.await;
         }
         let store = state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;

@@ -144,37 +144,52 @@ pub async fn correlate(
             text.push('\n');
         }
     }
-    let hits = index.similar(&text, 60)?;
-    // Normalise by the incident's own score (the best any document can do for its words).
-    let self_score = hits
-        .iter()
-        .find(|(h, _)| *h == inc.id)
-        .map(|(_, s)| *s)
-        .or_else(|| hits.first().map(|(_, s)| *s))
-        .unwrap_or(1.0)
-        .max(f32::EPSILON);
+    // Index lookups are blocking work: off the async runtime.
+    let (hits, fp_hits) = {
+        let (ix, fps) = (index.clone(), inc.fingerprints.clone());
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok((ix.similar(&text, 60)?, ix.with_fingerprints(&fps, 100)?))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??
+    };
+    // Normalise by the incident's own score (the best any document can do for its words). Not
+    // indexed yet (created a moment ago): no text signal rather than an inflated one.
     let mut text_sim: HashMap<String, f64> = HashMap::new();
-    for (h, s) in &hits {
-        text_sim.insert(h.clone(), (*s / self_score).min(1.0) as f64);
+    if let Some(self_score) = hits.iter().find(|(h, _)| *h == inc.id).map(|(_, s)| *s) {
+        let self_score = self_score.max(f32::EPSILON);
+        for (h, s) in &hits {
+            text_sim.insert(h.clone(), (*s / self_score).min(1.0) as f64);
+        }
     }
-    let fp_hits = index.with_fingerprints(&inc.fingerprints, 100)?;
 
     let (service, started) = (inc.service.clone(), inc.started_at);
-    let mut ids: Vec<String> = text_sim.keys().cloned().chain(fp_hits).collect();
+    // Text and fingerprint matches first (best first), then same-service incidents closest in
+    // time, up to 500 candidates.
+    let mut ids: Vec<String> = hits
+        .iter()
+        .map(|(h, _)| h.clone())
+        .filter(|h| text_sim.contains_key(h))
+        .chain(fp_hits)
+        .collect();
     let candidates: Vec<Incident> = room
         .store()
         .read(move |txn| {
-            // Same service, created within the window around this one's start.
             let idx = txn.open_table(INDEX)?;
             let dim = format!("service:{service}");
+            let mut near: Vec<(i64, String)> = Vec::new();
             for row in idx.range(
                 (dim.as_str(), micros(started - window), "")
                     ..=(dim.as_str(), micros(started + window), ""),
             )? {
-                ids.push(row?.0.value().2.to_string());
+                let (k, _) = row?;
+                let (_, ts, id) = k.value();
+                near.push(((ts - micros(started)).abs(), id.to_string()));
             }
-            ids.sort();
-            ids.dedup();
+            near.sort();
+            ids.extend(near.into_iter().map(|(_, id)| id));
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
             let incs = txn.open_table(INCIDENTS)?;
             let mut out = Vec::new();
             for id in ids.iter().take(500) {
@@ -429,7 +444,14 @@ pub async fn weekly_digest(
         .store()
         .read(move |txn| {
             let incs = created_between(txn, from, now + time::Duration::seconds(1))?;
-            let earlier = created_between(txn, lookback, now + time::Duration::seconds(1))?;
+            // Only earlier incidents that share a signature with this window's matter.
+            let sigs: std::collections::HashSet<(String, String, bool)> =
+                incs.iter().map(signature).collect();
+            let earlier: Vec<Incident> =
+                created_between(txn, lookback, now + time::Duration::seconds(1))?
+                    .into_iter()
+                    .filter(|i| sigs.contains(&signature(i)))
+                    .collect();
             // Follow-ups of every incident in the lookback, with their incident.
             let events = txn.open_table(EVENTS)?;
             let mut fus: Vec<Event> = Vec::new();
@@ -517,7 +539,8 @@ pub async fn weekly_digest(
         }
     }
 
-    let (year, week, _) = now.to_iso_week_date();
+    // Named after the ISO week the window ends in (a Monday-morning run reports last week).
+    let (year, week, _) = (now - time::Duration::days(1)).to_iso_week_date();
     let week_id = format!("{year}-W{week:02}");
     let mut digest = json!({
         "week": week_id,

@@ -72,6 +72,8 @@ struct Inner {
     store: Store,
     engine: OnceLock<Engine>,
     ready: AtomicBool,
+    /// Set when sofiia stops: a long reconcile gives up between chunks.
+    stopping: AtomicBool,
     pending: Mutex<BTreeSet<String>>,
 }
 
@@ -94,9 +96,15 @@ impl IncidentIndex {
                 store,
                 engine: OnceLock::new(),
                 ready: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
                 pending: Mutex::new(BTreeSet::new()),
             }),
         }
+    }
+
+    /// Ask background work to stop at the next chunk boundary.
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
     }
 
     /// Whether the index has caught up with the store at least once.
@@ -159,7 +167,14 @@ impl IncidentIndex {
             let mut out = Vec::new();
             for row in incs.iter()? {
                 let (k, v) = row?;
-                let inc: Incident = from_json(v.value())?;
+                // One undecodable record must not keep every other incident out of the index.
+                let inc: Incident = match from_json(v.value()) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "incident_index_skipped_record");
+                        continue;
+                    }
+                };
                 let last = events
                     .range((k.value(), 0u64)..=(k.value(), u64::MAX))?
                     .next_back()
@@ -184,8 +199,11 @@ impl IncidentIndex {
             .cloned()
             .collect();
         let n = stale.len();
-        for chunk in stale.chunks(2000) {
-            self.apply(chunk, &gone)?;
+        for (i, chunk) in stale.chunks(2000).enumerate() {
+            if self.inner.stopping.load(Ordering::Acquire) {
+                return Ok(i * 2000);
+            }
+            self.apply(chunk, if i == 0 { &gone } else { &[] })?;
         }
         if stale.is_empty() && !gone.is_empty() {
             self.apply(&[], &gone)?;
@@ -219,7 +237,10 @@ impl IncidentIndex {
                         out.push((id.clone(), None));
                         continue;
                     };
-                    let inc: Incident = from_json(g.value())?;
+                    let Ok(inc) = from_json::<Incident>(g.value()) else {
+                        out.push((id.clone(), None));
+                        continue;
+                    };
                     let mut text = format!(
                         "{}\n{}\n{}\n{}\n",
                         inc.title,
@@ -234,7 +255,9 @@ impl IncidentIndex {
                         if text.len() >= MAX_TEXT {
                             continue;
                         }
-                        let ev: Event = from_json(v.value())?;
+                        let Ok(ev) = from_json::<Event>(v.value()) else {
+                            continue;
+                        };
                         if TEXT_EVENTS.contains(&ev.kind.as_str()) {
                             text.push_str(&ev.message);
                             text.push('\n');
@@ -277,14 +300,25 @@ impl IncidentIndex {
 
     /// Apply pending changes now. Blocking.
     pub fn flush(&self) -> Result<()> {
+        if self.inner.engine.get().is_none() {
+            // Not open yet: keep them for when it is.
+            return Ok(());
+        }
         let ids: Vec<String> = {
             let mut p = self.inner.pending.lock().map_err(|_| poisoned())?;
             std::mem::take(&mut *p).into_iter().collect()
         };
-        if ids.is_empty() || self.inner.engine.get().is_none() {
+        if ids.is_empty() {
             return Ok(());
         }
-        self.apply(&ids, &[])
+        let r = self.apply(&ids, &[]);
+        if r.is_err() {
+            // Try them again on the next tick.
+            if let Ok(mut p) = self.inner.pending.lock() {
+                p.extend(ids);
+            }
+        }
+        r
     }
 
     /// Start the background work: open and reconcile, then follow the bus until `closing`.
@@ -304,6 +338,7 @@ impl IncidentIndex {
             }
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             let mut resync = false;
+            let mut retry_in: u32 = 20;
             loop {
                 tokio::select! {
                     msg = rx.recv() => match msg {
@@ -317,13 +352,35 @@ impl IncidentIndex {
                     },
                     _ = tick.tick() => {
                         let m = me.clone();
-                        let full = std::mem::take(&mut resync);
+                        // Not ready (the first open or reconcile failed): retry every ~5 s.
+                        let reopen = !me.ready() && {
+                            retry_in = retry_in.saturating_sub(1);
+                            retry_in == 0
+                        };
+                        let full = resync;
                         let r = tokio::task::spawn_blocking(move || {
-                            if full { m.reconcile().map(|_| ()) } else { m.flush() }
+                            if reopen {
+                                m.open_and_reconcile().map(|_| ())
+                            } else if full {
+                                m.reconcile().map(|_| ())
+                            } else {
+                                m.flush()
+                            }
                         })
                         .await;
-                        if let Ok(Err(e)) = r {
-                            tracing::warn!(error = %e, "incident_index_update_failed");
+                        match r {
+                            Ok(Ok(())) => {
+                                if full && !reopen {
+                                    resync = false;
+                                }
+                            }
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "incident_index_update_failed");
+                                if reopen {
+                                    retry_in = 20;
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "incident_index_update_failed"),
                         }
                     }
                     _ = closing.changed() => return,

@@ -173,7 +173,9 @@ pub fn parse(src: &str, fallback_title: &str) -> Runbook {
     for line in body.lines() {
         let trimmed = line.trim_start();
         if let Some(f) = &fence {
-            if trimmed.starts_with(f.as_str()) {
+            // As the console: closed by a line of at least as many fence characters, only.
+            let t = line.trim();
+            if t.starts_with(f.as_str()) && t.chars().all(|c| f.starts_with(c)) {
                 fence = None;
             }
         } else if trimmed.starts_with("```") || trimmed.starts_with("~~~") {

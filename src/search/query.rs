@@ -198,12 +198,20 @@ pub fn build(
     let mut matched = MatchedTerms::new();
     let mut groups: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let last = parsed.words.len().saturating_sub(1);
+    let mut seen = std::collections::HashSet::new();
+    // Typo expansion scans the vocabulary: a handful of unknown words per query at most.
+    let mut fuzzy_budget = 8;
     for (i, word) in parsed.words.iter().enumerate() {
         let stems = analyze(analyzer, word);
         for stem in stems {
+            let typing = parsed.last_is_prefix && i == last;
+            if !seen.insert(stem.clone()) && !typing {
+                continue;
+            }
             let mut variants: Vec<(String, f32)> = vec![(stem.clone(), 1.0)];
             let known = vocab.contains(&stem);
-            if !known && stem.chars().count() >= 4 {
+            if !known && stem.chars().count() >= 4 && fuzzy_budget > 0 {
+                fuzzy_budget -= 1;
                 for t in vocab.near(&stem, 8) {
                     variants.push((t, 0.7));
                 }

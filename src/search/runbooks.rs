@@ -270,7 +270,10 @@ impl Runbooks {
     /// every file is indexed again.
     pub fn sync(&self, full: bool) -> Result<SyncReport> {
         if !self.ready() {
-            return self.open_or_rebuild();
+            let r = self.open_or_rebuild()?;
+            if !full {
+                return Ok(r);
+            }
         }
         let _g = self.inner.sync_lock.lock().map_err(|_| poisoned())?;
         self.sync_locked(full)
@@ -293,7 +296,8 @@ impl Runbooks {
         let old = self.inner.manifest.lock().map_err(|_| poisoned())?.clone();
         let mut new_manifest = BTreeMap::new();
         let mut to_index: Vec<(String, markdown::Runbook)> = Vec::new();
-        let mut stats = self.inner.stats.lock().map_err(|_| poisoned())?;
+        let mut stats = self.inner.stats.lock().map_err(|_| poisoned())?.clone();
+        let fresh = std::time::SystemTime::now() - Duration::from_secs(2);
         for (rel, abs) in &files {
             let stat = std::fs::metadata(abs)
                 .map(|m| (m.modified().ok(), m.len()))
@@ -306,8 +310,15 @@ impl Runbooks {
                     }
                 }
             }
-            if let Some(st) = stat {
-                stats.insert(rel.clone(), st);
+            // A stat taken within two seconds of a write may not see a second quick save of
+            // the same size (coarse mtimes): do not trust it next time.
+            match stat {
+                Some(st) if st.0.is_some_and(|m| m < fresh) => {
+                    stats.insert(rel.clone(), st);
+                }
+                _ => {
+                    stats.remove(rel);
+                }
             }
             let bytes = match std::fs::read(abs) {
                 Ok(b) => b,
@@ -340,7 +351,6 @@ impl Runbooks {
             .cloned()
             .collect();
         stats.retain(|k, _| new_manifest.contains_key(k));
-        drop(stats);
         report.removed = removed.len();
         if full || !to_index.is_empty() || !removed.is_empty() {
             let mut writer: tantivy::IndexWriter<TantivyDocument> = engine
@@ -359,6 +369,9 @@ impl Runbooks {
                 }
             }
             writer.commit().map_err(ix)?;
+            // Let the merges the commit started finish (dropping the writer would cancel them
+            // and segments would pile up with every sync).
+            writer.wait_merging_threads().map_err(ix)?;
             engine.reader.reload().map_err(ix)?;
             write_manifest(&self.inner.dir, &new_manifest)?;
             *self.inner.manifest.lock().map_err(|_| poisoned())? = new_manifest;
@@ -368,6 +381,8 @@ impl Runbooks {
             let vocab = build_vocab(engine)?;
             *self.inner.vocab.write().map_err(|_| poisoned())? = Arc::new(vocab);
         }
+        // Only now that the index holds them are the files' stats trusted.
+        *self.inner.stats.lock().map_err(|_| poisoned())? = stats;
         report.sections = engine.reader.searcher().num_docs();
         report.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         if report.added + report.changed + report.removed > 0 || full {
@@ -572,6 +587,11 @@ impl Runbooks {
     /// A runbook file by its path (as search results name it).
     pub fn get(&self, path: &str) -> Result<RunbookDoc> {
         let abs = self.resolve(path)?;
+        if std::fs::metadata(&abs).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+            return Err(Error::TooLarge(format!(
+                "runbook {path} is larger than {MAX_FILE_BYTES} bytes"
+            )));
+        }
         let bytes = std::fs::read(&abs).map_err(|_| not_found(path))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::Storage(format!("runbook {path} is not UTF-8 text")))?;
@@ -642,6 +662,7 @@ fn walk(
     if depth > MAX_DEPTH {
         return;
     }
+    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let Ok(entries) = std::fs::read_dir(dir) else {
         errors.push(format!("{}: cannot be read", dir.display()));
         return;
@@ -657,6 +678,15 @@ fn walk(
         if ft.is_dir() {
             walk(root, &p, name, depth + 1, out, errors);
         } else if fname.ends_with(".md") && (ft.is_file() || ft.is_symlink()) {
+            // A symlinked file is followed only when it stays inside the root (a link to
+            // /proc/self/environ or ~/.ssh must not become searchable).
+            if ft.is_symlink()
+                && !p
+                    .canonicalize()
+                    .is_ok_and(|real| real.starts_with(&real_root) && real.is_file())
+            {
+                continue;
+            }
             let Ok(rel) = p.strip_prefix(root) else {
                 continue;
             };
@@ -1058,6 +1088,17 @@ mod tests {
             )
             .unwrap();
             assert!(rb.get("link.md").is_err_and(|e| e.code() == "not_found"));
+            // Nor does the index follow it: what it points to never becomes searchable.
+            std::fs::write(t.path().join("secret.md"), "# secret\n\nplatypus token\n").unwrap();
+            rb.sync(true).unwrap();
+            assert!(top(&rb, "platypus ").is_empty());
+            // A link that stays inside the root is followed.
+            std::os::unix::fs::symlink(
+                t.path().join("runbooks/backup.md"),
+                t.path().join("runbooks/alias.md"),
+            )
+            .unwrap();
+            assert_eq!(rb.sync(false).unwrap().added, 1);
         }
     }
 }

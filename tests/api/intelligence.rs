@@ -159,7 +159,7 @@ async fn correlate_scores_reasons_and_records_a_note() {
 
 #[tokio::test]
 async fn recurrence_and_weekly_digest_on_a_known_history() {
-    let clock = fixed_clock(); // 2026-03-02 12:00 UTC, a Monday (ISO week 10)
+    let clock = fixed_clock(); // 2026-03-02 12:00 UTC, the Monday after ISO week 9
     let app = spawn_app_with_clock(clock.clone()).await;
     let day = time::Duration::days(1);
     // Ten days ago: an earlier "router 5xx" incident with a follow-up still open.
@@ -254,7 +254,7 @@ async fn recurrence_and_weekly_digest_on_a_known_history() {
     .await;
     assert_eq!(s, 200, "{v}");
     let d = &v["result"];
-    assert_eq!(d["week"], "2026-W10");
+    assert_eq!(d["week"], "2026-W09"); // the week that ended on Sunday
     assert_eq!(d["incidents"], 4);
     assert_eq!(
         d["by_severity"],
@@ -280,8 +280,8 @@ async fn recurrence_and_weekly_digest_on_a_known_history() {
     assert!(paths[0]
         .as_str()
         .unwrap()
-        .ends_with("reports/incidents/weekly/2026-W10.json"));
-    assert!(md.contains("# Incident digest 2026-W10"));
+        .ends_with("reports/incidents/weekly/2026-W09.json"));
+    assert!(md.contains("# Incident digest 2026-W09"));
     assert!(md.contains("| MTTR | 120.0 | 120.0 | 120.0 | 1 |"), "{md}");
     assert!(md.contains("recurred while \"Add retries to router\""));
     let saved: Value =
