@@ -235,6 +235,20 @@ pub fn import(
             if !m.contains_key("path") {
                 m.insert("path".into(), Json::String(String::new()));
             }
+            // Old-stack lines may lack a creation time: take the one they carry under another
+            // name, else the time of the import.
+            if !m.contains_key("created_at") {
+                let t = ["ts", "uploaded_at", "created"]
+                    .iter()
+                    .find_map(|k| m.get(*k).filter(|v| v.is_string()).cloned())
+                    .unwrap_or_else(|| {
+                        Json::String(crate::clock::rfc3339(time::OffsetDateTime::now_utc()))
+                    });
+                m.remove("ts");
+                m.remove("uploaded_at");
+                m.remove("created");
+                m.insert("created_at".into(), t);
+            }
             if !m.contains_key("format") {
                 if let Some(n) = m.get("name").and_then(|n| n.as_str()) {
                     let ext = n

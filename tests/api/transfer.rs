@@ -234,9 +234,16 @@ async fn imports_the_old_stack_layout_without_ids() {
         "# PM\n",
     )
     .unwrap();
+    // An old line without created_at (it carries `ts`) still imports.
+    std::fs::write(
+        src.join("inc_20260218_1430_abc123").join("triage.json"),
+        "{}",
+    )
+    .unwrap();
     std::fs::write(
         src.join("artifacts.jsonl"),
         r#"{"incident_id":"inc_20260218_1430_abc123","path":"ops/incidents/inc_20260218_1430_abc123/postmortem.md","format":"md","created_at":"2026-02-18T15:00:00Z"}
+{"incident_id":"inc_20260218_1430_abc123","path":"ops/incidents/inc_20260218_1430_abc123/triage.json","ts":"2026-02-18T15:05:00Z"}
 "#,
     )
     .unwrap();
@@ -249,7 +256,7 @@ async fn imports_the_old_stack_layout_without_ids() {
             r.events.imported,
             r.artifacts.imported
         ),
-        (1, 2, 1)
+        (1, 2, 2)
     );
     let r = import(&store, &data.join("incidents"), &src).unwrap();
     assert_eq!(
@@ -266,6 +273,13 @@ async fn imports_the_old_stack_layout_without_ids() {
     let (s, d) = app.get("/api/incidents/inc_20260218_1430_abc123").await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["events"].as_array().unwrap().len(), 2);
+    let triage = d["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "triage.json")
+        .unwrap();
+    assert_eq!(triage["created_at"], "2026-02-18T15:05:00Z");
     assert_eq!(
         d["artifacts"][0]["sha256"],
         "ed2d211f5e9c696e14c59de29c462b576482c5637903c6f38d8f54becc1850f8"
