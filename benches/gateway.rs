@@ -48,6 +48,9 @@ fn main() {
         cors_origins: vec![],
         runbook_dirs: vec![],
         runbooks_poll_ms: 2000,
+        run_ttl_sec: 86_400,
+        graph_workers: 4,
+        supervisor_internal_key: None,
     };
     rt.block_on(async {
         let app = App::build(settings).await.unwrap();

@@ -42,6 +42,9 @@ fn settings(dir: &Path) -> Settings {
         cors_origins: vec![],
         runbook_dirs: vec![],
         runbooks_poll_ms: 2000,
+        run_ttl_sec: 86_400,
+        graph_workers: 4,
+        supervisor_internal_key: None,
     }
 }
 

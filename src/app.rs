@@ -31,6 +31,8 @@ pub struct Inner {
     pub bus: crate::events::Bus,
     /// Runbook search and incident similarity (tantivy).
     pub search: crate::search::Search,
+    /// The graph runner (supervisor runs).
+    pub runner: crate::graphs::Runner,
     /// Flips to true when sofiia is stopping (open WebSockets close on it).
     pub closing: tokio::sync::watch::Sender<bool>,
     pub clock: Arc<dyn Clock>,
@@ -113,6 +115,18 @@ impl AppState {
             settings.data_dir.join("reports"),
             clock.clone(),
         )?;
+        let runner = crate::graphs::Runner::new(
+            store.clone(),
+            gateway.clone(),
+            clock.clone(),
+            bus.clone(),
+            crate::graphs::RunnerOptions {
+                workers: settings.graph_workers,
+                ttl: std::time::Duration::from_secs(settings.run_ttl_sec),
+                failed_ttl: std::time::Duration::from_secs(settings.run_ttl_sec * 4),
+                ..Default::default()
+            },
+        );
         Ok(AppState(Arc::new(Inner {
             settings,
             store,
@@ -121,6 +135,7 @@ impl AppState {
             outbound,
             bus,
             search,
+            runner,
             closing: tokio::sync::watch::channel(false).0,
             clock,
             started: Instant::now(),
@@ -242,6 +257,7 @@ impl App {
                 .search
                 .incidents
                 .spawn(&state.bus, state.closing.subscribe()),
+            state.runner.spawn(state.closing.subscribe()),
         ];
         let router = crate::http::router(self.state);
         // axum waits for requests but not for WebSockets: tell those to close.

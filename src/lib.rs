@@ -14,6 +14,9 @@
 //! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
 //!   WebSocket event stream, and the console's embedded files (`http::ui`: versioned,
 //!   compressed, cached). The console itself is plain ES modules in `ui/`.
+//! - [`graphs`]: the graph runner: durable runs of node graphs, cancel, timeouts, resume,
+//!   idempotency, TTL purge; every side effect through the gateway.
+//! - [`search`]: tantivy indexes: runbook sections and incident similarity.
 //! - [`error`]: the crate's error type and its HTTP mapping.
 //! - [`events`]: the broadcast bus behind `WS /ws/events`.
 //! - [`clock`]: injected time, timestamps, random ids.
@@ -25,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod graphs;
 pub mod http;
 pub mod incidents;
 pub mod search;

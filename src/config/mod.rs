@@ -84,6 +84,14 @@ pub struct Settings {
     /// `SOFIIA_RUNBOOKS_POLL_MS`: how often runbook folders are checked for changed files
     /// (default 2000).
     pub runbooks_poll_ms: u64,
+    /// `RUN_TTL_SEC`: finished graph runs are purged after this long (failed ones after four
+    /// times it). Default 86400.
+    pub run_ttl_sec: u64,
+    /// `SOFIIA_GRAPH_WORKERS`: runs executed at the same time (default 4).
+    pub graph_workers: usize,
+    /// `SUPERVISOR_INTERNAL_KEY`: when set, required on `/v1/graphs…` and `/v1/runs…` (the
+    /// operator key is accepted too). Environment only.
+    pub supervisor_internal_key: Option<String>,
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -104,6 +112,8 @@ struct FileSettings {
     checkpoint_ms: Option<u64>,
     runbook_dirs: Option<Vec<PathBuf>>,
     runbooks_poll_ms: Option<u64>,
+    run_ttl_sec: Option<u64>,
+    graph_workers: Option<usize>,
 }
 
 /// Name of the settings file inside `CONFIG_DIR`.
@@ -291,6 +301,47 @@ impl Settings {
             },
         };
 
+        let run_ttl_sec = match var("RUN_TTL_SEC") {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (60..=31_536_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "RUN_TTL_SEC: '{v}' is not a number of seconds (60-31536000)"
+                    ))
+                })?,
+            None => match file.run_ttl_sec {
+                Some(n) if !(60..=31_536_000).contains(&n) => {
+                    return Err(ConfigError(format!(
+                        "{file_name}: run_ttl_sec: {n} is not between 60 and 31536000"
+                    )))
+                }
+                Some(n) => n,
+                None => 86_400,
+            },
+        };
+        let graph_workers = match var("SOFIIA_GRAPH_WORKERS") {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!("SOFIIA_GRAPH_WORKERS: '{v}' is not a number 1-64"))
+                })?,
+            None => match file.graph_workers {
+                Some(n) if !(1..=64).contains(&n) => {
+                    return Err(ConfigError(format!(
+                        "{file_name}: graph_workers: {n} is not between 1 and 64"
+                    )))
+                }
+                Some(n) => n,
+                None => 4,
+            },
+        };
+
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
             if let Some(v) = var(k) {
@@ -319,6 +370,11 @@ impl Settings {
                 .unwrap_or_default(),
             runbook_dirs,
             runbooks_poll_ms,
+            run_ttl_sec,
+            graph_workers,
+            supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
         })
     }
 

@@ -76,6 +76,11 @@ fn sha(key: &str) -> String {
     crate::incidents::sha256_hex(key.as_bytes())
 }
 
+/// Whether `presented` is `secret`, compared as sha256 digests without an early exit.
+pub fn key_matches(presented: &str, secret: &str) -> bool {
+    same(&sha(presented), &sha(secret))
+}
+
 /// Compare without an early exit on the first differing byte.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()

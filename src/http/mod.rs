@@ -1,6 +1,7 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
 pub mod extract;
+pub mod graphs;
 pub mod incidents;
 pub mod runbooks;
 pub mod tools;
@@ -79,6 +80,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tools", get(tools::list))
         .route("/v1/tools/execute", post(tools::execute))
         .route("/v1/tools/{tool}", post(tools::execute_short))
+        .route("/v1/graphs", get(graphs::graphs))
+        .route("/v1/graphs/{name}/runs", post(graphs::start))
+        .route("/v1/runs", get(graphs::list))
+        .route("/v1/runs/{id}", get(graphs::get))
+        .route("/v1/runs/{id}/events", get(graphs::events))
+        .route("/v1/runs/{id}/cancel", post(graphs::cancel))
         .layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT));
     Router::new()
         .merge(api)
@@ -164,7 +171,32 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     let static_ui =
         !path.starts_with("/api/") && !path.starts_with("/v1/") && !path.starts_with("/ws");
     let exempt = static_ui || matches!(path, "/healthz" | "/api/health" | "/metrics");
-    if !s.gateway.auth_required() || exempt {
+    if exempt {
+        return next.run(req).await;
+    }
+    // The supervisor API: SUPERVISOR_INTERNAL_KEY when set (or the operator's key).
+    let supervisor = path.starts_with("/v1/graphs") || path.starts_with("/v1/runs");
+    if supervisor {
+        if let Some(internal) = &s.settings.supervisor_internal_key {
+            let presented = tools::presented_key(req.headers());
+            if presented
+                .as_deref()
+                .is_some_and(|k| crate::gateway::auth::key_matches(k, internal))
+            {
+                return next.run(req).await;
+            }
+            return match s.gateway.authenticate(presented.as_deref()) {
+                Ok(crate::gateway::auth::Principal::Operator) if s.gateway.auth_required() => {
+                    next.run(req).await
+                }
+                _ => Error::Unauthorized(
+                    "this endpoint needs SUPERVISOR_INTERNAL_KEY (Authorization: Bearer …)".into(),
+                )
+                .into_response(),
+            };
+        }
+    }
+    if !s.gateway.auth_required() {
         return next.run(req).await;
     }
     // Tool calls and the audit log take any valid key (the gateway and the handler decide

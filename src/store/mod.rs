@@ -31,7 +31,7 @@ pub const DB_FILE: &str = "sofiia.redb";
 
 /// Schema version this build writes. Bump it and add a step to [`MIGRATIONS`] when a table's
 /// layout changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key/value metadata: `schema_version`, `created_at`, …
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -42,9 +42,13 @@ type Migration = fn(&WriteTransaction) -> Result<()>;
 /// Forward migrations, applied in order inside one write transaction on open.
 /// Version 0 is "no schema yet" (a new file); step 1 only needs the tables that
 /// [`all_tables`] creates, so it has nothing to convert. Step 2 fills the time-ordered event
-/// feed from the timelines already stored.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] =
-    [|_txn| Ok(()), crate::incidents::tables::backfill_event_feed];
+/// feed from the timelines already stored. Step 3 adds the graph runner's tables (created
+/// empty by [`all_tables`]).
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
+    |_txn| Ok(()),
+    crate::incidents::tables::backfill_event_feed,
+    |_txn| Ok(()),
+];
 
 /// A table the store knows how to create, count and copy without knowing its types.
 pub trait AnyTable: Sync {
@@ -102,6 +106,7 @@ pub fn all_tables() -> Vec<&'static dyn AnyTable> {
     let mut v: Vec<&'static dyn AnyTable> = vec![&META];
     v.extend_from_slice(crate::incidents::tables::ALL);
     v.extend_from_slice(crate::gateway::audit::TABLES);
+    v.extend_from_slice(crate::graphs::tables::ALL);
     v
 }
 

@@ -32,6 +32,9 @@ pub fn settings_for(data_dir: &Path) -> Settings {
         cors_origins: vec![],
         runbook_dirs: vec![],
         runbooks_poll_ms: 2000,
+        run_ttl_sec: 86_400,
+        graph_workers: 4,
+        supervisor_internal_key: None,
     }
 }
 
@@ -59,9 +62,21 @@ pub async fn spawn_configured(
     clock: Arc<dyn Clock>,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_prepared(dir, clock, adjust, |_| {}).await
+}
+
+/// Start a server, letting `prepare` see its rooms before it serves (e.g. to register test
+/// graphs before interrupted runs resume).
+pub async fn spawn_prepared(
+    dir: tempfile::TempDir,
+    clock: Arc<dyn Clock>,
+    adjust: impl FnOnce(&mut Settings),
+    prepare: impl FnOnce(&sofiia::app::AppState),
+) -> TestApp {
     let mut settings = settings_for(&dir.path().join("data"));
     adjust(&mut settings);
     let app = App::build_with_clock(settings, clock).await.unwrap();
+    prepare(app.state());
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

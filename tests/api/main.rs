@@ -8,6 +8,7 @@ mod bad_input;
 mod console;
 mod events;
 mod gateway;
+mod graphs;
 mod health;
 mod intelligence;
 mod lifecycle;
