@@ -96,6 +96,24 @@ fn settings(dir: &std::path::Path, workers: usize) -> Settings {
     }
 }
 
+async fn start_noop(state: &sofiia::app::AppState) -> sofiia::graphs::Run {
+    state
+        .runner
+        .start(
+            "bench_noop5",
+            StartRun {
+                workspace_id: "bench".into(),
+                user_id: "bench".into(),
+                agent_id: "sofiia".into(),
+                input: json!({}),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .0
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -152,20 +170,7 @@ fn main() {
         let t = Instant::now();
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
-            let (run, _) = state
-                .runner
-                .start(
-                    "bench_noop5",
-                    StartRun {
-                        workspace_id: "bench".into(),
-                        user_id: "bench".into(),
-                        agent_id: "sofiia".into(),
-                        input: json!({}),
-                    },
-                    None,
-                )
-                .await
-                .unwrap();
+            let run = start_noop(&state).await;
             ids.push(run.run_id);
         }
         // Wait for all to finish.
@@ -239,20 +244,7 @@ fn main() {
         }));
         let mut lat = Vec::new();
         for _ in 0..200 {
-            let (run, _) = state
-                .runner
-                .start(
-                    "bench_noop5",
-                    StartRun {
-                        workspace_id: "bench".into(),
-                        user_id: "bench".into(),
-                        agent_id: "sofiia".into(),
-                        input: json!({}),
-                    },
-                    None,
-                )
-                .await
-                .unwrap();
+            let run = start_noop(&state).await;
             loop {
                 let r = state.runner.get(&run.run_id).await.unwrap();
                 if r["status"] == "succeeded" {

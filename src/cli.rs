@@ -616,24 +616,14 @@ fn tool_call(
         && matches!(Store::open(&settings.data_dir), Err(Error::Conflict(_)));
     let out: serde_json::Value = if running {
         let info: crate::app::ServerInfo = serde_json::from_slice(&std::fs::read(&marker)?)?;
-        rt.block_on(async {
-            let mut req = reqwest::Client::new()
-                .post(format!("{}/v1/tools/execute", info.url))
-                .json(&call);
-            if let Some(k) = &settings.console_api_key {
-                req = req.bearer_auth(k);
-            }
-            let r = req
-                .send()
-                .await
-                .with_context(|| format!("sofiia at {} did not answer", info.url))?;
-            let status = r.status();
-            let v: serde_json::Value = r.json().await.unwrap_or_default();
-            if !status.is_success() {
-                bail!("{status}: {}", v["error"]["message"]);
-            }
-            Ok(v["result"].clone())
-        })?
+        call_server(
+            settings,
+            &info,
+            reqwest::Method::POST,
+            "/v1/tools/execute",
+            Some(call),
+        )?["result"]
+            .clone()
     } else {
         let settings = settings.clone();
         rt.block_on(async move {

@@ -112,6 +112,14 @@ impl IncidentIndex {
         self.inner.ready.load(Ordering::Acquire)
     }
 
+    /// The engine once opened (ready or not).
+    fn opened(&self) -> Result<&Engine> {
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| Error::Internal("incident index not open".into()))
+    }
+
     fn engine(&self) -> Result<&Engine> {
         self.inner
             .engine
@@ -138,11 +146,7 @@ impl IncidentIndex {
     /// Compare every incident's version with the indexed one; index what differs, drop what
     /// the store no longer has.
     pub fn reconcile(&self) -> Result<usize> {
-        let engine = self
-            .inner
-            .engine
-            .get()
-            .ok_or_else(|| Error::Internal("incident index not open".into()))?;
+        let engine = self.opened()?;
         let f = engine.f;
         let mut indexed: HashMap<String, String> = HashMap::new();
         let searcher = engine.reader.searcher();
@@ -220,11 +224,7 @@ impl IncidentIndex {
 
     /// (Re)index these incidents from the store and drop `gone`.
     fn apply(&self, ids: &[String], gone: &[String]) -> Result<()> {
-        let engine = self
-            .inner
-            .engine
-            .get()
-            .ok_or_else(|| Error::Internal("incident index not open".into()))?;
+        let engine = self.opened()?;
         let f = engine.f;
         let ids_owned: Vec<String> = ids.to_vec();
         let docs: Vec<(String, Option<TantivyDocument>)> =
