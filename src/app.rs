@@ -105,14 +105,24 @@ impl AppState {
             Ok(n) => tracing::info!(runbooks = n, "starter_runbooks_written"),
             Err(e) => tracing::warn!(error = %e, "starter_runbooks_not_written"),
         }
+        let sources =
+            crate::observability::Sources::load(settings.config_dir.as_deref()).map_err(|e| {
+                Error::Validation {
+                    code: "config",
+                    message: e.0,
+                }
+            })?;
         let gateway = crate::gateway::Gateway::new(
             policies,
             keys,
             settings.env,
             audit,
-            incidents.clone(),
-            search.clone(),
-            settings.data_dir.join("reports"),
+            crate::gateway::Rooms {
+                incidents: incidents.clone(),
+                search: search.clone(),
+                observability: crate::observability::Observability::new(sources, outbound.clone()),
+                reports_dir: settings.data_dir.join("reports"),
+            },
             clock.clone(),
         )?;
         let runner = crate::graphs::Runner::new(

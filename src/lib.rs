@@ -16,6 +16,7 @@
 //!   compressed, cached). The console itself is plain ES modules in `ui/`.
 //! - [`graphs`]: the graph runner: durable runs of node graphs, cancel, timeouts, resume,
 //!   idempotency, TTL purge; every side effect through the gateway.
+//! - [`observability`]: metrics (Prometheus HTTP API) and logs (local files) per env.
 //! - [`search`]: tantivy indexes: runbook sections and incident similarity.
 //! - [`error`]: the crate's error type and its HTTP mapping.
 //! - [`events`]: the broadcast bus behind `WS /ws/events`.
@@ -31,6 +32,7 @@ pub mod gateway;
 pub mod graphs;
 pub mod http;
 pub mod incidents;
+pub mod observability;
 pub mod search;
 pub mod store;
 

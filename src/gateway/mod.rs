@@ -47,7 +47,12 @@ pub struct ToolCall {
 const UNKNOWN: &str = "<unknown>";
 
 /// Tools known to the gateway.
-pub const TOOLS: [&str; 3] = ["oncall_tool", "runbook_tool", "incident_intelligence_tool"];
+pub const TOOLS: [&str; 4] = [
+    "oncall_tool",
+    "runbook_tool",
+    "incident_intelligence_tool",
+    "observability_tool",
+];
 
 /// What a tool offers: its actions and the params it declares secret. Secret params are
 /// never logged or audited (nothing of a payload is) and their values are masked wherever
@@ -75,6 +80,11 @@ pub fn schemas() -> Vec<ToolSchema> {
         ToolSchema {
             name: "incident_intelligence_tool",
             actions: &tools::intelligence::ACTIONS,
+            secret_params: &[],
+        },
+        ToolSchema {
+            name: "observability_tool",
+            actions: &tools::observability::ACTIONS,
             secret_params: &[],
         },
     ]
@@ -120,24 +130,36 @@ struct Inner {
     audit: Audit,
     incidents: Incidents,
     search: crate::search::Search,
+    observability: crate::observability::Observability,
     reports_dir: std::path::PathBuf,
     clock: Arc<dyn Clock>,
 }
 
+/// The rooms tools call into.
+pub struct Rooms {
+    pub incidents: Incidents,
+    pub search: crate::search::Search,
+    pub observability: crate::observability::Observability,
+    /// Where reports (digests) are written.
+    pub reports_dir: std::path::PathBuf,
+}
+
 impl Gateway {
     /// Assemble the gateway; a key bound to a role the RBAC matrix does not define is refused.
-    /// (Each argument is a distinct room or policy the tools call into.)
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         policies: Policies,
         keys: Keys,
         env: Env,
         audit: Audit,
-        incidents: Incidents,
-        search: crate::search::Search,
-        reports_dir: std::path::PathBuf,
+        rooms: Rooms,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway> {
+        let Rooms {
+            incidents,
+            search,
+            observability,
+            reports_dir,
+        } = rooms;
         if let Some((agent, role)) = keys
             .roles()
             .into_iter()
@@ -158,6 +180,7 @@ impl Gateway {
             audit,
             incidents,
             search,
+            observability,
             reports_dir,
             clock,
         })))
@@ -436,6 +459,15 @@ impl Gateway {
                         reports_dir: &g.reports_dir,
                     };
                     tools::intelligence::call(ctx, &call.action, call.params.clone(), &actor).await
+                }
+                "observability_tool" => {
+                    tools::observability::call(
+                        &g.observability,
+                        &call.action,
+                        call.params.clone(),
+                        g.clock.now(),
+                    )
+                    .await
                 }
                 "runbook_tool" => {
                     tools::runbook::call(&g.search.runbooks, &call.action, call.params.clone())

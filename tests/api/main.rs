@@ -13,6 +13,7 @@ mod health;
 mod intelligence;
 mod lifecycle;
 mod listing;
+mod observability;
 mod outbound;
 mod process;
 mod runbooks;

@@ -1,6 +1,7 @@
 //! The tools the gateway can execute, one file each.
 
 pub mod intelligence;
+pub mod observability;
 pub mod oncall;
 pub mod runbook;
 

@@ -1,0 +1,117 @@
+//! `observability_tool`: `metrics_query` (Prometheus instant or range query), `alerts`
+//! (Prometheus active alerts) and `logs_query` (local log files), per env.
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+use time::OffsetDateTime;
+
+use super::parse;
+use crate::error::{Error, Result};
+use crate::observability::{LogQuery, Observability};
+
+/// Every action, for RBAC matrices and `GET /v1/tools`.
+pub const ACTIONS: [&str; 3] = ["metrics_query", "alerts", "logs_query"];
+
+fn default_env() -> String {
+    "prod".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsArgs {
+    #[serde(default = "default_env")]
+    env: String,
+    query: String,
+    time: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    step: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsArgs {
+    #[serde(default = "default_env")]
+    env: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsArgs {
+    #[serde(default = "default_env")]
+    env: String,
+    service: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    contains: Option<String>,
+    level: Option<String>,
+    limit: Option<usize>,
+}
+
+fn ts(field: &str, v: Option<String>) -> Result<Option<OffsetDateTime>> {
+    v.map(|s| {
+        crate::clock::parse_ts(&s).ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "'{}' is not an RFC 3339 time",
+                    crate::incidents::model::clip(&s, 40)
+                ),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Run one action.
+pub async fn call(
+    o: &Observability,
+    action: &str,
+    params: Json,
+    now: OffsetDateTime,
+) -> Result<Json> {
+    let p: Map<String, Json> = match params {
+        Json::Object(m) => m,
+        Json::Null => Map::new(),
+        _ => return Err(Error::invalid("params", "must be an object")),
+    };
+    match action {
+        "metrics_query" => {
+            let a: MetricsArgs = parse(p)?;
+            let range = match (ts("start", a.start)?, ts("end", a.end)?) {
+                (Some(s), Some(e)) => Some((s, e, a.step.unwrap_or(60))),
+                (None, None) => None,
+                _ => return Err(Error::invalid("start", "give start and end together")),
+            };
+            o.metrics_query(&a.env, &a.query, ts("time", a.time)?, range)
+                .await
+        }
+        "alerts" => {
+            let a: AlertsArgs = parse(p)?;
+            o.alerts(&a.env).await
+        }
+        "logs_query" => {
+            let a: LogsArgs = parse(p)?;
+            let to = ts("to", a.to)?.unwrap_or(now);
+            let from = ts("from", a.from)?.unwrap_or(to - time::Duration::hours(1));
+            if from >= to {
+                return Err(Error::invalid("from", "must be before to"));
+            }
+            o.logs_query(LogQuery {
+                env: a.env,
+                service: a.service.filter(|s| !s.is_empty()),
+                from,
+                to,
+                contains: a.contains.filter(|s| !s.is_empty()),
+                level: a.level.map(|l| l.to_lowercase()).filter(|s| !s.is_empty()),
+                limit: a.limit.unwrap_or(120),
+            })
+            .await
+        }
+        other => Err(Error::NotFound(format!(
+            "observability_tool has no action '{}'; actions: {}",
+            crate::incidents::model::clip(other, 60),
+            serde_json::json!(ACTIONS)
+        ))),
+    }
+}

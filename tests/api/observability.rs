@@ -1,0 +1,235 @@
+//! observability_tool against a local Prometheus double that speaks the real HTTP API
+//! (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/alerts`, the success/error envelope) and
+//! against local log files (JSON lines and plain text).
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sofiia::clock::SystemClock;
+
+use crate::helpers::*;
+
+type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+async fn prometheus_double() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    async fn query(
+        State(seen): State<Seen>,
+        Query(q): Query<Vec<(String, String)>>,
+    ) -> (axum::http::StatusCode, Json<Value>) {
+        seen.lock().unwrap().push(("query".into(), q.clone()));
+        let expr = q
+            .iter()
+            .find(|(k, _)| k == "query")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if expr.contains("((") {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"status": "error", "errorType": "bad_data", "error": "1:3: parse error: unexpected left parenthesis"}),
+                ),
+            );
+        }
+        (
+            axum::http::StatusCode::OK,
+            Json(
+                json!({"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {"__name__": "up", "job": "router"}, "value": [1772452800.0, "1"]}]}}),
+            ),
+        )
+    }
+    async fn range(
+        State(seen): State<Seen>,
+        Query(q): Query<Vec<(String, String)>>,
+    ) -> Json<Value> {
+        seen.lock().unwrap().push(("query_range".into(), q));
+        Json(
+            json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"job": "router"}, "values": [[1772452800.0, "0.02"], [1772452860.0, "0.05"]]}]}}),
+        )
+    }
+    async fn alerts() -> Json<Value> {
+        Json(json!({"status": "success", "data": {"alerts": [
+            {"labels": {"alertname": "HighErrorRate", "service": "router", "severity": "page"},
+             "annotations": {"summary": "5xx above 5%"}, "state": "firing",
+             "activeAt": "2026-03-02T11:50:00Z", "value": "0.07"}]}}))
+    }
+    let app = Router::new()
+        .route("/api/v1/query", get(query))
+        .route("/api/v1/query_range", get(range))
+        .route("/api/v1/alerts", get(alerts))
+        .with_state(seen.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+async fn tool(app: &TestApp, body: Value) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url("/v1/tools/observability_tool"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    split(r).await
+}
+
+#[tokio::test]
+async fn metrics_alerts_and_logs_from_configured_sources() {
+    let (prom, seen) = prometheus_double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("router-1.log"),
+        "{\"ts\":\"2026-03-02T11:55:00Z\",\"level\":\"error\",\"service\":\"router\",\"msg\":\"upstream reset by payments\"}\n\
+         {\"ts\":\"2026-03-02T11:56:00Z\",\"level\":\"info\",\"service\":\"router\",\"msg\":\"request ok\"}\n\
+         {\"ts\":\"2026-03-02T11:57:00Z\",\"level\":\"error\",\"service\":\"billing\",\"msg\":\"upstream reset\"}\n\
+         {\"ts\":\"2026-03-02T09:00:00Z\",\"level\":\"error\",\"service\":\"router\",\"msg\":\"too old\"}\n\
+         not json and no time\n",
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("router-2.log"),
+        "2026-03-02T11:58:00Z ERROR router: upstream reset again\n",
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("other.txt"),
+        "2026-03-02T11:58:00Z ERROR router: not matched by the pattern\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("observability_sources.yml"),
+        format!(
+            "envs:\n  prod:\n    prometheus: {{url: \"{prom}\"}}\n    logs: {{files: [\"{}\"]}}\n",
+            logs.join("router-*.log").display()
+        ),
+    )
+    .unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config)
+    })
+    .await;
+
+    let (s, v) = tool(&app, json!({"action": "metrics_query", "query": "up{job=\"router\"}", "time": "2026-03-02T12:00:00Z"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["resultType"], "vector");
+    assert_eq!(v["result"]["result"][0]["value"][1], "1");
+    let (s, v) = tool(
+        &app,
+        json!({"action": "metrics_query", "query": "rate(x[5m])",
+        "start": "2026-03-02T11:00:00Z", "end": "2026-03-02T12:00:00Z", "step": 60}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["resultType"], "matrix");
+    {
+        let seen = seen.lock().unwrap();
+        let (path, q) = &seen[0];
+        assert_eq!(path, "query");
+        assert!(q.contains(&("query".into(), "up{job=\"router\"}".into())));
+        assert!(
+            q.contains(&("time".into(), "1772452800.000".into())),
+            "{q:?}"
+        );
+        let (path, q) = &seen[1];
+        assert_eq!(path, "query_range");
+        assert!(
+            q.contains(&("start".into(), "1772449200.000".into())),
+            "{q:?}"
+        );
+        assert!(q.contains(&("step".into(), "60".into())));
+    }
+    // Prometheus's own error envelope comes back as a 422 naming the query.
+    let (s, v) = tool(&app, json!({"action": "metrics_query", "query": "((up"})).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("bad_data"));
+    let (s, v) = tool(&app, json!({"action": "alerts"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["result"]["alerts"][0]["labels"]["alertname"],
+        "HighErrorRate"
+    );
+
+    let (s, v) = tool(
+        &app,
+        json!({"action": "logs_query", "service": "router", "level": "error",
+        "from": "2026-03-02T11:00:00Z", "to": "2026-03-02T12:00:00Z"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let msgs: Vec<&str> = v["result"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "upstream reset by payments",
+            "2026-03-02T11:58:00Z ERROR router: upstream reset again"
+        ]
+    );
+    assert_eq!(v["result"]["files"], 2);
+    let (_, v) = tool(
+        &app,
+        json!({"action": "logs_query", "contains": "RESET", "from": "2026-03-02T11:00:00Z",
+        "to": "2026-03-02T12:00:00Z", "limit": 1}),
+    )
+    .await;
+    assert_eq!(v["result"]["matched"], 3);
+    assert_eq!(v["result"]["lines"].as_array().unwrap().len(), 1);
+
+    // Not configured: said so, not invented.
+    let (s, v) = tool(&app, json!({"action": "alerts", "env": "staging"})).await;
+    assert_eq!(s, 404, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no metrics source is configured for env 'staging'"));
+    assert_error(&tool(&app, json!({"action": "logs_query", "from": "2026-03-02T12:00:00Z", "to": "2026-03-02T11:00:00Z"})).await, 422, "invalid_field");
+    assert_error(
+        &tool(&app, json!({"action": "metrics_query", "query": ""})).await,
+        422,
+        "invalid_field",
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_prometheus_is_a_503_not_a_made_up_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    // A port nothing listens on.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    std::fs::write(
+        config.join("observability_sources.yml"),
+        format!("envs:\n  prod:\n    prometheus: {{url: \"http://127.0.0.1:{port}\"}}\n"),
+    )
+    .unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config)
+    })
+    .await;
+    let (s, v) = tool(&app, json!({"action": "metrics_query", "query": "up"})).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{v}"
+    );
+}
