@@ -1,10 +1,9 @@
 //! Observability sources (`config/observability_sources.yml`, per env): metrics from the
-//! Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/alerts`) and logs
-//! from local files (JSON lines or plain text). Every call goes through the shared outbound
-//! client (allowlist, timeouts, retries, circuit breaker). A source that is not configured or
-//! not reachable is reported as such, never invented.
-//!
-//! Loki, trace lookups and SLO status come with the triage graph (issue 6, still open).
+//! Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/alerts`), logs from
+//! Loki's HTTP API (`/loki/api/v1/query_range`) or local files (JSON lines or plain text), and
+//! traces by id from a Jaeger- or Tempo-compatible API (`/api/traces/{id}`). Every call goes
+//! through the shared outbound client (allowlist, timeouts, retries, circuit breaker). A
+//! source that is not configured or not reachable is reported as such, never invented.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -33,6 +32,21 @@ pub struct Sources {
 pub struct EnvSources {
     pub prometheus: Option<Prometheus>,
     pub logs: Option<Logs>,
+    pub traces: Option<Traces>,
+}
+
+/// A trace API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traces {
+    pub url: String,
+    /// `jaeger` (default) or `tempo`.
+    #[serde(default = "jaeger")]
+    pub api: String,
+}
+
+fn jaeger() -> String {
+    "jaeger".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,13 +55,21 @@ pub struct Prometheus {
     pub url: String,
 }
 
-/// Local log files: every file matching one of `paths` (a `*` in the file name is a
-/// wildcard). Lines are JSON objects (`ts`/`time`/`timestamp`, `level`, `service`,
-/// `msg`/`message`) or plain text.
+/// Logs: local files (every file matching one of `files`; a `*` in the file name is a
+/// wildcard; lines are JSON objects with `ts`/`time`/`timestamp`, `level`, `service`,
+/// `msg`/`message`, or plain text), or a Loki URL (streams selected by `service_label`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
+    #[serde(default)]
     pub files: Vec<PathBuf>,
+    pub loki: Option<String>,
+    #[serde(default = "service_label")]
+    pub service_label: String,
+}
+
+fn service_label() -> String {
+    "service".into()
 }
 
 /// Default: no source anywhere (triage reports them unavailable until configured).
@@ -57,18 +79,58 @@ impl Sources {
     pub fn load(config_dir: Option<&Path>) -> std::result::Result<Sources, ConfigError> {
         let s: Sources =
             crate::gateway::policy::load(config_dir, "observability_sources.yml", DEFAULT_SOURCES)?;
-        for (env, src) in &s.envs {
-            if crate::config::Env::parse(env).is_none() {
+        let mut s = s;
+        // Canonical env names (`production` is `prod`), as tool calls name them.
+        let mut canonical = BTreeMap::new();
+        for (env, src) in std::mem::take(&mut s.envs) {
+            let Some(e) = crate::config::Env::parse(&env) else {
                 return Err(ConfigError(format!(
                     "observability_sources.yml: envs.{env}: not dev, staging or prod"
                 )));
+            };
+            canonical.insert(e.as_str().to_string(), src);
+        }
+        s.envs = canonical;
+        for (env, src) in &s.envs {
+            let http = |u: &str| {
+                reqwest::Url::parse(u)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            };
+            let bad = |field: &str| {
+                Err(ConfigError(format!(
+                    "observability_sources.yml: envs.{env}.{field}: not an http(s) URL"
+                )))
+            };
+            if src.prometheus.as_ref().is_some_and(|p| !http(&p.url)) {
+                return bad("prometheus.url");
             }
-            if let Some(p) = &src.prometheus {
-                let ok = reqwest::Url::parse(&p.url)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-                if !ok {
+            if src.traces.as_ref().is_some_and(|t| !http(&t.url)) {
+                return bad("traces.url");
+            }
+            if let Some(t) = &src.traces {
+                if !matches!(t.api.as_str(), "jaeger" | "tempo") {
                     return Err(ConfigError(format!(
-                        "observability_sources.yml: envs.{env}.prometheus.url: not an http(s) URL"
+                        "observability_sources.yml: envs.{env}.traces.api: '{}' is not jaeger or tempo",
+                        t.api
+                    )));
+                }
+            }
+            if let Some(l) = &src.logs {
+                if l.loki.as_deref().is_some_and(|u| !http(u)) {
+                    return bad("logs.loki");
+                }
+                if l.loki.is_some() != l.files.is_empty() {
+                    return Err(ConfigError(format!(
+                        "observability_sources.yml: envs.{env}.logs: give either files or loki"
+                    )));
+                }
+                let label_ok = !l.service_label.is_empty()
+                    && l.service_label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !label_ok {
+                    return Err(ConfigError(format!(
+                        "observability_sources.yml: envs.{env}.logs.service_label: letters, digits and _"
                     )));
                 }
             }
@@ -110,18 +172,27 @@ impl Observability {
         json!({
             "metrics": e.and_then(|e| e.prometheus.as_ref()).is_some(),
             "logs": e.and_then(|e| e.logs.as_ref()).is_some(),
+            "traces": e.and_then(|e| e.traces.as_ref()).is_some(),
         })
     }
 
-    async fn prom_get(&self, env: &str, path: &str, params: &[(&str, String)]) -> Result<Json> {
-        let p = self
-            .env(env)
-            .and_then(|e| e.prometheus.as_ref())
-            .ok_or_else(|| unavailable("metrics", env))?;
-        let mut url = reqwest::Url::parse(&p.url)
-            .map_err(|_| Error::Internal("prometheus url".into()))?
-            .join(path)
-            .map_err(|_| Error::Internal("prometheus url".into()))?;
+    /// GET `base` + `path` with query params; the JSON body and the HTTP status.
+    async fn get_json(
+        &self,
+        what: &str,
+        env: &str,
+        base: &str,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(reqwest::StatusCode, Json)> {
+        let base = if base.ends_with('/') {
+            base.to_string()
+        } else {
+            format!("{base}/")
+        };
+        let mut url = reqwest::Url::parse(&base)
+            .and_then(|u| u.join(path))
+            .map_err(|_| Error::Internal(format!("{what} url")))?;
         {
             let mut q = url.query_pairs_mut();
             for (k, v) in params {
@@ -133,14 +204,25 @@ impl Observability {
             .send(reqwest::Method::GET, url.as_str(), None)
             .await
             .map_err(|e| Error::Unavailable {
-                message: format!("prometheus ({env}): {e}"),
+                message: format!("{what} ({env}): {e}"),
                 retry_after_s: 5,
             })?;
         let status = res.status();
         let body: Json = res.json().await.map_err(|e| Error::Unavailable {
-            message: format!("prometheus ({env}) answered something that is not JSON: {e}"),
+            message: format!("{what} ({env}) answered something that is not JSON: {e}"),
             retry_after_s: 5,
         })?;
+        Ok((status, body))
+    }
+
+    async fn prom_get(&self, env: &str, path: &str, params: &[(&str, String)]) -> Result<Json> {
+        let p = self
+            .env(env)
+            .and_then(|e| e.prometheus.as_ref())
+            .ok_or_else(|| unavailable("metrics", env))?;
+        let (status, body) = self
+            .get_json("prometheus", env, &p.url, path, params)
+            .await?;
         // Prometheus: {"status":"success","data":…} or {"status":"error","errorType","error"}.
         if body["status"] != "success" {
             let msg = body["error"].as_str().unwrap_or("unknown error");
@@ -220,9 +302,140 @@ impl Observability {
         if q.limit == 0 || q.limit > 1000 {
             return Err(Error::invalid("limit", "1-1000"));
         }
+        if let Some(loki) = &logs.loki {
+            return self.loki_query(loki, &logs.service_label, &q).await;
+        }
         tokio::task::spawn_blocking(move || read_logs(&logs, &q))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// `GET /loki/api/v1/query_range` with a LogQL selector and line filters.
+    async fn loki_query(&self, url: &str, label: &str, q: &LogQuery) -> Result<Json> {
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+        let mut logql = match &q.service {
+            Some(s) => format!("{{{label}={}}}", quote(s)),
+            None => format!("{{{label}=~\".+\"}}"),
+        };
+        if let Some(c) = &q.contains {
+            logql.push_str(&format!(
+                " |~ {}",
+                quote(&format!("(?i){}", regex::escape(c)))
+            ));
+        }
+        if let Some(l) = &q.level {
+            logql.push_str(&format!(
+                " |~ {}",
+                quote(&format!("(?i){}", regex::escape(l)))
+            ));
+        }
+        let ns = |t: OffsetDateTime| t.unix_timestamp_nanos().to_string();
+        let (status, body) = self
+            .get_json(
+                "loki",
+                &q.env,
+                url,
+                "loki/api/v1/query_range",
+                &[
+                    ("query", logql.clone()),
+                    ("start", ns(q.from)),
+                    ("end", ns(q.to)),
+                    ("limit", q.limit.to_string()),
+                    ("direction", "backward".into()),
+                ],
+            )
+            .await?;
+        if body["status"] != "success" {
+            let msg = body["error"]
+                .as_str()
+                .or(body["message"].as_str())
+                .unwrap_or("unknown error");
+            return Err(if status.is_client_error() {
+                Error::invalid("query", format!("loki refused it: {msg}"))
+            } else {
+                Error::Unavailable {
+                    message: format!("loki ({}): {msg}", q.env),
+                    retry_after_s: 5,
+                }
+            });
+        }
+        let mut lines: Vec<(i128, Json)> = Vec::new();
+        for stream in body["data"]["result"].as_array().into_iter().flatten() {
+            let labels = &stream["stream"];
+            for v in stream["values"].as_array().into_iter().flatten() {
+                let ts_ns: i128 = v[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                let line = v[1].as_str().unwrap_or("");
+                let ts = OffsetDateTime::from_unix_timestamp_nanos(ts_ns).ok();
+                let (_, level, service, msg) = parse_line(line).unwrap_or_default();
+                lines.push((
+                    ts_ns,
+                    json!({"ts": ts.map(crate::clock::rfc3339), "level": level,
+                           "service": if service.is_empty() { labels[label].clone() } else { json!(service) },
+                           "message": msg}),
+                ));
+            }
+        }
+        lines.sort_by_key(|l| l.0);
+        let matched = lines.len();
+        Ok(json!({"source": "loki", "query": logql, "matched": matched,
+                  "lines": lines.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}))
+    }
+
+    /// A trace by id: span count, services, duration, error spans, and the spans themselves
+    /// (at most 500).
+    pub async fn trace(&self, env: &str, trace_id: &str) -> Result<Json> {
+        let t = self
+            .env(env)
+            .and_then(|e| e.traces.clone())
+            .ok_or_else(|| unavailable("traces", env))?;
+        let ok =
+            (16..=32).contains(&trace_id.len()) && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(Error::invalid("trace_id", "16-32 hex digits"));
+        }
+        let (status, body) = self
+            .get_json(
+                "traces",
+                env,
+                &t.url,
+                &format!("api/traces/{trace_id}"),
+                &[],
+            )
+            .await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::NotFound(format!(
+                "trace {trace_id} not found in {env}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(Error::Unavailable {
+                message: format!("traces ({env}): HTTP {status}"),
+                retry_after_s: 5,
+            });
+        }
+        let spans = if t.api == "tempo" {
+            tempo_spans(&body)
+        } else {
+            jaeger_spans(&body)
+        };
+        let start = spans.iter().filter_map(|s| s["start_us"].as_i64()).min();
+        let end = spans
+            .iter()
+            .filter_map(|s| Some(s["start_us"].as_i64()? + s["duration_us"].as_i64()?))
+            .max();
+        let mut services: Vec<String> = spans
+            .iter()
+            .filter_map(|s| s["service"].as_str().map(str::to_string))
+            .collect();
+        services.sort();
+        services.dedup();
+        let errors = spans.iter().filter(|s| s["error"] == true).count();
+        Ok(json!({
+            "trace_id": trace_id, "api": t.api, "spans": spans.len(), "services": services,
+            "duration_ms": start.zip(end).map(|(a, b)| (b - a) as f64 / 1000.0),
+            "error_spans": errors,
+            "items": spans.into_iter().take(500).collect::<Vec<_>>(),
+        }))
     }
 }
 
@@ -371,4 +584,64 @@ fn read_logs(logs: &Logs, q: &LogQuery) -> Result<Json> {
         json!({"source": "files", "files": files.len(), "scanned_lines": scanned,
               "matched": total, "lines": keep}),
     )
+}
+
+/// Spans of a Jaeger `/api/traces/{id}` answer: `{"data":[{"spans":[…],"processes":{…}}]}`.
+fn jaeger_spans(body: &Json) -> Vec<Json> {
+    let mut out = Vec::new();
+    for trace in body["data"].as_array().into_iter().flatten() {
+        let procs = &trace["processes"];
+        for s in trace["spans"].as_array().into_iter().flatten() {
+            let pid = s["processID"].as_str().unwrap_or("");
+            let error = s["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"));
+            out.push(json!({
+                "span_id": s["spanID"], "operation": s["operationName"],
+                "service": procs[pid]["serviceName"], "start_us": s["startTime"],
+                "duration_us": s["duration"], "error": error,
+            }));
+        }
+    }
+    out
+}
+
+/// Spans of a Tempo `/api/traces/{id}` answer (OTLP JSON: `batches[].resource` and
+/// `scopeSpans[].spans[]`, or the older `instrumentationLibrarySpans`).
+fn tempo_spans(body: &Json) -> Vec<Json> {
+    let mut out = Vec::new();
+    for b in body["batches"].as_array().into_iter().flatten() {
+        let service = b["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == "service.name")
+            .map(|a| a["value"]["stringValue"].clone())
+            .unwrap_or(Json::Null);
+        let scopes = b["scopeSpans"]
+            .as_array()
+            .or(b["instrumentationLibrarySpans"].as_array());
+        for sc in scopes.into_iter().flatten() {
+            for s in sc["spans"].as_array().into_iter().flatten() {
+                let ns = |k: &str| {
+                    s[k].as_str()
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .or(s[k].as_i64())
+                };
+                let start = ns("startTimeUnixNano").map(|v| v / 1000);
+                let end = ns("endTimeUnixNano").map(|v| v / 1000);
+                // OTLP status code 2 = ERROR (as a number or its enum name).
+                let code = &s["status"]["code"];
+                let error = code == 2 || code == "STATUS_CODE_ERROR";
+                out.push(json!({
+                    "span_id": s["spanId"], "operation": s["name"], "service": service,
+                    "start_us": start, "duration_us": start.zip(end).map(|(a, b)| b - a),
+                    "error": error,
+                }));
+            }
+        }
+    }
+    out
 }

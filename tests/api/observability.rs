@@ -233,3 +233,164 @@ async fn an_unreachable_prometheus_is_a_503_not_a_made_up_answer() {
         "{v}"
     );
 }
+
+/// Loki, Jaeger and Tempo doubles speaking their real response formats.
+async fn loki_jaeger_tempo_double() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    async fn loki(State(seen): State<Seen>, Query(q): Query<Vec<(String, String)>>) -> Json<Value> {
+        seen.lock().unwrap().push(("loki".into(), q));
+        Json(
+            json!({"status": "success", "data": {"resultType": "streams", "result": [
+            {"stream": {"service": "router", "level": "error"}, "values": [
+                ["1772452680000000000", "{\"level\":\"error\",\"msg\":\"upstream reset by payments\"}"],
+                ["1772452620000000000", "plain line without json"]]}]}}),
+        )
+    }
+    async fn jaeger(
+        axum::extract::Path(id): axum::extract::Path<String>,
+    ) -> (axum::http::StatusCode, Json<Value>) {
+        if id != "4bf92f3577b34da6a3ce929d0e0e4736" {
+            return (
+                axum::http::StatusCode::NOT_FOUND,
+                Json(json!({"data": null, "errors": [{"code": 404, "msg": "trace not found"}]})),
+            );
+        }
+        (
+            axum::http::StatusCode::OK,
+            Json(json!({"data": [{"traceID": id, "spans": [
+            {"traceID": id, "spanID": "a1", "operationName": "GET /checkout", "processID": "p1",
+             "startTime": 1772452680000000i64, "duration": 250000, "tags": []},
+            {"traceID": id, "spanID": "b2", "operationName": "charge", "processID": "p2",
+             "startTime": 1772452680050000i64, "duration": 180000, "tags": [{"key": "error", "type": "bool", "value": true}]}],
+            "processes": {"p1": {"serviceName": "router"}, "p2": {"serviceName": "payments"}}}]})),
+        )
+    }
+    async fn tempo(axum::extract::Path(_id): axum::extract::Path<String>) -> Json<Value> {
+        Json(
+            json!({"batches": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "router"}}]},
+            "scopeSpans": [{"spans": [{"spanId": "c3", "name": "GET /", "startTimeUnixNano": "1772452680000000000",
+                "endTimeUnixNano": "1772452680100000000", "status": {"code": 2}}]}]}]}),
+        )
+    }
+    let app = Router::new()
+        .route("/loki/api/v1/query_range", get(loki))
+        .route("/jaeger/api/traces/{id}", get(jaeger))
+        .route("/tempo/api/traces/{id}", get(tempo))
+        .with_state(seen.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn logs_from_loki_and_traces_from_jaeger_and_tempo() {
+    let (base, seen) = loki_jaeger_tempo_double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("observability_sources.yml"),
+        format!(
+            "envs:\n  prod:\n    logs: {{loki: \"{base}\"}}\n    traces: {{url: \"{base}/jaeger\"}}\n  staging:\n    traces: {{url: \"{base}/tempo\", api: tempo}}\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config)
+    })
+    .await;
+
+    let (s, v) = tool(
+        &app,
+        json!({"action": "logs_query", "service": "router", "contains": "reset\"x",
+        "from": "2026-03-02T11:00:00Z", "to": "2026-03-02T12:00:00Z", "limit": 50}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = &v["result"];
+    assert_eq!(r["source"], "loki");
+    assert_eq!(r["lines"][0]["message"], "plain line without json");
+    assert_eq!(r["lines"][1]["message"], "upstream reset by payments");
+    assert_eq!(r["lines"][1]["level"], "error");
+    assert_eq!(r["lines"][1]["service"], "router");
+    {
+        let seen = seen.lock().unwrap();
+        let q = &seen[0].1;
+        // A real LogQL selector with the caller's text escaped, and nanosecond bounds.
+        assert!(
+            q.contains(&(
+                "query".into(),
+                "{service=\"router\"} |~ \"(?i)reset\\\"x\"".into()
+            )),
+            "{q:?}"
+        );
+        assert!(
+            q.contains(&("start".into(), "1772449200000000000".into())),
+            "{q:?}"
+        );
+        assert!(q.contains(&("direction".into(), "backward".into())));
+    }
+
+    let (s, v) = tool(
+        &app,
+        json!({"action": "traces_lookup", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = &v["result"];
+    assert_eq!(r["spans"], 2);
+    assert_eq!(r["services"], json!(["payments", "router"]));
+    assert_eq!(r["error_spans"], 1);
+    assert_eq!(r["duration_ms"], 250.0);
+    assert_error(
+        &tool(
+            &app,
+            json!({"action": "traces_lookup", "trace_id": "00000000000000000000000000000001"}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &tool(
+            &app,
+            json!({"action": "traces_lookup", "trace_id": "../../x"}),
+        )
+        .await,
+        422,
+        "invalid_field",
+    );
+
+    let (s, v) = tool(&app, json!({"action": "traces_lookup", "env": "staging", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["api"], "tempo");
+    assert_eq!(v["result"]["services"], json!(["router"]));
+    assert_eq!(v["result"]["error_spans"], 1);
+    assert_eq!(v["result"]["duration_ms"], 100.0);
+}
+
+#[test]
+fn source_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (yml, needle) in [
+        (
+            "envs: {prod: {prometheus: {url: \"ftp://x\"}}}",
+            "prometheus.url",
+        ),
+        ("envs: {qa: {}}", "envs.qa"),
+        (
+            "envs: {prod: {logs: {files: [a.log], loki: \"http://x\"}}}",
+            "either files or loki",
+        ),
+        (
+            "envs: {prod: {traces: {url: \"http://x\", api: zipkin}}}",
+            "jaeger or tempo",
+        ),
+        ("envs: {prod: {metrics: {}}}", "unknown field"),
+    ] {
+        std::fs::write(dir.path().join("observability_sources.yml"), yml).unwrap();
+        let e = sofiia::observability::Sources::load(Some(dir.path())).unwrap_err();
+        assert!(e.0.contains(needle), "{yml}: {}", e.0);
+    }
+}

@@ -1,5 +1,6 @@
 //! `observability_tool`: `metrics_query` (Prometheus instant or range query), `alerts`
-//! (Prometheus active alerts) and `logs_query` (local log files), per env.
+//! (Prometheus active alerts), `logs_query` (Loki or local log files) and `traces_lookup`
+//! (Jaeger or Tempo), per env.
 
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::observability::{LogQuery, Observability};
 
 /// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 3] = ["metrics_query", "alerts", "logs_query"];
+pub const ACTIONS: [&str; 4] = ["metrics_query", "alerts", "logs_query", "traces_lookup"];
 
 fn default_env() -> String {
     "prod".into()
@@ -48,6 +49,21 @@ struct LogsArgs {
     limit: Option<usize>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceArgs {
+    #[serde(default = "default_env")]
+    env: String,
+    trace_id: String,
+}
+
+/// `prod`, `production`… → the canonical env name.
+fn env_of(s: &str) -> Result<String> {
+    crate::config::Env::parse(s)
+        .map(|e| e.as_str().to_string())
+        .ok_or_else(|| Error::invalid("env", "dev, staging or prod"))
+}
+
 fn ts(field: &str, v: Option<String>) -> Result<Option<OffsetDateTime>> {
     v.map(|s| {
         crate::clock::parse_ts(&s).ok_or_else(|| {
@@ -83,12 +99,12 @@ pub async fn call(
                 (None, None) => None,
                 _ => return Err(Error::invalid("start", "give start and end together")),
             };
-            o.metrics_query(&a.env, &a.query, ts("time", a.time)?, range)
+            o.metrics_query(&env_of(&a.env)?, &a.query, ts("time", a.time)?, range)
                 .await
         }
         "alerts" => {
             let a: AlertsArgs = parse(p)?;
-            o.alerts(&a.env).await
+            o.alerts(&env_of(&a.env)?).await
         }
         "logs_query" => {
             let a: LogsArgs = parse(p)?;
@@ -98,7 +114,7 @@ pub async fn call(
                 return Err(Error::invalid("from", "must be before to"));
             }
             o.logs_query(LogQuery {
-                env: a.env,
+                env: env_of(&a.env)?,
                 service: a.service.filter(|s| !s.is_empty()),
                 from,
                 to,
@@ -107,6 +123,10 @@ pub async fn call(
                 limit: a.limit.unwrap_or(120),
             })
             .await
+        }
+        "traces_lookup" => {
+            let a: TraceArgs = parse(p)?;
+            o.trace(&env_of(&a.env)?, &a.trace_id).await
         }
         other => Err(Error::NotFound(format!(
             "observability_tool has no action '{}'; actions: {}",
