@@ -120,7 +120,16 @@ impl AppState {
             crate::gateway::Rooms {
                 incidents: incidents.clone(),
                 search: search.clone(),
-                observability: crate::observability::Observability::new(sources, outbound.clone()),
+                observability: crate::observability::Observability::new(
+                    sources,
+                    crate::observability::SloPolicy::load(settings.config_dir.as_deref()).map_err(
+                        |e| Error::Validation {
+                            code: "config",
+                            message: e.0,
+                        },
+                    )?,
+                    outbound.clone(),
+                ),
                 reports_dir: settings.data_dir.join("reports"),
             },
             clock.clone(),

@@ -72,6 +72,83 @@ fn service_label() -> String {
     "service".into()
 }
 
+/// `slo_policy.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloPolicy {
+    pub defaults: Slo,
+    pub queries: SloQueries,
+    #[serde(default)]
+    pub services: BTreeMap<String, SloOverride>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    pub availability: f64,
+    pub latency_p95_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloOverride {
+    pub availability: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloQueries {
+    pub error_rate: String,
+    pub latency_p95_ms: String,
+}
+
+/// Default SLO policy, identical to the shipped file.
+pub const DEFAULT_SLO: &str = include_str!("../../config/slo_policy.yml");
+
+impl SloPolicy {
+    pub fn load(config_dir: Option<&Path>) -> std::result::Result<SloPolicy, ConfigError> {
+        let p: SloPolicy = crate::gateway::policy::load(config_dir, "slo_policy.yml", DEFAULT_SLO)?;
+        let check = |name: &str, a: Option<f64>, l: Option<f64>| {
+            if a.is_some_and(|a| !(0.5..1.0).contains(&a))
+                || l.is_some_and(|l| l.is_nan() || l <= 0.0)
+            {
+                return Err(ConfigError(format!(
+                    "slo_policy.yml: {name}: availability must be in [0.5, 1) and latency_p95_ms above 0"
+                )));
+            }
+            Ok(())
+        };
+        check(
+            "defaults",
+            Some(p.defaults.availability),
+            Some(p.defaults.latency_p95_ms),
+        )?;
+        for (svc, o) in &p.services {
+            check(&format!("services.{svc}"), o.availability, o.latency_p95_ms)?;
+        }
+        Ok(p)
+    }
+
+    /// The objective of `service`.
+    pub fn for_service(&self, service: &str) -> Slo {
+        let o = self.services.get(service).copied().unwrap_or_default();
+        Slo {
+            availability: o.availability.unwrap_or(self.defaults.availability),
+            latency_p95_ms: o.latency_p95_ms.unwrap_or(self.defaults.latency_p95_ms),
+        }
+    }
+}
+
+/// The first sample of an instant-vector answer, if any.
+fn first_value(data: &Json) -> Option<f64> {
+    data["result"].as_array()?.first()?["value"][1]
+        .as_str()?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
 /// Default: no source anywhere (triage reports them unavailable until configured).
 pub const DEFAULT_SOURCES: &str = include_str!("../../config/observability_sources.yml");
 
@@ -143,6 +220,7 @@ impl Sources {
 #[derive(Clone)]
 pub struct Observability {
     sources: Arc<Sources>,
+    slo: Arc<SloPolicy>,
     outbound: Arc<Outbound>,
 }
 
@@ -155,11 +233,47 @@ fn unavailable(what: &str, env: &str) -> Error {
 }
 
 impl Observability {
-    pub fn new(sources: Sources, outbound: Arc<Outbound>) -> Observability {
+    pub fn new(sources: Sources, slo: SloPolicy, outbound: Arc<Outbound>) -> Observability {
         Observability {
             sources: Arc::new(sources),
+            slo: Arc::new(slo),
             outbound,
         }
+    }
+
+    /// The service's objectives against Prometheus now: error rate and burn rate of the error
+    /// budget, p95 latency against its target. Missing series are `no_data`, not zeros.
+    pub async fn slo_status(&self, env: &str, service: &str) -> Result<Json> {
+        crate::incidents::model::check_token("service", service, 64)?;
+        let slo = self.slo.for_service(service);
+        let q = |t: &str| t.replace("{service}", service);
+        let err = first_value(
+            &self
+                .metrics_query(env, &q(&self.slo.queries.error_rate), None, None)
+                .await?,
+        );
+        let lat = first_value(
+            &self
+                .metrics_query(env, &q(&self.slo.queries.latency_p95_ms), None, None)
+                .await?,
+        );
+        let budget = 1.0 - slo.availability;
+        let burn = err.map(|e| e / budget);
+        let status = match (burn, lat) {
+            (None, None) => "no_data",
+            (Some(b), _) if b >= 6.0 => "fast_burn",
+            (Some(b), _) if b >= 1.0 => "burning",
+            (_, Some(l)) if l > slo.latency_p95_ms => "slow",
+            _ => "ok",
+        };
+        let r = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        Ok(json!({
+            "service": service, "env": env, "status": status,
+            "objective": {"availability": slo.availability, "latency_p95_ms": slo.latency_p95_ms},
+            "error_rate": err.map(r), "error_budget": r(budget), "burn_rate": burn.map(|b| (b * 100.0).round() / 100.0),
+            "latency_p95_ms": lat.map(|l| (l * 10.0).round() / 10.0),
+            "latency_over_target": lat.map(|l| l > slo.latency_p95_ms),
+        }))
     }
 
     fn env(&self, env: &str) -> Option<&EnvSources> {

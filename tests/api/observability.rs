@@ -34,11 +34,18 @@ async fn prometheus_double() -> (String, Seen) {
                 ),
             );
         }
+        let value = if expr.contains("http_requests_total") {
+            "0.02"
+        } else if expr.contains("histogram_quantile") {
+            "850"
+        } else {
+            "1"
+        };
         (
             axum::http::StatusCode::OK,
             Json(
                 json!({"status": "success", "data": {"resultType": "vector", "result": [
-                {"metric": {"__name__": "up", "job": "router"}, "value": [1772452800.0, "1"]}]}}),
+                {"metric": {"__name__": "up", "job": "router"}, "value": [1772452800.0, value]}]}}),
             ),
         )
     }
@@ -115,10 +122,42 @@ async fn metrics_alerts_and_logs_from_configured_sources() {
         ),
     )
     .unwrap();
+    std::fs::write(
+        config.join("slo_policy.yml"),
+        "defaults: {availability: 0.995, latency_p95_ms: 500}\n\
+         queries:\n  error_rate: 'sum(rate(http_requests_total{service=\"{service}\",code=~\"5..\"}[5m]))'\n  \
+         latency_p95_ms: 'histogram_quantile(0.95, x{service=\"{service}\"})'\n\
+         services: {router: {availability: 0.99}}\n",
+    )
+    .unwrap();
     let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
         s.config_dir = Some(config)
     })
     .await;
+
+    // SLO status: 2% errors against router's 1% budget is a burn rate of 2; p95 850 ms is
+    // over the 500 ms default; billing, with the 0.5% default budget, burns at 4.
+    let (s, v) = tool(&app, json!({"action": "slo_status", "service": "router"})).await;
+    assert_eq!(s, 200, "{v}");
+    let r = &v["result"];
+    assert_eq!(r["status"], "burning", "{r}");
+    assert_eq!(r["burn_rate"], 2.0);
+    assert_eq!(r["error_rate"], 0.02);
+    assert_eq!(r["latency_p95_ms"], 850.0);
+    assert_eq!(r["latency_over_target"], true);
+    let (_, v) = tool(&app, json!({"action": "slo_status", "service": "billing"})).await;
+    assert_eq!(v["result"]["burn_rate"], 4.0);
+    assert_eq!(v["result"]["status"], "burning");
+    assert_error(
+        &tool(
+            &app,
+            json!({"action": "slo_status", "service": "x\"} or vector(1)"}),
+        )
+        .await,
+        422,
+        "invalid_field",
+    );
+    seen.lock().unwrap().clear();
 
     let (s, v) = tool(&app, json!({"action": "metrics_query", "query": "up{job=\"router\"}", "time": "2026-03-02T12:00:00Z"})).await;
     assert_eq!(s, 200, "{v}");

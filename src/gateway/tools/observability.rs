@@ -11,7 +11,13 @@ use crate::error::{Error, Result};
 use crate::observability::{LogQuery, Observability};
 
 /// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 4] = ["metrics_query", "alerts", "logs_query", "traces_lookup"];
+pub const ACTIONS: [&str; 5] = [
+    "metrics_query",
+    "alerts",
+    "logs_query",
+    "traces_lookup",
+    "slo_status",
+];
 
 fn default_env() -> String {
     "prod".into()
@@ -47,6 +53,14 @@ struct LogsArgs {
     contains: Option<String>,
     level: Option<String>,
     limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SloArgs {
+    #[serde(default = "default_env")]
+    env: String,
+    service: String,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +137,10 @@ pub async fn call(
                 limit: a.limit.unwrap_or(120),
             })
             .await
+        }
+        "slo_status" => {
+            let a: SloArgs = parse(p)?;
+            o.slo_status(&env_of(&a.env)?, &a.service).await
         }
         "traces_lookup" => {
             let a: TraceArgs = parse(p)?;
