@@ -344,7 +344,15 @@ fn runbook_and_backup_commands_work_offline_and_against_a_keyed_server() {
     let _ = lines.next().unwrap().unwrap();
     std::thread::spawn(move || for _ in lines {});
 
-    let o = sofiia(&["runbooks", "search", "--json", "disk", "full"], true);
+    // The server opens its index in the background: until then a search answers 503.
+    let mut o = sofiia(&["runbooks", "search", "--json", "disk", "full"], true);
+    for _ in 0..100 {
+        if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("503") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        o = sofiia(&["runbooks", "search", "--json", "disk", "full"], true);
+    }
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["items"][0]["path"], "disk-full.md", "{r}");
