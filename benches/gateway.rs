@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use sofiia::app::App;
-use sofiia::config::{Env, Settings};
+use sofiia::config::Settings;
 use sofiia::gateway::auth::Principal;
 use sofiia::gateway::ToolCall;
 
@@ -35,22 +35,8 @@ fn main() {
     )
     .unwrap();
     let settings = Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: tmp.path().join("data"),
         config_dir: Some(cfg),
-        env: Env::Dev,
-        build_id: "bench".into(),
-        artifacts_dir: tmp.path().join("data/incidents"),
-        legacy_backends: vec![],
-        checkpoint_ms: 500,
-        console_api_key: None,
-        cors_origins: vec![],
-        runbook_dirs: vec![],
-        runbooks_poll_ms: 2000,
-        run_ttl_sec: 86_400,
-        graph_workers: 4,
-        supervisor_internal_key: None,
+        ..Settings::ephemeral(&tmp.path().join("data"), "bench")
     };
     rt.block_on(async {
         let app = App::build(settings).await.unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sofiia::app::App;
-use sofiia::config::{Env, Settings};
+use sofiia::config::Settings;
 use sofiia::error::Result;
 use sofiia::graphs::{Graph, Node, NodeCx, NodeFuture, StartRun, Step};
 
@@ -77,22 +77,9 @@ impl Graph for NoOp5 {
 
 fn settings(dir: &std::path::Path, workers: usize) -> Settings {
     Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: dir.to_path_buf(),
-        config_dir: None,
-        env: Env::Dev,
-        build_id: "bench".into(),
-        artifacts_dir: dir.join("incidents"),
-        legacy_backends: vec![],
-        checkpoint_ms: 500,
-        console_api_key: None,
-        cors_origins: vec![],
-        runbook_dirs: vec![],
         runbooks_poll_ms: 60_000,
-        run_ttl_sec: 86_400,
         graph_workers: workers,
-        supervisor_internal_key: None,
+        ..Settings::ephemeral(dir, "bench")
     }
 }
 

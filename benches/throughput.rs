@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, TableDefinition};
 use serde_json::json;
 use sofiia::app::App;
-use sofiia::config::{Env, Settings};
+use sofiia::config::Settings;
 use sofiia::incidents::model::{Incident, Severity, Status};
 use sofiia::incidents::{new_event, tables};
 
@@ -28,24 +28,7 @@ fn secs() -> Duration {
 }
 
 fn settings(dir: &Path) -> Settings {
-    Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: dir.to_path_buf(),
-        config_dir: None,
-        env: Env::Dev,
-        build_id: "bench".into(),
-        artifacts_dir: dir.join("incidents"),
-        legacy_backends: vec![],
-        checkpoint_ms: 500,
-        console_api_key: None,
-        cors_origins: vec![],
-        runbook_dirs: vec![],
-        runbooks_poll_ms: 2000,
-        run_ttl_sec: 86_400,
-        graph_workers: 4,
-        supervisor_internal_key: None,
-    }
+    Settings::ephemeral(dir, "bench")
 }
 
 fn raw_fsync_rate(dir: &Path) -> f64 {

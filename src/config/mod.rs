@@ -116,6 +116,35 @@ struct FileSettings {
     graph_workers: Option<usize>,
 }
 
+/// A number from the environment (`VAR: 'v' is not <what>`) or the file (`file: key: n is not
+/// between lo and hi`), inside `range`, else `default`.
+fn ranged<T>(
+    (name, from_env): (&str, Option<String>),
+    what: &str,
+    (file_name, key, from_file): (&str, &str, Option<T>),
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match (from_env, from_file) {
+        (Some(v), _) => v
+            .trim()
+            .parse::<T>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError(format!("{name}: '{v}' is not {what}"))),
+        (None, Some(n)) if !range.contains(&n) => Err(ConfigError(format!(
+            "{file_name}: {key}: {n} is not between {} and {}",
+            range.start(),
+            range.end()
+        ))),
+        (None, Some(n)) => Ok(n),
+        (None, None) => Ok(default),
+    }
+}
+
 /// Name of the settings file inside `CONFIG_DIR`.
 pub const SETTINGS_FILE: &str = "sofiia.yml";
 
@@ -248,27 +277,13 @@ impl Settings {
             .or(file.incident_artifacts_dir)
             .unwrap_or_else(|| data_dir.join("incidents"));
 
-        let checkpoint_ms = match var("SOFIIA_CHECKPOINT_MS") {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=3_600_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "SOFIIA_CHECKPOINT_MS: '{v}' is not a number of milliseconds (1-3600000)"
-                    ))
-                })?,
-            None => match file.checkpoint_ms {
-                Some(n) if !(1..=3_600_000).contains(&n) => {
-                    return Err(ConfigError(format!(
-                        "{file_name}: checkpoint_ms: {n} is not between 1 and 3600000"
-                    )))
-                }
-                Some(n) => n,
-                None => 500,
-            },
-        };
+        let checkpoint_ms = ranged(
+            ("SOFIIA_CHECKPOINT_MS", var("SOFIIA_CHECKPOINT_MS")),
+            "a number of milliseconds (1-3600000)",
+            (&file_name, "checkpoint_ms", file.checkpoint_ms),
+            1..=3_600_000,
+            500,
+        )?;
 
         let runbook_dirs = match var("RUNBOOK_DIRS") {
             Some(v) => v
@@ -279,68 +294,27 @@ impl Settings {
                 .collect(),
             None => file.runbook_dirs.unwrap_or_default(),
         };
-        let runbooks_poll_ms = match var("SOFIIA_RUNBOOKS_POLL_MS") {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (100..=3_600_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "SOFIIA_RUNBOOKS_POLL_MS: '{v}' is not a number of milliseconds (100-3600000)"
-                    ))
-                })?,
-            None => match file.runbooks_poll_ms {
-                Some(n) if !(100..=3_600_000).contains(&n) => {
-                    return Err(ConfigError(format!(
-                        "{file_name}: runbooks_poll_ms: {n} is not between 100 and 3600000"
-                    )))
-                }
-                Some(n) => n,
-                None => 2000,
-            },
-        };
-
-        let run_ttl_sec = match var("RUN_TTL_SEC") {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (60..=31_536_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "RUN_TTL_SEC: '{v}' is not a number of seconds (60-31536000)"
-                    ))
-                })?,
-            None => match file.run_ttl_sec {
-                Some(n) if !(60..=31_536_000).contains(&n) => {
-                    return Err(ConfigError(format!(
-                        "{file_name}: run_ttl_sec: {n} is not between 60 and 31536000"
-                    )))
-                }
-                Some(n) => n,
-                None => 86_400,
-            },
-        };
-        let graph_workers = match var("SOFIIA_GRAPH_WORKERS") {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!("SOFIIA_GRAPH_WORKERS: '{v}' is not a number 1-64"))
-                })?,
-            None => match file.graph_workers {
-                Some(n) if !(1..=64).contains(&n) => {
-                    return Err(ConfigError(format!(
-                        "{file_name}: graph_workers: {n} is not between 1 and 64"
-                    )))
-                }
-                Some(n) => n,
-                None => 4,
-            },
-        };
+        let runbooks_poll_ms = ranged(
+            ("SOFIIA_RUNBOOKS_POLL_MS", var("SOFIIA_RUNBOOKS_POLL_MS")),
+            "a number of milliseconds (100-3600000)",
+            (&file_name, "runbooks_poll_ms", file.runbooks_poll_ms),
+            100..=3_600_000,
+            2000,
+        )?;
+        let run_ttl_sec = ranged(
+            ("RUN_TTL_SEC", var("RUN_TTL_SEC")),
+            "a number of seconds (60-31536000)",
+            (&file_name, "run_ttl_sec", file.run_ttl_sec),
+            60..=31_536_000,
+            86_400,
+        )?;
+        let graph_workers = ranged(
+            ("SOFIIA_GRAPH_WORKERS", var("SOFIIA_GRAPH_WORKERS")),
+            "a number 1-64",
+            (&file_name, "graph_workers", file.graph_workers),
+            1..=64,
+            4,
+        )?;
 
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
@@ -376,6 +350,29 @@ impl Settings {
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
         })
+    }
+
+    /// The built-in defaults for `data_dir`, on 127.0.0.1 with a free port and no config
+    /// folder (tests and benchmarks start from this and change what they need).
+    pub fn ephemeral(data_dir: &Path, build_id: &str) -> Settings {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            data_dir: data_dir.to_path_buf(),
+            config_dir: None,
+            env: Env::Dev,
+            build_id: build_id.into(),
+            artifacts_dir: data_dir.join("incidents"),
+            legacy_backends: vec![],
+            checkpoint_ms: 500,
+            console_api_key: None,
+            cors_origins: vec![],
+            runbook_dirs: vec![],
+            runbooks_poll_ms: 2000,
+            run_ttl_sec: 86_400,
+            graph_workers: 4,
+            supervisor_internal_key: None,
+        }
     }
 
     /// Every runbook folder: `DATA_DIR/runbooks` first, then the configured ones.

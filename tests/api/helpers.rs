@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sofiia::app::App;
 use sofiia::clock::{Clock, ManualClock, SystemClock};
-use sofiia::config::{Env, Settings};
+use sofiia::config::Settings;
 
 pub struct TestApp {
     pub base: String,
@@ -18,24 +18,7 @@ pub struct TestApp {
 }
 
 pub fn settings_for(data_dir: &Path) -> Settings {
-    Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: data_dir.to_path_buf(),
-        config_dir: None,
-        env: Env::Dev,
-        build_id: "test".into(),
-        artifacts_dir: data_dir.join("incidents"),
-        legacy_backends: vec![],
-        checkpoint_ms: 500,
-        console_api_key: None,
-        cors_origins: vec![],
-        runbook_dirs: vec![],
-        runbooks_poll_ms: 2000,
-        run_ttl_sec: 86_400,
-        graph_workers: 4,
-        supervisor_internal_key: None,
-    }
+    Settings::ephemeral(data_dir, "test")
 }
 
 pub async fn spawn_app() -> TestApp {
