@@ -24,7 +24,14 @@ use crate::error::{Error, Result};
 use extract::OptionalJson;
 
 /// The rooms (console tabs) this build serves, in the order the console lists them.
-pub const ROOMS: &[&str] = &["overview", "incidents", "runbooks", "events", "settings"];
+pub const ROOMS: &[&str] = &[
+    "overview",
+    "incidents",
+    "ops",
+    "runbooks",
+    "events",
+    "settings",
+];
 
 /// Body limit for ordinary JSON endpoints.
 pub const BODY_LIMIT: usize = 1024 * 1024;
