@@ -18,3 +18,4 @@ mod outbound;
 mod process;
 mod runbooks;
 mod transfer;
+mod triage;
