@@ -754,3 +754,222 @@ async fn runs_that_exhaust_their_retries_wait_in_the_requeue_list() {
         .iter()
         .any(|r| r["decision"] == "deny" && r["graph_run_id"] == b.as_str()));
 }
+
+#[tokio::test]
+async fn triage_against_a_real_prometheus_and_log_files() {
+    use crate::realprom::{config_with_prometheus, prometheus_or_skip, Prom, Target};
+    let Some(bin) = prometheus_or_skip("triage_against_a_real_prometheus_and_log_files") else {
+        return;
+    };
+    // 10 % of router's requests fail (burn rate 20 against the 0.5 % budget), p95 well under
+    // the 500 ms target; a second job of the same Prometheus is down.
+    let router = Target::start("router", 40.0, 0.1, 0.05).await;
+    let prom = Prom::start(&bin, &[&router], Some("legacy")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_prometheus(dir.path(), prom.url());
+    // Error logs of the last few minutes, beside the metrics.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut text = String::new();
+    for i in 0..4 {
+        let ts = sofiia::clock::rfc3339(now - time::Duration::seconds(150 - i * 20));
+        text.push_str(&format!(
+            "{ts} ERROR router: upstream payments returned 503 for order {} trace_id=a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d{i}\n",
+            1000 + i
+        ));
+    }
+    std::fs::write(logs.join("router.log"), text).unwrap();
+    let sources = config.join("observability_sources.yml");
+    let mut y = std::fs::read_to_string(&sources).unwrap();
+    y.push_str(&format!(
+        "    logs: {{files: [\"{}\"]}}\n",
+        logs.join("*.log").display()
+    ));
+    std::fs::write(&sources, y).unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config)
+    })
+    .await;
+    // Wait (bounded) until Prometheus's HighErrorRate rule fires for router.
+    let mut firing = false;
+    for _ in 0..120 {
+        let (_, v) = crate::realprom::observability(&app, json!({"action": "alerts"})).await;
+        firing = v["result"]["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["labels"]["service"] == "router" && x["state"] == "firing")
+        });
+        if firing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(firing, "HighErrorRate never fired:\n{}", prom.log_tail());
+
+    let id = start(
+        &app,
+        "incident_triage",
+        json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "checkout errors",
+               "time_range": {"from": sofiia::clock::rfc3339(now - time::Duration::minutes(10)),
+                              "to": sofiia::clock::rfc3339(time::OffsetDateTime::now_utc())}}}),
+    )
+    .await;
+    let run = wait_finished(&app, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let r = &run["result"];
+    assert_eq!(r["sources"]["metrics"], "ok", "{r:#}");
+    assert_eq!(r["sources"]["logs"], "ok");
+    let slo = &r["references"]["metrics"]["slo"];
+    assert_eq!(slo["status"], "fast_burn", "{slo}");
+    let burn = slo["burn_rate"].as_f64().unwrap();
+    assert!((burn - 20.0).abs() < 2.0, "burn rate {burn}");
+    assert_eq!(slo["latency_over_target"], false);
+    assert_eq!(r["references"]["metrics"]["alerts_count"], 1);
+    // router's one target is up (the dead job is another service's).
+    let health = &r["references"]["metrics"]["health"];
+    assert_eq!(health["checked"], true);
+    assert_eq!(health["failing"], 0);
+    assert_eq!(health["targets"].as_array().unwrap().len(), 1);
+    let causes = r["suspected_root_causes"].as_array().unwrap();
+    assert_eq!(causes[0]["kind"], "slo_burn", "{r:#}");
+    assert_eq!(causes[0]["score"], 0.75);
+    let logs_cause = causes.iter().find(|c| c["kind"] == "error_logs").unwrap();
+    assert_eq!(
+        logs_cause["cause"],
+        "Recurring error: <ts> ERROR router: upstream payments returned <n> for order <n> trace_id=<hex>"
+    );
+    assert!(causes.iter().any(|c| c["kind"] == "alerts"));
+    assert!(causes
+        .iter()
+        .all(|c| c["kind"] != "latency" && c["kind"] != "health"));
+    // Cost comes from the real request rate and error rate.
+    let cost = &r["references"]["metrics"]["cost"];
+    assert_eq!(cost["estimated"], true, "{cost}");
+    assert!(cost["failed_requests"].as_f64().unwrap() > 0.0, "{cost}");
+    assert!(r["impact_assessment"]
+        .as_str()
+        .unwrap()
+        .contains("status=fast_burn"));
+    assert!(r["next_checks"]
+        .to_string()
+        .contains("include_traces to look up 4 trace ids"));
+}
+
+/// The release binary of this build, serving `data` with `config`; returns the child and
+/// its base URL.
+fn spawn_binary(data: &std::path::Path, config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .env("DATA_DIR", data)
+        .env("CONFIG_DIR", config)
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
+    let base = line.rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[tokio::test]
+async fn a_triage_run_survives_kill_9_of_the_binary_and_resumes() {
+    // Prometheus's alerts endpoint hangs on its first call: the run is inside
+    // service_overview, mid tool call, when the process is killed.
+    let knobs = Arc::new(PromKnobs::default());
+    knobs.alerts_delay_ms.store(60_000, Ordering::SeqCst);
+    knobs.slow_calls.store(1, Ordering::SeqCst);
+    let prom = prometheus_double(knobs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), Some(&prom), None);
+    let data = dir.path().join("data");
+    let http = reqwest::Client::new();
+    let get = |base: String, path: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{base}{path}")).send().await.unwrap();
+            split(r).await
+        }
+    };
+
+    let (mut child, base) = spawn_binary(&data, &config);
+    let r = http
+        .post(format!("{base}/v1/graphs/incident_triage/runs"))
+        .header("Idempotency-Key", "kill-9-test")
+        .json(&json!({"input": {"service": "router", "symptom": "errors after deploy"}}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = split(r).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["run_id"].as_str().unwrap().to_string();
+    let mut inside = false;
+    for _ in 0..400 {
+        let (_, v) = get(base.clone(), format!("/v1/runs/{id}")).await;
+        if v["current_node"] == "service_overview"
+            && v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "tool_call" && e["details"]["action"] == "alerts")
+        {
+            inside = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(inside, "the run never reached its alerts call");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let (mut child, base) = spawn_binary(&data, &config);
+    let mut run = Value::Null;
+    for _ in 0..600 {
+        let (_, v) = get(base.clone(), format!("/v1/runs/{id}")).await;
+        if matches!(
+            v["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            run = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The same Idempotency-Key still names the same run after the crash.
+    let r = http
+        .post(format!("{base}/v1/graphs/incident_triage/runs"))
+        .header("Idempotency-Key", "kill-9-test")
+        .json(&json!({"input": {"service": "router", "symptom": "errors after deploy"}}))
+        .send()
+        .await
+        .unwrap();
+    let (s, again) = split(r).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        (s, again["run_id"].as_str()),
+        (200, Some(id.as_str())),
+        "{again}"
+    );
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let events = run["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"run_resumed"), "{kinds:?}");
+    // validate_input ran once; service_overview, interrupted, ran again from its checkpoint.
+    let starts = |n: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "node_start" && e["node"] == n)
+            .count()
+    };
+    assert_eq!(starts("validate_input"), 1);
+    assert_eq!(starts("service_overview"), 2);
+    assert_eq!(starts("build_triage_report"), 1);
+    assert_eq!(run["result"]["references"]["metrics"]["alerts_count"], 1);
+    assert_eq!(run["result"]["sources"]["metrics"], "ok");
+}
