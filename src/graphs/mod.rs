@@ -376,13 +376,13 @@ impl NodeCx {
                 }
             });
         }
-        loop {
+        // Bounded like every poll: the child's own deadline, and a minute's grace.
+        let max_wait = Duration::from_secs(child.timeout_s + 60);
+        self.poll(u32::MAX, max_wait, Duration::from_millis(50), |_| async {
             let run = runner.reload(&child_id).await?;
-            if run.status.finished() {
-                return Ok(run);
-            }
-            self.sleep(Duration::from_millis(50)).await?;
-        }
+            Ok(run.status.finished().then_some(run))
+        })
+        .await
     }
 
     /// Sleep, unless the run is cancelled first.
