@@ -511,6 +511,18 @@ impl Runner {
         self.inner.graphs.read().ok()?.get(name).cloned()
     }
 
+    /// The names of every graph, sorted (for `/healthz`, as the seed's supervisor lists them).
+    pub fn graph_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self
+            .inner
+            .graphs
+            .read()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Every graph: name, description, nodes, input schema, definition hash.
     pub fn graphs(&self) -> Vec<Json> {
         let Ok(m) = self.inner.graphs.read() else {
