@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
 use super::is_cancel;
-use super::triage::{has_event, one_line};
+use super::triage::{events_of_run, has_event, one_line, timeline};
 use super::{Graph, Node, NodeCx, NodeFuture, RunStatus, Step};
 use crate::clock::{parse_ts, rfc3339};
 use crate::error::{Error, Result};
@@ -183,27 +183,7 @@ async fn load_incident(state: &mut Json, cx: &NodeCx) -> Result<()> {
         .await?;
     let mut events: Vec<Json> = d["events"].as_array().cloned().unwrap_or_default();
     if d["events_truncated"] == true {
-        events.clear();
-        let mut after = 0u64;
-        while events.len() < 2000 {
-            let page = cx
-                .tool(
-                    "oncall_tool",
-                    "incident_events",
-                    json!({"incident_id": id, "after": after, "limit": 500}),
-                )
-                .await?;
-            let items = page["items"].as_array().cloned().unwrap_or_default();
-            let n = items.len();
-            after = items
-                .last()
-                .and_then(|e| e["seq"].as_u64())
-                .unwrap_or(after);
-            events.extend(items);
-            if n < 500 {
-                break;
-            }
-        }
+        events = timeline(cx, &id, 2000).await?;
     }
     state["incident"] = d["incident"].clone();
     state["events"] = json!(events);
@@ -642,27 +622,11 @@ async fn followups(state: &mut Json, cx: &NodeCx) -> Result<()> {
     let id = s(&state["incident_id"]);
     let run = cx.run_id.clone();
     // Follow-ups this run already added (a resumed node skips them).
-    let mut done: Vec<String> = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page = cx
-            .tool(
-                "oncall_tool",
-                "incident_events",
-                json!({"incident_id": id, "after": after, "limit": 500}),
-            )
-            .await?;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        for e in &items {
-            if e["type"] == "followup" && e["meta"]["run_id"].as_str() == Some(run.as_str()) {
-                done.push(s(&e["meta"]["title"]));
-            }
-        }
-        match items.last().and_then(|e| e["seq"].as_u64()) {
-            Some(sq) if items.len() == 500 => after = sq,
-            _ => break,
-        }
-    }
+    let done: Vec<String> = events_of_run(cx, &id, "followup", &run)
+        .await?
+        .iter()
+        .map(|e| s(&e["meta"]["title"]))
+        .collect();
     let items = state["action_items"]
         .as_array()
         .cloned()

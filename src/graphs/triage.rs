@@ -1375,15 +1375,11 @@ async fn attach(state: &mut Json, cx: &NodeCx) -> Result<()> {
     Ok(())
 }
 
-/// Whether the incident's timeline has an event of `kind` written by run `run_id`.
-pub(super) async fn has_event(
-    cx: &NodeCx,
-    incident: &str,
-    kind: &str,
-    run_id: &str,
-) -> Result<bool> {
+/// An incident's timeline, oldest first, at most `max` events, paged through `oncall_tool`.
+pub(super) async fn timeline(cx: &NodeCx, incident: &str, max: usize) -> Result<Vec<Json>> {
+    let mut out: Vec<Json> = Vec::new();
     let mut after = 0u64;
-    loop {
+    while out.len() < max {
         let page = cx
             .tool(
                 "oncall_tool",
@@ -1392,17 +1388,42 @@ pub(super) async fn has_event(
             )
             .await?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
-        if items
-            .iter()
-            .any(|e| e["type"] == kind && e["meta"]["run_id"].as_str() == Some(run_id))
-        {
-            return Ok(true);
-        }
-        match items.last().and_then(|e| e["seq"].as_u64()) {
-            Some(s) if items.len() == 500 => after = s,
-            _ => return Ok(false),
+        let full = items.len() == 500;
+        after = items
+            .last()
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or(after);
+        out.extend(items);
+        if !full {
+            break;
         }
     }
+    out.truncate(max);
+    Ok(out)
+}
+
+/// Events of `kind` that run `run_id` wrote on the incident's timeline.
+pub(super) async fn events_of_run(
+    cx: &NodeCx,
+    incident: &str,
+    kind: &str,
+    run_id: &str,
+) -> Result<Vec<Json>> {
+    Ok(timeline(cx, incident, 100_000)
+        .await?
+        .into_iter()
+        .filter(|e| e["type"] == kind && e["meta"]["run_id"].as_str() == Some(run_id))
+        .collect())
+}
+
+/// Whether the incident's timeline has an event of `kind` written by run `run_id`.
+pub(super) async fn has_event(
+    cx: &NodeCx,
+    incident: &str,
+    kind: &str,
+    run_id: &str,
+) -> Result<bool> {
+    Ok(!events_of_run(cx, incident, kind, run_id).await?.is_empty())
 }
 
 #[cfg(test)]
