@@ -1242,27 +1242,33 @@ impl Runner {
                         }
                     }
                 }
+                let mut written = None;
                 if let Some((kind, node, details)) = ev {
                     r.events += 1;
-                    insert_event(
-                        txn,
-                        &r.run_id,
-                        &RunEvent {
-                            seq: r.events,
-                            ts,
-                            kind: kind.into(),
-                            node,
-                            details,
-                        },
-                    )?;
+                    let e = RunEvent {
+                        seq: r.events,
+                        ts,
+                        kind: kind.into(),
+                        node,
+                        details,
+                    };
+                    insert_event(txn, &r.run_id, &e)?;
+                    written = Some(e);
                 }
                 save_run(txn, &r)?;
                 if let Some(e) = &requeue {
                     requeue::insert(txn, e)?;
                 }
-                Ok(r)
+                Ok((r, written))
             })
             .await?;
+        let (saved, written) = saved;
+        // Live clients see every event as it is stored (node ends and the final one too).
+        if let Some(e) = written {
+            self.inner
+                .bus
+                .publish("ops.run.event", json!({"run_id": saved.run_id, "event": e}));
+        }
         *run = saved;
         Ok(())
     }

@@ -717,7 +717,7 @@ impl IncidentTriage {
             }
             match soft(cx, "runbook_tool", "search", p).await? {
                 Ok(v) => {
-                    hits = v["hits"].as_array().cloned().unwrap_or_default();
+                    hits = v["items"].as_array().cloned().unwrap_or_default();
                     if !hits.is_empty() {
                         break;
                     }

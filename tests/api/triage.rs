@@ -308,6 +308,13 @@ async fn the_seed_triage_example_ranks_causes_from_real_signals() {
     assert_eq!(r["sources"]["metrics"], "ok");
     assert_eq!(r["sources"]["logs"], "ok");
     assert_eq!(r["sources"]["runbooks"], "ok");
+    // Runbook sections matched on the symptom and the top error words, with their text.
+    let snippets = r["references"]["runbook_snippets"].as_array().unwrap();
+    assert!(!snippets.is_empty(), "{r:#}");
+    for sn in snippets {
+        assert!(sn["path"].as_str().unwrap().ends_with(".md"), "{sn}");
+        assert!(!sn["text"].as_str().unwrap().is_empty(), "{sn}");
+    }
     assert!(r["next_checks"]
         .to_string()
         .contains("Configure a traces source"));
