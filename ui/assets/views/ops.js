@@ -193,7 +193,7 @@ function runTable(ctx, opts) {
       h('thead', {}, h('tr', {}, ['Run', 'Graph', 'Status', 'Created', 'Took', 'Agent', 'Error'].map((c) => h('th', { class: c === 'Took' ? 'num' : undefined }, c)))),
       h('tbody', {}, items.map((r) => {
         const href = runHref(r.run_id);
-        return h('tr', { class: 'clickable', 'data-href': href, 'data-id': r.run_id, 'data-status': r.status,
+        return h('tr', { class: 'clickable', 'data-href': href, 'data-id': r.run_id, 'data-status': r.status, 'data-graph': r.graph,
           onclick: (e) => { if (!e.target.closest('a,button')) ctx.navigate(href); } },
         h('td', {}, idEl(r.run_id, href)),
         h('td', { class: 'mono' }, r.graph),
