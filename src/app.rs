@@ -146,6 +146,20 @@ impl AppState {
                 ..Default::default()
             },
         );
+        let cost = crate::graphs::triage::CostWeights::load(settings.config_dir.as_deref())
+            .map_err(|e| Error::Validation {
+                code: "config",
+                message: e.0,
+            })?;
+        runner.register(Arc::new(crate::graphs::triage::IncidentTriage::new(
+            clock.clone(),
+            settings.incident_max_time_window_h,
+            gateway.redactor().clone(),
+            cost,
+        )));
+        runner.register(Arc::new(crate::graphs::postmortem::PostmortemDraft::new(
+            settings.incident_max_time_window_h,
+        )));
         Ok(AppState(Arc::new(Inner {
             settings,
             store,

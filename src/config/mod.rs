@@ -89,6 +89,9 @@ pub struct Settings {
     pub run_ttl_sec: u64,
     /// `SOFIIA_GRAPH_WORKERS`: runs executed at the same time (default 4).
     pub graph_workers: usize,
+    /// `INCIDENT_MAX_TIME_WINDOW_H`: the longest analysis window incident triage uses; longer
+    /// ones are clamped to it (default 24).
+    pub incident_max_time_window_h: u64,
     /// `SUPERVISOR_INTERNAL_KEY`: when set, required on `/v1/graphs…` and `/v1/runs…` (the
     /// operator key is accepted too). Environment only.
     pub supervisor_internal_key: Option<String>,
@@ -114,6 +117,7 @@ struct FileSettings {
     runbooks_poll_ms: Option<u64>,
     run_ttl_sec: Option<u64>,
     graph_workers: Option<usize>,
+    incident_max_time_window_h: Option<u64>,
 }
 
 /// A number from the environment (`VAR: 'v' is not <what>`) or the file (`file: key: n is not
@@ -308,6 +312,20 @@ impl Settings {
             60..=31_536_000,
             86_400,
         )?;
+        let incident_max_time_window_h = ranged(
+            (
+                "INCIDENT_MAX_TIME_WINDOW_H",
+                var("INCIDENT_MAX_TIME_WINDOW_H"),
+            ),
+            "a number of hours (1-720)",
+            (
+                &file_name,
+                "incident_max_time_window_h",
+                file.incident_max_time_window_h,
+            ),
+            1..=720,
+            24,
+        )?;
         let graph_workers = ranged(
             ("SOFIIA_GRAPH_WORKERS", var("SOFIIA_GRAPH_WORKERS")),
             "a number 1-64",
@@ -346,6 +364,7 @@ impl Settings {
             runbooks_poll_ms,
             run_ttl_sec,
             graph_workers,
+            incident_max_time_window_h,
             supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
@@ -371,6 +390,7 @@ impl Settings {
             runbooks_poll_ms: 2000,
             run_ttl_sec: 86_400,
             graph_workers: 4,
+            incident_max_time_window_h: 24,
             supervisor_internal_key: None,
         }
     }

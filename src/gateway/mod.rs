@@ -196,6 +196,11 @@ impl Gateway {
         self.0.keys.required()
     }
 
+    /// The compiled `data_governance.yml` rules (graphs apply them to what they report).
+    pub fn redactor(&self) -> &redact::Redactor {
+        &self.0.policies.redactor
+    }
+
     /// The audit room.
     pub fn audit(&self) -> &Audit {
         &self.0.audit

@@ -15,7 +15,10 @@
 //!   id as `graph_run_id`; transient tool errors are retried with exponential backoff and
 //!   jitter, a cancellation never.
 
+pub mod postmortem;
+pub mod requeue;
 pub mod tables;
+pub mod triage;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -157,6 +160,9 @@ pub struct Run {
     pub cancel_requested: bool,
     pub idempotency_key: Option<String>,
     pub events: u64,
+    /// Runs this run started as sub-runs (cancelled with it).
+    #[serde(default)]
+    pub children: Vec<String>,
 }
 
 /// A run event (no payloads: sizes and hashes only).
@@ -220,9 +226,14 @@ impl Default for RunnerOptions {
 pub struct NodeCx {
     pub run_id: String,
     pub agent_id: String,
+    /// The node being run (sent with every tool call, for logs and audit).
+    pub node: String,
     pub attempt: u32,
     runner: Runner,
     cancel: watch::Receiver<bool>,
+    /// Set when a tool call failed after its last retry (the run then waits in the requeue
+    /// list for a person's decision).
+    exhausted: std::sync::atomic::AtomicBool,
 }
 
 impl NodeCx {
@@ -249,7 +260,7 @@ impl NodeCx {
                 action: action.into(),
                 params: params.clone(),
                 agent_id: Some(self.agent_id.clone()),
-                metadata: json!({"graph_run_id": self.run_id}),
+                metadata: json!({"graph_run_id": self.run_id, "node": self.node, "attempt": attempt}),
             };
             let started = Instant::now();
             let out = self
@@ -290,6 +301,10 @@ impl NodeCx {
                         )
                         .await?;
                     if !transient || attempt >= r.opts.tool_attempts {
+                        if transient {
+                            self.exhausted
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         return Err(e);
                     }
                     let base = r.opts.tool_backoff.as_millis() as u64 * (1 << (attempt - 1));
@@ -303,6 +318,70 @@ impl NodeCx {
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    /// The runner's clock (tests inject one).
+    pub fn now(&self) -> OffsetDateTime {
+        self.runner.inner.clock.now()
+    }
+
+    /// Run another graph as a sub-run of this one and wait for its end. The child is started
+    /// once per (run, node): after a restart the same child is found again (and resumed by
+    /// whoever holds it). It runs on its own task, so a full worker pool cannot deadlock on
+    /// it, and it is cancelled when this run ends without success.
+    pub async fn sub_run(&self, graph: &str, input: Json) -> Result<Run> {
+        let runner = &self.runner;
+        let req = StartRun {
+            workspace_id: default_workspace(),
+            user_id: default_user(),
+            agent_id: self.agent_id.clone(),
+            input,
+        };
+        let key = format!("sub:{}:{}", self.run_id, self.node);
+        let (child, created) = runner.start_inner(graph, req, Some(key), false).await?;
+        let child_id = child.run_id.clone();
+        let parent = self.run_id.clone();
+        let cid = child_id.clone();
+        runner
+            .inner
+            .store
+            .write(move |txn| {
+                let mut run = load_run(txn, &parent)?.ok_or_else(|| not_found(&parent))?;
+                if !run.children.contains(&cid) {
+                    run.children.push(cid.clone());
+                    save_run(txn, &run)?;
+                }
+                Ok(())
+            })
+            .await?;
+        if created {
+            runner
+                .event(
+                    &self.run_id,
+                    "subrun",
+                    Some(&self.node),
+                    json!({"run_id": child_id, "graph": graph}),
+                )
+                .await?;
+        }
+        if runner.claim(&child_id) {
+            let r = runner.clone();
+            let id = child_id.clone();
+            let stop = runner.closing();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = r.execute_claimed(&id) => {}
+                    _ = flipped(stop) => {}
+                }
+            });
+        }
+        loop {
+            let run = runner.reload(&child_id).await?;
+            if run.status.finished() {
+                return Ok(run);
+            }
+            self.sleep(Duration::from_millis(50)).await?;
         }
     }
 
@@ -358,8 +437,15 @@ async fn flipped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await;
 }
 
+const CANCELLED: &str = "the run was cancelled";
+
 fn cancelled() -> Error {
-    Error::Conflict("the run was cancelled".into())
+    Error::Conflict(CANCELLED.into())
+}
+
+/// Whether an error is this run's cancellation (never retried, never reported as data).
+pub fn is_cancel(e: &Error) -> bool {
+    matches!(e, Error::Conflict(m) if m == CANCELLED)
 }
 
 fn jitter(max: u64) -> u64 {
@@ -378,6 +464,10 @@ struct RInner {
     queue: Mutex<VecDeque<String>>,
     notify: Notify,
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Runs being executed now (by a worker or as a sub-run): never twice at once.
+    active: Mutex<std::collections::HashSet<String>>,
+    /// Flips when the runner stops (sub-run tasks stop with it).
+    stopping: watch::Sender<bool>,
 }
 
 /// The runner (cheap to clone).
@@ -414,6 +504,8 @@ impl Runner {
                 queue: Mutex::new(VecDeque::new()),
                 notify: Notify::new(),
                 cancels: Mutex::new(HashMap::new()),
+                active: Mutex::new(std::collections::HashSet::new()),
+                stopping: watch::channel(false).0,
             }),
         }
     }
@@ -453,6 +545,17 @@ impl Runner {
         graph: &str,
         req: StartRun,
         idempotency_key: Option<String>,
+    ) -> Result<(Run, bool)> {
+        self.start_inner(graph, req, idempotency_key, true).await
+    }
+
+    /// [`Runner::start`]; `enqueue: false` leaves the run for its caller to execute (sub-runs).
+    async fn start_inner(
+        &self,
+        graph: &str,
+        req: StartRun,
+        idempotency_key: Option<String>,
+        enqueue: bool,
     ) -> Result<(Run, bool)> {
         let g = self.graph(graph).ok_or_else(|| {
             Error::NotFound(format!(
@@ -516,6 +619,7 @@ impl Runner {
             cancel_requested: false,
             idempotency_key: idempotency_key.clone(),
             events: 0,
+            children: vec![],
         };
         let r2 = run.clone();
         let (run, created) = self
@@ -544,7 +648,9 @@ impl Runner {
             .await?;
         if created {
             self.announce(&run);
-            self.enqueue(run.run_id.clone());
+            if enqueue {
+                self.enqueue(run.run_id.clone());
+            }
         }
         Ok((run, created))
     }
@@ -724,6 +830,14 @@ impl Runner {
     /// the task to await at shutdown (it stops when `closing` flips).
     pub fn spawn(&self, closing: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
+        {
+            let me = self.clone();
+            let closing = closing.clone();
+            tokio::spawn(async move {
+                flipped(closing).await;
+                let _ = me.inner.stopping.send(true);
+            });
+        }
         tokio::spawn(async move {
             match me.pending_runs().await {
                 Ok(ids) => {
@@ -832,13 +946,43 @@ impl Runner {
             .await
     }
 
-    /// Run (or resume) one run to its end, or until the runner stops.
+    /// Take the right to execute `id` (false: someone else is executing it).
+    fn claim(&self, id: &str) -> bool {
+        self.inner
+            .active
+            .lock()
+            .map(|mut a| a.insert(id.to_string()))
+            .unwrap_or(false)
+    }
+
+    /// A receiver that flips when the runner stops.
+    fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
+    /// Run (or resume) one run to its end, or until the runner stops (a worker's entry).
     async fn execute(&self, id: &str) {
+        if self.claim(id) {
+            self.execute_claimed(id).await;
+        }
+    }
+
+    /// [`Runner::execute`] once claimed; gives the claim back at the end (also when dropped).
+    async fn execute_claimed(&self, id: &str) {
+        struct Release<'a>(&'a Runner, &'a str);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut a) = self.0.inner.active.lock() {
+                    a.remove(self.1);
+                }
+                if let Ok(mut c) = self.0.inner.cancels.lock() {
+                    c.remove(self.1);
+                }
+            }
+        }
+        let _release = Release(self, id);
         if let Err(e) = self.execute_inner(id).await {
             tracing::error!(run = %id, error = %e, "run_execute_failed");
-        }
-        if let Ok(mut c) = self.inner.cancels.lock() {
-            c.remove(id);
         }
     }
 
@@ -939,9 +1083,11 @@ impl Runner {
             let cx = NodeCx {
                 run_id: run.run_id.clone(),
                 agent_id: run.agent_id.clone(),
+                node: node.clone(),
                 attempt,
                 runner: self.clone(),
                 cancel: rx.clone(),
+                exhausted: std::sync::atomic::AtomicBool::new(false),
             };
             let node_started = Instant::now();
             let mut state = run.state.clone();
@@ -976,14 +1122,15 @@ impl Runner {
                     )
                     .await?;
                     run = self.reload(&run.run_id).await?;
-                    return self
-                        .finish(
-                            &mut run,
-                            RunStatus::Failed,
-                            None,
-                            Some(format!("node '{node}': {e}")),
-                        )
-                        .await;
+                    let why = format!("node '{node}': {e}");
+                    let exhausted = cx.exhausted.load(std::sync::atomic::Ordering::Relaxed);
+                    // The failed node is where a replay starts again.
+                    self.finish(&mut run, RunStatus::Failed, None, Some(why.clone()))
+                        .await?;
+                    if exhausted {
+                        self.requeue_add(&run, &node, &why).await?;
+                    }
+                    return Ok(());
                 }
                 Some(Ok(step)) => {
                     run = self.reload(&run.run_id).await?;
@@ -1075,6 +1222,15 @@ impl Runner {
         self.checkpoint(run, Some((kind, None, json!({"error": error}))))
             .await?;
         self.announce(run);
+        if status != RunStatus::Succeeded {
+            for child in run.children.clone() {
+                if let Ok(c) = self.reload(&child).await {
+                    if !c.status.finished() {
+                        let _ = self.cancel(&child).await;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

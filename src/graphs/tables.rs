@@ -19,8 +19,17 @@ pub const RUNS_BY_TIME: TableDefinition<(i64, &str), &str> =
 pub const RUN_IDEMPOTENCY: TableDefinition<&str, &str> =
     TableDefinition::new("graph_run_idempotency");
 
+/// requeue entry id → entry JSON: work waiting for a person's decision.
+pub const REQUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("graph_requeue");
+
 /// Every table of the runner (created at start, copied by backups).
-pub const ALL: &[&dyn AnyTable] = &[&RUNS, &RUN_EVENTS, &RUNS_BY_TIME, &RUN_IDEMPOTENCY];
+pub const ALL: &[&dyn AnyTable] = &[
+    &RUNS,
+    &RUN_EVENTS,
+    &RUNS_BY_TIME,
+    &RUN_IDEMPOTENCY,
+    &REQUEUE,
+];
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| crate::error::Error::Internal(e.to_string()))
@@ -110,6 +119,20 @@ pub fn delete_run(txn: &WriteTx, run: &Run) -> Result<()> {
     let mut events = txn.open(RUN_EVENTS)?;
     for seq in 1..=run.events {
         events.remove((run.run_id.as_str(), seq))?;
+    }
+    drop(events);
+    // Its requeue entries go with it (a replay needs the run).
+    let mut rq = txn.open(REQUEUE)?;
+    let doomed: Vec<String> = rq
+        .iter()?
+        .filter_map(|r| r.ok())
+        .filter_map(|(k, v)| {
+            let e: serde_json::Value = serde_json::from_slice(v.value()).ok()?;
+            (e["run_id"] == run.run_id.as_str()).then(|| k.value().to_string())
+        })
+        .collect();
+    for k in doomed {
+        rq.remove(k.as_str())?;
     }
     Ok(())
 }

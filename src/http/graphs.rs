@@ -110,3 +110,61 @@ pub async fn events(
 pub async fn cancel(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
     Ok(Json(s.runner.cancel(&id).await?).into_response())
 }
+
+/// Query of `GET /v1/requeue`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequeueQuery {
+    /// `pending` (default), `replayed`, `dropped` or `all`.
+    status: Option<String>,
+}
+
+/// `GET /v1/requeue`: work waiting for a person's decision.
+pub async fn requeue_list(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<RequeueQuery>,
+) -> Result<Response> {
+    let status = match q.status.as_deref().unwrap_or("pending") {
+        "all" => None,
+        x @ ("pending" | "replayed" | "dropped") => Some(x.to_string()),
+        _ => {
+            return Err(Error::invalid(
+                "status",
+                "pending, replayed, dropped or all",
+            ))
+        }
+    };
+    let items = s.runner.requeue_list(status).await?;
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+/// Body of `POST /v1/requeue/{id}/resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    allow: bool,
+}
+
+/// `POST /v1/requeue/{id}/resolve` `{"allow": true|false}`: replay or drop (audited).
+pub async fn requeue_resolve(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response> {
+    let r: Resolve = serde_json::from_value(body).map_err(|e| Error::Validation {
+        code: "invalid_body",
+        message: format!("expected {{\"allow\": true|false}}: {e}"),
+    })?;
+    // Who decided, for the audit record: the supervisor key or the operator.
+    let by = match (
+        super::tools::presented_key(&headers),
+        &s.settings.supervisor_internal_key,
+    ) {
+        (Some(k), Some(internal)) if crate::gateway::auth::key_matches(&k, internal) => {
+            "supervisor"
+        }
+        _ => "operator",
+    };
+    Ok(Json(s.runner.requeue_resolve(&id, r.allow, by).await?).into_response())
+}

@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}", get(graphs::get))
         .route("/v1/runs/{id}/events", get(graphs::events))
         .route("/v1/runs/{id}/cancel", post(graphs::cancel))
+        .route("/v1/requeue", get(graphs::requeue_list))
+        .route("/v1/requeue/{id}/resolve", post(graphs::requeue_resolve))
         .layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT));
     Router::new()
         .merge(api)
@@ -182,7 +184,9 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     // The supervisor API: SUPERVISOR_INTERNAL_KEY when set (or the operator's key).
-    let supervisor = path.starts_with("/v1/graphs") || path.starts_with("/v1/runs");
+    let supervisor = path.starts_with("/v1/graphs")
+        || path.starts_with("/v1/runs")
+        || path.starts_with("/v1/requeue");
     if supervisor {
         if let Some(internal) = &s.settings.supervisor_internal_key {
             let presented = tools::presented_key(req.headers());

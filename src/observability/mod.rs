@@ -141,7 +141,7 @@ impl SloPolicy {
 }
 
 /// The first sample of an instant-vector answer, if any.
-fn first_value(data: &Json) -> Option<f64> {
+pub fn first_value(data: &Json) -> Option<f64> {
     data["result"].as_array()?.first()?["value"][1]
         .as_str()?
         .parse::<f64>()
@@ -243,18 +243,25 @@ impl Observability {
 
     /// The service's objectives against Prometheus now: error rate and burn rate of the error
     /// budget, p95 latency against its target. Missing series are `no_data`, not zeros.
-    pub async fn slo_status(&self, env: &str, service: &str) -> Result<Json> {
+    /// `at` evaluates them at a past time instead of now (incident triage looks at the end of
+    /// its window).
+    pub async fn slo_status(
+        &self,
+        env: &str,
+        service: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<Json> {
         crate::incidents::model::check_token("service", service, 64)?;
         let slo = self.slo.for_service(service);
         let q = |t: &str| t.replace("{service}", service);
         let err = first_value(
             &self
-                .metrics_query(env, &q(&self.slo.queries.error_rate), None, None)
+                .metrics_query(env, &q(&self.slo.queries.error_rate), at, None)
                 .await?,
         );
         let lat = first_value(
             &self
-                .metrics_query(env, &q(&self.slo.queries.latency_p95_ms), None, None)
+                .metrics_query(env, &q(&self.slo.queries.latency_p95_ms), at, None)
                 .await?,
         );
         let budget = 1.0 - slo.availability;
@@ -485,7 +492,7 @@ impl Observability {
                     ts_ns,
                     json!({"ts": ts.map(crate::clock::rfc3339), "level": level,
                            "service": if service.is_empty() { labels[label].clone() } else { json!(service) },
-                           "message": msg}),
+                           "message": msg, "trace_id": trace_id_of(line)}),
                 ));
             }
         }
@@ -598,6 +605,20 @@ fn matching_files(pattern: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The trace id a log line carries (`trace_id`, `traceId`, `traceID` as a JSON key or a
+/// `key=value` pair), lowercased.
+pub fn trace_id_of(line: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = RE
+        .get_or_init(|| {
+            regex::Regex::new(r#"(?i)\btrace[_-]?id["']?\s*[:=]\s*["']?([0-9a-f]{16,32})\b"#).ok()
+        })
+        .as_ref()?;
+    re.captures(line)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_ascii_lowercase())
+}
+
 /// One parsed line: (ts, level, service, message, raw).
 fn parse_line(line: &str) -> Option<(Option<OffsetDateTime>, String, String, String)> {
     let t = line.trim();
@@ -684,7 +705,12 @@ fn read_logs(logs: &Logs, q: &LogQuery) -> Result<Json> {
                 }
                 m.truncate(end);
             }
-            lines.push((ts, json!({"ts": crate::clock::rfc3339(ts), "level": level, "service": service, "message": m})));
+            let trace_id = trace_id_of(&line);
+            lines.push((
+                ts,
+                json!({"ts": crate::clock::rfc3339(ts), "level": level, "service": service,
+                                   "message": m, "trace_id": trace_id}),
+            ));
         }
     }
     lines.sort_by_key(|l| l.0);

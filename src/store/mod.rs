@@ -31,7 +31,7 @@ pub const DB_FILE: &str = "sofiia.redb";
 
 /// Schema version this build writes. Bump it and add a step to [`MIGRATIONS`] when a table's
 /// layout changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Key/value metadata: `schema_version`, `created_at`, …
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -43,10 +43,11 @@ type Migration = fn(&WriteTransaction) -> Result<()>;
 /// Version 0 is "no schema yet" (a new file); step 1 only needs the tables that
 /// [`all_tables`] creates, so it has nothing to convert. Step 2 fills the time-ordered event
 /// feed from the timelines already stored. Step 3 adds the graph runner's tables (created
-/// empty by [`all_tables`]).
+/// empty by [`all_tables`]). Step 4 adds the runner's requeue list (created empty too).
 const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     |_txn| Ok(()),
     crate::incidents::tables::backfill_event_feed,
+    |_txn| Ok(()),
     |_txn| Ok(()),
 ];
 

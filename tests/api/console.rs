@@ -178,7 +178,14 @@ async fn health_lists_the_rooms_the_console_shows() {
     let (_, h) = app.get("/api/health").await;
     assert_eq!(
         h["rooms"],
-        json!(["overview", "incidents", "ops", "runbooks", "events", "settings"])
+        json!([
+            "overview",
+            "incidents",
+            "ops",
+            "runbooks",
+            "events",
+            "settings"
+        ])
     );
     assert_eq!(h["auth_required"], false);
 }

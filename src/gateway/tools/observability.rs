@@ -61,6 +61,8 @@ struct SloArgs {
     #[serde(default = "default_env")]
     env: String,
     service: String,
+    /// Evaluate at this time (default now).
+    time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,7 +142,8 @@ pub async fn call(
         }
         "slo_status" => {
             let a: SloArgs = parse(p)?;
-            o.slo_status(&env_of(&a.env)?, &a.service).await
+            o.slo_status(&env_of(&a.env)?, &a.service, ts("time", a.time)?)
+                .await
         }
         "traces_lookup" => {
             let a: TraceArgs = parse(p)?;
