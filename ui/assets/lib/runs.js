@@ -191,7 +191,7 @@ export function nodeStates(nodes, run, events) {
       s.elapsed_ms = ev.details && ev.details.elapsed_ms;
     } else if (ev.type === 'node_error') {
       s.state = 'failed';
-      s.error = (ev.details && (ev.details.message || ev.details.error)) || 'failed';
+      s.error = (ev.details && (ev.details.message || ev.details.error || ev.details.code)) || 'failed';
     }
   }
   if (run && !ACTIVE_RUN.includes(run.status)) {

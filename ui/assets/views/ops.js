@@ -538,6 +538,7 @@ function renderRun(view, ctx, id) {
 
   let graph = null;
   let shownEvents = 0;
+  let atNode = null;
   let resultKey = null;
   let inputShown = false;
   let last = null;
@@ -604,8 +605,14 @@ function renderRun(view, ctx, id) {
     if (events.length < shownEvents || (shownEvents && eventsBody.lastChild && Number(eventsBody.lastChild.dataset.seq) !== events[shownEvents - 1].seq)) {
       mount(eventsBody);
       shownEvents = 0;
+      atNode = null;
     }
-    for (const ev of events.slice(shownEvents)) eventsBody.appendChild(eventRow(ev));
+    for (const ev of events.slice(shownEvents)) {
+      // Tool calls carry no node: they belong to the node started last.
+      if (ev.type === 'node_start') atNode = ev.node;
+      eventsBody.appendChild(eventRow(ev, atNode, Date.parse(run.created_at)));
+      if (ev.type === 'node_end' || ev.type === 'node_error') atNode = null;
+    }
     shownEvents = events.length;
     eventsCount.textContent = `(${events.length})`;
 
@@ -618,12 +625,13 @@ function renderRun(view, ctx, id) {
   return () => follower.stop();
 }
 
-function eventRow(ev) {
+function eventRow(ev, atNode, t0) {
+  const offset = Date.parse(ev.ts) - t0;
   return h('tr', { 'data-seq': ev.seq, 'data-type': ev.type },
     h('td', { class: 'num' }, ev.seq),
-    h('td', {}, timeEl(ev.ts)),
+    h('td', {}, timeEl(ev.ts), Number.isFinite(offset) ? h('span', { class: 'muted small', title: 'since the run was created' }, ` +${ms(Math.max(0, offset))}`) : null),
     h('td', {}, eventType(ev.type)),
-    h('td', { class: 'mono' }, ev.node || ''),
+    h('td', { class: 'mono' }, ev.node || (atNode && ev.type.startsWith('tool_') ? h('span', { class: 'muted', title: 'during this node' }, atNode) : '')),
     h('td', { class: 'title-cell', title: ev.details && Object.keys(ev.details).length ? JSON.stringify(ev.details) : '' }, eventDetails(ev)));
 }
 
@@ -649,7 +657,7 @@ function eventDetails(ev) {
 }
 
 function compact(d) {
-  const entries = Object.entries(d || {});
+  const entries = Object.entries(d || {}).filter(([, v]) => v !== null && v !== undefined);
   if (!entries.length) return '';
   return entries.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
 }
@@ -675,6 +683,10 @@ export function sourceState(v) {
   const s = String(v ?? 'unknown');
   if (s === 'ok') return h('span', { class: 'badge src src-ok' }, 'ok');
   if (s === 'not_configured') return h('span', { class: 'badge src src-off', title: 'No such source in config/observability_sources.yml for this env' }, 'not configured');
+  if (s.startsWith('skipped')) {
+    const reason = s.replace(/^skipped:?\s*/, '');
+    return h('span', {}, h('span', { class: 'badge src src-off' }, 'skipped'), reason ? h('span', { class: 'muted small' }, ` ${reason}`) : null);
+  }
   if (s.startsWith('unavailable')) {
     const reason = s.replace(/^unavailable:?\s*/, '');
     return h('span', {}, h('span', { class: 'badge src src-bad' }, 'unavailable'), reason ? h('span', { class: 'src-reason' }, ` ${reason}`) : null);
@@ -682,9 +694,19 @@ export function sourceState(v) {
   return h('span', { class: 'badge src' }, s);
 }
 
+/** An object's values by dotted key, one level of nesting flattened (`objective.availability`). */
+function flat(obj) {
+  const out = [];
+  for (const [k, v] of Object.entries(obj || {})) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) out.push([`${k}.${k2}`, v2]);
+    else out.push([k, v]);
+  }
+  return out;
+}
+
 /** Scalars of an object as a definition list (numbers rounded for reading). */
 function numbers(obj) {
-  const entries = Object.entries(obj || {});
+  const entries = flat(obj).filter(([, v]) => v !== null && v !== undefined);
   if (!entries.length) return h('p', { class: 'muted' }, 'None.');
   return h('dl', { class: 'kv' }, entries.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', { class: typeof v === 'number' ? 'num-val' : '' },
     typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 1 ? 4 : 2))
@@ -719,6 +741,10 @@ function triageResult(r) {
   const logs = Array.isArray(refs.log_samples) ? refs.log_samples : [];
   const traces = refs.traces && Array.isArray(refs.traces.traces) ? refs.traces.traces : [];
   const sources = r.sources || {};
+  const arr = (x) => (Array.isArray(x) ? x : []);
+  const deploys = arr(refs.deploys);
+  const clusters = arr(refs.log_clusters);
+  const related = arr(refs.related_incidents);
   return h('div', { class: 'stack triage-result' },
     h('section', { class: 'panel' }, h('h2', {}, 'Summary'),
       h('p', { class: 'triage-summary' }, r.summary || h('span', { class: 'muted' }, 'No summary.')),
@@ -744,7 +770,8 @@ function triageResult(r) {
         h('section', { class: 'panel', id: 'triage-runbooks' }, h('h2', {}, `Runbook snippets (${snippets.length})`),
           snippets.length
             ? h('ol', { class: 'hits' }, snippets.map((s) => h('li', { class: 'hit', 'data-path': s.path },
-              h('a', { class: 'hit-title mono', href: `#/runbooks/${enc(s.path)}${s.anchor ? `?s=${encodeURIComponent(s.anchor)}` : ''}` }, s.path),
+              h('a', { class: 'hit-title', href: `#/runbooks/${enc(s.path)}${s.anchor ? `?s=${encodeURIComponent(s.anchor)}` : ''}` }, s.heading || s.path),
+              h('div', { class: 'muted mono small' }, s.path),
               h('div', { class: 'snippet' }, s.text || ''))))
             : h('p', { class: 'muted' }, 'No runbook matched.'))),
       h('div', { class: 'stack' },
@@ -755,10 +782,31 @@ function triageResult(r) {
         h('section', { class: 'panel', id: 'triage-slo' }, h('h2', {}, 'SLO and alerts'),
           h('dl', { class: 'kv' }, h('dt', {}, 'Firing alerts'), h('dd', {}, metrics.alerts_count ?? '—')),
           metrics.slo && typeof metrics.slo === 'object' ? numbers(metrics.slo) : h('p', { class: 'muted' }, 'No SLO numbers for this service and env.')),
+        h('section', { class: 'panel', id: 'triage-deploys' }, h('h2', {}, `Deploys (${deploys.length})`),
+          deploys.length
+            ? h('ul', { class: 'plain-list' }, deploys.map((d) => h('li', {}, timeEl(d.ts), ' ', d.version ? h('span', { class: 'tag mono' }, d.version) : null, d.message || '',
+              d.incident_id ? [' ', idEl(d.incident_id, `#/incidents/${encodeURIComponent(d.incident_id)}`)] : null)))
+            : h('p', { class: 'muted' }, 'No deploy recorded on a timeline of this service in or just before the window.')),
+        clusters.length ? h('section', { class: 'panel', id: 'triage-clusters' }, h('h2', {}, 'Error log clusters'),
+          h('table', { class: 'grid compact' }, h('tbody', {}, clusters.map((c) => h('tr', {},
+            h('td', { class: 'num' }, c.count ?? ''),
+            h('td', { class: 'title-cell mono small', title: c.sample || '' }, c.template || c.sample || '')))))) : null,
+        related.length ? h('section', { class: 'panel', id: 'triage-related' }, h('h2', {}, 'Other active incidents'),
+          h('ul', { class: 'plain-list' }, related.map((i) => h('li', {}, i.severity ? sevBadge(i.severity) : null, ' ',
+            h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.title || i.id), i.status ? h('span', { class: 'muted' }, ` · ${i.status}`) : null)))) : null,
+        metrics.cost && metrics.cost.estimated ? h('section', { class: 'panel', id: 'triage-cost' }, h('h2', {}, 'Estimated cost'),
+          h('dl', { class: 'kv' },
+            h('dt', {}, 'Total'), h('dd', {}, `${metrics.cost.total} ${metrics.cost.currency || ''}`),
+            metrics.cost.failed_requests != null ? [h('dt', {}, 'Failed requests'), h('dd', {}, String(metrics.cost.failed_requests))] : null,
+            metrics.cost.unavailable_minutes != null ? [h('dt', {}, 'Unavailable'), h('dd', {}, `${metrics.cost.unavailable_minutes} min`)] : null)) : null,
         h('section', { class: 'panel', id: 'triage-traces' }, h('h2', {}, `Traces (${traces.length})`),
           traces.length
             ? h('ul', { class: 'plain-list' }, traces.slice(0, 20).map((t) => h('li', { class: 'mono' },
-              typeof t === 'string' ? t : [t.trace_id || t.traceID || t.id || '', t.duration_ms !== undefined ? ` · ${ms(t.duration_ms)}` : '', t.root || t.operation ? ` · ${t.root || t.operation}` : ''])))
+              typeof t === 'string' ? t : [t.trace_id || t.traceID || t.id || '',
+                t.found === false ? h('span', { class: 'muted' }, ' · not found') : null,
+                typeof t.duration_ms === 'number' ? ` · ${ms(t.duration_ms)}` : '',
+                t.error_spans ? h('span', { class: 'bad-text' }, ` · ${t.error_spans} error spans`) : null,
+                Array.isArray(t.error_services) && t.error_services.length ? ` · ${t.error_services.join(', ')}` : ''])))
             : h('p', { class: 'muted' }, 'No traces.')))));
 }
 
@@ -792,7 +840,8 @@ function postmortemResult(r) {
         h('dl', { class: 'kv' },
           h('dt', {}, 'Incident'), h('dd', {}, r.incident_id ? idEl(r.incident_id, `#/incidents/${encodeURIComponent(r.incident_id)}`) : '—'),
           h('dt', {}, 'Triage'), h('dd', {}, r.triage_run_id ? idEl(r.triage_run_id, runHref(r.triage_run_id)) : '—',
-            r.triage ? h('span', { class: 'muted' }, r.triage === 'sub_run' ? ' (run for this draft)' : ' (an earlier triage)') : null))),
+            r.triage ? h('span', { class: 'muted' }, r.triage === 'sub_run' ? ' (run for this draft)' : ' (an earlier triage)') : null)),
+          r.triage_error ? h('div', { class: 'notice' }, `Drafted without a triage: ${r.triage_error}`) : null),
       h('section', { class: 'panel', id: 'pm-artifacts' }, h('h2', {}, 'Attached to the incident'), artifactsTable(r.artifacts, r.incident_id)),
       h('section', { class: 'panel', id: 'pm-followups' }, h('h2', {}, 'Follow-ups added'), followupsTable(r.followups))));
 }
