@@ -376,13 +376,13 @@ impl NodeCx {
                 }
             });
         }
-        loop {
+        // Bounded like every poll: the child's own deadline, and a minute's grace.
+        let max_wait = Duration::from_secs(child.timeout_s + 60);
+        self.poll(u32::MAX, max_wait, Duration::from_millis(50), |_| async {
             let run = runner.reload(&child_id).await?;
-            if run.status.finished() {
-                return Ok(run);
-            }
-            self.sleep(Duration::from_millis(50)).await?;
-        }
+            Ok(run.status.finished().then_some(run))
+        })
+        .await
     }
 
     /// Sleep, unless the run is cancelled first.
@@ -1124,13 +1124,12 @@ impl Runner {
                     run = self.reload(&run.run_id).await?;
                     let why = format!("node '{node}': {e}");
                     let exhausted = cx.exhausted.load(std::sync::atomic::Ordering::Relaxed);
-                    // The failed node is where a replay starts again.
-                    self.finish(&mut run, RunStatus::Failed, None, Some(why.clone()))
-                        .await?;
-                    if exhausted {
-                        self.requeue_add(&run, &node, &why).await?;
-                    }
-                    return Ok(());
+                    // Out of retries: a person decides (the failed node is where a replay
+                    // starts again).
+                    let entry = exhausted.then(|| self.requeue_entry(&run, &node, &why));
+                    return self
+                        .finish_with(&mut run, RunStatus::Failed, None, Some(why), entry)
+                        .await;
                 }
                 Some(Ok(step)) => {
                     run = self.reload(&run.run_id).await?;
@@ -1166,6 +1165,16 @@ impl Runner {
         run: &mut Run,
         ev: Option<(&'static str, Option<String>, Json)>,
     ) -> Result<()> {
+        self.checkpoint_with(run, ev, None).await
+    }
+
+    /// [`Runner::checkpoint`], putting a requeue entry in the same commit.
+    async fn checkpoint_with(
+        &self,
+        run: &mut Run,
+        ev: Option<(&'static str, Option<String>, Json)>,
+        requeue: Option<requeue::RequeueEntry>,
+    ) -> Result<()> {
         let mut r = run.clone();
         let ts = self.inner.clock.now();
         let saved = self
@@ -1176,6 +1185,12 @@ impl Runner {
                 if let Some(cur) = load_run(txn, &r.run_id)? {
                     r.events = cur.events;
                     r.cancel_requested |= cur.cancel_requested;
+                    // Sub-runs are recorded straight in the store by the node that starts them.
+                    for c in cur.children {
+                        if !r.children.contains(&c) {
+                            r.children.push(c);
+                        }
+                    }
                 }
                 if let Some((kind, node, details)) = ev {
                     r.events += 1;
@@ -1192,6 +1207,9 @@ impl Runner {
                     )?;
                 }
                 save_run(txn, &r)?;
+                if let Some(e) = &requeue {
+                    requeue::insert(txn, e)?;
+                }
                 Ok(r)
             })
             .await?;
@@ -1206,6 +1224,19 @@ impl Runner {
         result: Option<Json>,
         error: Option<String>,
     ) -> Result<()> {
+        self.finish_with(run, status, result, error, None).await
+    }
+
+    /// [`Runner::finish`], with the run put on the requeue list in the same commit.
+    async fn finish_with(
+        &self,
+        run: &mut Run,
+        status: RunStatus,
+        result: Option<Json>,
+        error: Option<String>,
+        requeue: Option<requeue::RequeueEntry>,
+    ) -> Result<()> {
+        let requeued = requeue.clone();
         run.status = status;
         run.finished_at = Some(self.inner.clock.now());
         run.result = result;
@@ -1219,9 +1250,12 @@ impl Runner {
             RunStatus::Cancelled => "run_cancelled",
             _ => "run_failed",
         };
-        self.checkpoint(run, Some((kind, None, json!({"error": error}))))
+        self.checkpoint_with(run, Some((kind, None, json!({"error": error}))), requeue)
             .await?;
         self.announce(run);
+        if let Some(e) = requeued {
+            self.requeue_announce(&e);
+        }
         if status != RunStatus::Succeeded {
             for child in run.children.clone() {
                 if let Ok(c) = self.reload(&child).await {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::tables::{load_run, put_run, REQUEUE};
-use super::{definition_hash, Run, RunStatus, Runner};
+use super::tables::{insert_event, load_run, save_run, REQUEUE};
+use super::{definition_hash, Run, RunEvent, RunStatus, Runner};
 use crate::error::{Error, Result};
 use crate::gateway::audit::{Audit, AuditRecord};
 
@@ -38,6 +38,13 @@ fn to_bytes(e: &RequeueEntry) -> Result<Vec<u8>> {
     serde_json::to_vec(e).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// Store an entry inside a write.
+pub(super) fn insert(txn: &crate::store::WriteTx, e: &RequeueEntry) -> Result<()> {
+    txn.open(REQUEUE)?
+        .insert(e.id.as_str(), to_bytes(e)?.as_slice())?;
+    Ok(())
+}
+
 /// `rq_` and 1-40 alphanumerics.
 fn validate_id(id: &str) -> Result<()> {
     let ok = id.strip_prefix("rq_").is_some_and(|r| {
@@ -51,9 +58,9 @@ fn validate_id(id: &str) -> Result<()> {
 }
 
 impl Runner {
-    /// Put a failed run on the requeue list, to be replayed from `node` or dropped.
-    pub(super) async fn requeue_add(&self, run: &Run, node: &str, reason: &str) -> Result<()> {
-        let e = RequeueEntry {
+    /// An entry for a run that failed in `node` (written with the run's failure).
+    pub(super) fn requeue_entry(&self, run: &Run, node: &str, reason: &str) -> RequeueEntry {
+        RequeueEntry {
             id: format!("rq_{}", crate::clock::random_hex(8)),
             kind: "retries_exhausted".into(),
             run_id: run.run_id.clone(),
@@ -64,21 +71,15 @@ impl Runner {
             created_at: self.inner.clock.now(),
             resolved_at: None,
             resolved_by: None,
-        };
-        let bytes = to_bytes(&e)?;
-        let id = e.id.clone();
-        self.inner
-            .store
-            .write(move |txn| {
-                txn.open(REQUEUE)?.insert(id.as_str(), bytes.as_slice())?;
-                Ok(())
-            })
-            .await?;
-        tracing::warn!(run = %run.run_id, node, requeue = %e.id, "run_requeue_waiting");
+        }
+    }
+
+    /// Log and publish a new entry.
+    pub(super) fn requeue_announce(&self, e: &RequeueEntry) {
+        tracing::warn!(run = %e.run_id, node = %e.node, requeue = %e.id, "run_requeue_waiting");
         self.inner
             .bus
-            .publish("ops.requeue", serde_json::to_value(&e).unwrap_or_default());
-        Ok(())
+            .publish("ops.requeue", serde_json::to_value(e).unwrap_or_default());
     }
 
     /// Entries, oldest first; `status` filters (`pending` by default in the API).
@@ -158,10 +159,12 @@ impl Runner {
                     }
                     match current_hashes.get(&run.graph) {
                         Some(h) if *h == run.graph_hash => {}
-                        Some(_) => return Err(Error::Conflict(format!(
+                        Some(_) => {
+                            return Err(Error::Conflict(format!(
                             "graph '{}' has changed since run {} started; start a new run instead",
                             run.graph, run.run_id
-                        ))),
+                        )))
+                        }
                         None => {
                             return Err(Error::Conflict(format!(
                                 "graph '{}' is not available in this build",
@@ -178,21 +181,24 @@ impl Runner {
                     // A replay gets its whole time budget again.
                     run.started_at = None;
                     run.cancel_requested = false;
-                    put_run(
+                    run.events += 1;
+                    insert_event(
                         txn,
-                        &mut run,
-                        Some((
-                            "run_requeued",
-                            Some(e.node.clone()),
-                            json!({"requeue_id": e.id, "by": by2}),
-                        )),
+                        &run.run_id,
+                        &RunEvent {
+                            seq: run.events,
+                            ts: now,
+                            kind: "run_requeued".into(),
+                            node: Some(e.node.clone()),
+                            details: json!({"requeue_id": e.id, "by": by2}),
+                        },
                     )?;
+                    save_run(txn, &run)?;
                 }
                 e.status = if allow { "replayed" } else { "dropped" }.into();
                 e.resolved_at = Some(now);
                 e.resolved_by = Some(by2.clone());
-                txn.open(REQUEUE)?
-                    .insert(e.id.as_str(), to_bytes(&e)?.as_slice())?;
+                insert(txn, &e)?;
                 Audit::insert(
                     txn,
                     &AuditRecord {

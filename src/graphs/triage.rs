@@ -1301,32 +1301,34 @@ fn build_report(state: &Json, run_id: &str) -> Json {
 async fn attach(state: &mut Json, cx: &NodeCx) -> Result<()> {
     let id = str_of(&state["incident_id"]);
     let name = format!("triage_{}.json", cx.run_id);
-    let content = serde_json::to_string_pretty(&state["report"]).unwrap_or_default();
-    let fresh = match cx
-        .tool(
+    let d = cx
+        .tool("oncall_tool", "incident_get", json!({"incident_id": id}))
+        .await?;
+    let attached = d["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|a| a["name"].as_str() == Some(name.as_str()));
+    if !attached {
+        let content = serde_json::to_string_pretty(&state["report"]).unwrap_or_default();
+        cx.tool(
             "oncall_tool",
             "incident_attach_artifact",
             json!({"incident_id": id, "name": name, "content": content, "format": "json"}),
         )
-        .await
-    {
-        Ok(_) => true,
-        Err(Error::Conflict(_)) => false,
-        Err(e) => return Err(e),
-    };
-    if !fresh && has_event(cx, &id, "triage", &cx.run_id).await? {
-        state["report"]["artifact"] = json!(name);
-        return Ok(());
+        .await?;
     }
-    let top = state["report"]["suspected_root_causes"][0]["cause"].clone();
-    cx.tool(
-        "oncall_tool",
-        "incident_append_event",
-        json!({"incident_id": id, "type": "triage",
-               "message": crate::incidents::model::clip(&str_of(&state["report"]["summary"]), 2000),
-               "meta": {"run_id": cx.run_id, "artifact": name, "top_cause": top}}),
-    )
-    .await?;
+    if !has_event(cx, &id, "triage", &cx.run_id).await? {
+        let top = state["report"]["suspected_root_causes"][0]["cause"].clone();
+        cx.tool(
+            "oncall_tool",
+            "incident_append_event",
+            json!({"incident_id": id, "type": "triage",
+                   "message": crate::incidents::model::clip(&str_of(&state["report"]["summary"]), 2000),
+                   "meta": {"run_id": cx.run_id, "artifact": name, "top_cause": top}}),
+        )
+        .await?;
+    }
     state["report"]["artifact"] = json!(name);
     Ok(())
 }

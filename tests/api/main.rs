@@ -16,5 +16,7 @@ mod listing;
 mod observability;
 mod outbound;
 mod process;
+mod realprom;
 mod runbooks;
 mod transfer;
+mod triage;
