@@ -570,6 +570,7 @@ try {
     // Linked to the incident: a triage artifact and a triage event, live.
     await page.locator(`#artifacts tr[data-name="triage_${runId}.json"]`).waitFor();
     await page.locator('#timeline li[data-type=triage]').waitFor();
+    assert.equal(await page.locator('#timeline li[data-type=triage] a.run-link').getAttribute('href'), `#/ops/runs/${runId}`);
 
     await page.click('#inc-postmortem');
     await page.locator('.ops-run[data-graph=postmortem_draft][data-status=succeeded]').waitFor({ timeout: 30000 });

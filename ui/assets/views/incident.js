@@ -310,7 +310,10 @@ export function render(view, ctx) {
       h('span', {}, eventType(ev.type)),
       h('div', {},
         h('div', { class: 'msg' }, eventText(ev)),
-        h('div', { class: 'actor' }, ev.actor)))));
+        h('div', { class: 'actor' }, ev.actor,
+          // Written by a graph run (triage, postmortem, its follow-ups): link to the run.
+          ev.meta && typeof ev.meta.run_id === 'string' && ev.meta.run_id.startsWith('gr_')
+            ? [' · ', h('a', { href: runHref(ev.meta.run_id), class: 'mono run-link' }, ev.meta.run_id)] : null)))));
   }
 
   function eventText(ev) {
