@@ -545,6 +545,39 @@ try {
     await shot('16-ops-run-cancelled');
   });
 
+  await step('ops: work waiting for a decision is listed with Allow / Drop; hidden where the server has no list', async () => {
+    // A real entry needs a tool call that fails after its last retry, which this setup cannot
+    // cause on demand: the list is answered by the test (the server's own tests cover the
+    // replay and the drop), the console's requests are checked as sent.
+    const entry = { id: 'rq_e2e0001', kind: 'retries_exhausted', run_id: triageRun, graph: 'incident_triage', node: 'top_errors_logs',
+      reason: "node 'top_errors_logs': loki timed out after 3 attempts", status: 'pending', created_at: new Date().toISOString() };
+    const decisions = [];
+    await page.route(`${base}/v1/requeue`, (route) => route.fulfill({ json: { items: [entry] } }));
+    await page.route(`${base}/v1/requeue/*/resolve`, (route) => {
+      decisions.push({ url: route.request().url(), body: route.request().postDataJSON() });
+      route.fulfill({ json: { ...entry, status: 'replayed' } });
+    });
+    await page.goto(`${base}/#/ops`);
+    const row = page.locator('#requeue-table tr[data-id=rq_e2e0001]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /loki timed out/);
+    assert.equal(await row.locator(`a[href="#/ops/runs/${triageRun}"]`).count(), 1);
+    await row.locator('.requeue-allow').click();
+    await page.waitForFunction(() => document.querySelector('.toast'));
+    await row.locator('.requeue-drop').click();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(decisions.map((d) => [d.url.replace(base, ''), d.body.allow]),
+      [['/v1/requeue/rq_e2e0001/resolve', true], ['/v1/requeue/rq_e2e0001/resolve', false]]);
+    await page.unroute(`${base}/v1/requeue`);
+    await page.route(`${base}/v1/requeue`, (route) => route.fulfill({ status: 404, json: { error: { code: 'not_found', message: 'no such page' } } }));
+    await page.reload();
+    await page.locator('#graph-table').waitFor();
+    await page.waitForTimeout(300);
+    assert.equal(await page.locator('#requeue-section').isHidden(), true);
+    await page.unroute(`${base}/v1/requeue`);
+    await page.unroute(`${base}/v1/requeue/*/resolve`);
+  });
+
   let opsInc;
   await step('incident: Triage and Draft postmortem run inline; artifacts and follow-ups appear', async () => {
     const started = new Date(Date.now() - 40 * 60 * 1000).toISOString();

@@ -123,7 +123,8 @@ export function followRun(id, onChange) {
     if (notify) emit();
   }
 
-  const TERMINAL_EVENTS = new Set(['run_started', 'run_resumed', 'run_succeeded', 'run_failed', 'run_cancelled', 'cancel_requested']);
+  // Events after which the run's record (status, result, error) has changed.
+  const REFRESH_ON = new Set(['run_started', 'run_resumed', 'run_succeeded', 'run_failed', 'run_cancelled', 'cancel_requested']);
   const offEvent = live.onEvent((env) => {
     const d = env.data || {};
     if (d.run_id !== id) return;
@@ -134,7 +135,7 @@ export function followRun(id, onChange) {
       } else if (add([ev])) {
         emit();
       }
-      if (TERMINAL_EVENTS.has(ev.type)) refresh();
+      if (REFRESH_ON.has(ev.type)) refresh();
     } else if (env.type === 'ops.run') {
       if (run && (run.status !== d.status || run.next_node !== d.next_node)) refresh();
       else if (!run) refresh();

@@ -216,8 +216,9 @@ export function render(view, ctx) {
     const at = currentNode(run, events);
     let content = null;
     if (active) {
+      const states = nodeStates(nodes, run, events);
       content = nodes.length ? h('ol', { class: 'chain' }, nodes.map((n) => {
-        const st = nodeStates(nodes, run, events).get(n.name) || { state: 'pending' };
+        const st = states.get(n.name) || { state: 'pending' };
         return h('li', { class: `n-${st.state}`, 'data-node': n.name }, h('span', { class: 'mono' }, n.name));
       })) : null;
     } else if (run.status === 'succeeded' && run.result) {

@@ -117,7 +117,7 @@ function requeueSection() {
           h('td', { class: 'title-cell' }, it.reason || ''),
           h('td', {}, h('span', { class: 'badge st' }, it.status)),
           h('td', {}, timeEl(it.created_at)),
-          h('td', {}, it.status === 'pending' || it.status === 'waiting' || !it.status
+          h('td', {}, it.status === 'pending'
             ? [h('button', { type: 'button', class: 'primary requeue-allow', onclick: () => resolve(it, true) }, 'Allow'), ' ',
               h('button', { type: 'button', class: 'danger requeue-drop', onclick: () => resolve(it, false) }, 'Drop')]
             : null)))))));
@@ -542,12 +542,16 @@ function renderRun(view, ctx, id) {
   let resultKey = null;
   let inputShown = false;
   let last = null;
-  listGraphs().then((gs) => { graph = gs.find((g) => last && g.name === last.run.graph) || null; if (last) draw(last); }).catch(() => {});
-
+  let graphAsked = false;
   const follower = followRun(id, (s) => {
     last = s;
-    if (s.run && !graph) {
-      listGraphs().then((gs) => { graph = gs.find((g) => g.name === s.run.graph) || { name: s.run.graph, nodes: [] }; draw(last); }).catch(() => {});
+    if (s.run && !graphAsked) {
+      // The node chain comes from the graph's definition (nodes not reached yet included).
+      graphAsked = true;
+      listGraphs().then((gs) => {
+        graph = gs.find((g) => g.name === s.run.graph) || null;
+        if (graph) draw(last);
+      }).catch(() => { /* the chain falls back to the nodes seen in events */ });
     }
     draw(s);
   });
