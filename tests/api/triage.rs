@@ -973,3 +973,25 @@ async fn a_triage_run_survives_kill_9_of_the_binary_and_resumes() {
     assert_eq!(run["result"]["references"]["metrics"]["alerts_count"], 1);
     assert_eq!(run["result"]["sources"]["metrics"], "ok");
 }
+
+#[tokio::test]
+async fn a_postmortem_and_its_triage_sub_run_need_only_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), |s| s.graph_workers = 1).await;
+    wait_runbooks(&app).await;
+    let inc = app.create("router", "P3", "one worker").await;
+    // The parent holds the only worker while it waits for its child.
+    let id = start(
+        &app,
+        "postmortem_draft",
+        json!({"input": {"incident_id": inc}}),
+    )
+    .await;
+    let run = wait_finished(&app, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["result"]["triage"], "sub_run");
+    // P3: follow-ups due in 60 days, priority P3, no owner set.
+    let f = &run["result"]["followups"][0];
+    assert_eq!(f["priority"], "P3");
+    assert!(f["owner"].is_null());
+}
