@@ -299,7 +299,8 @@ try {
     assert.match(await row.textContent(), /bob/);
     await shot('04-incident-detail');
     await row.locator('button.close-followup').click();
-    await page.locator('#followups tbody tr', { hasText: 'done' }).waitFor();
+    // (Not `hasText: 'done'`: that also matches the open row's "Done" button, case-insensitively.)
+    await page.locator('#followups tbody tr del', { hasText: 'Add a canary stage for router' }).waitFor();
     const sum = await http(base, '/api/followups/summary');
     assert.equal(sum.open_followups.length, 0);
   });
