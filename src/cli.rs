@@ -475,24 +475,43 @@ fn call_server(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut req =
-            reqwest::Client::new().request(method, format!("{}{path_and_query}", info.url));
-        if let Some(k) = &settings.console_api_key {
-            req = req.bearer_auth(k);
+        let client = reqwest::Client::new();
+        // A server that is still opening an index answers 503 with Retry-After: wait and ask
+        // again (for at most about 30 s), as an operator would.
+        let mut waited = 0u64;
+        loop {
+            let mut req = client.request(method.clone(), format!("{}{path_and_query}", info.url));
+            if let Some(k) = &settings.console_api_key {
+                req = req.bearer_auth(k);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let r = req
+                .send()
+                .await
+                .with_context(|| format!("sofiia at {} did not answer", info.url))?;
+            let status = r.status();
+            let retry_after = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            match retry_after {
+                Some(s) if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && waited < 30 => {
+                    let s = s.clamp(1, 5);
+                    waited += s;
+                    tokio::time::sleep(std::time::Duration::from_secs(s)).await;
+                    continue;
+                }
+                _ => {}
+            }
+            if !status.is_success() {
+                bail!("{status}: {}", v["error"]["message"]);
+            }
+            return Ok(v);
         }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req
-            .send()
-            .await
-            .with_context(|| format!("sofiia at {} did not answer", info.url))?;
-        let status = r.status();
-        let v: serde_json::Value = r.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{status}: {}", v["error"]["message"]);
-        }
-        Ok(v)
     })
 }
 

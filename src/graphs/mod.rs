@@ -339,22 +339,10 @@ impl NodeCx {
             input,
         };
         let key = format!("sub:{}:{}", self.run_id, self.node);
-        let (child, created) = runner.start_inner(graph, req, Some(key), false).await?;
-        let child_id = child.run_id.clone();
-        let parent = self.run_id.clone();
-        let cid = child_id.clone();
-        runner
-            .inner
-            .store
-            .write(move |txn| {
-                let mut run = load_run(txn, &parent)?.ok_or_else(|| not_found(&parent))?;
-                if !run.children.contains(&cid) {
-                    run.children.push(cid.clone());
-                    save_run(txn, &run)?;
-                }
-                Ok(())
-            })
+        let (child, created) = runner
+            .start_inner(graph, req, Some(key), Some(self.run_id.clone()))
             .await?;
+        let child_id = child.run_id.clone();
         if created {
             runner
                 .event(
@@ -438,6 +426,8 @@ async fn flipped(mut rx: watch::Receiver<bool>) {
 }
 
 const CANCELLED: &str = "the run was cancelled";
+/// A checkpoint found the run already finished by another writer.
+const ALREADY_FINISHED: &str = "the run has already finished";
 
 fn cancelled() -> Error {
     Error::Conflict(CANCELLED.into())
@@ -521,6 +511,18 @@ impl Runner {
         self.inner.graphs.read().ok()?.get(name).cloned()
     }
 
+    /// The names of every graph, sorted (for `/healthz`, as the seed's supervisor lists them).
+    pub fn graph_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self
+            .inner
+            .graphs
+            .read()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Every graph: name, description, nodes, input schema, definition hash.
     pub fn graphs(&self) -> Vec<Json> {
         let Ok(m) = self.inner.graphs.read() else {
@@ -546,17 +548,28 @@ impl Runner {
         req: StartRun,
         idempotency_key: Option<String>,
     ) -> Result<(Run, bool)> {
-        self.start_inner(graph, req, idempotency_key, true).await
+        if idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("sub:"))
+        {
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                "keys starting with 'sub:' are the runner's own (sub-runs)",
+            ));
+        }
+        self.start_inner(graph, req, idempotency_key, None).await
     }
 
-    /// [`Runner::start`]; `enqueue: false` leaves the run for its caller to execute (sub-runs).
+    /// [`Runner::start`]. With a `parent`, the run is a sub-run: recorded in the parent's
+    /// `children` in the same commit, and left for the parent to execute (not queued).
     async fn start_inner(
         &self,
         graph: &str,
         req: StartRun,
         idempotency_key: Option<String>,
-        enqueue: bool,
+        parent: Option<String>,
     ) -> Result<(Run, bool)> {
+        let enqueue = parent.is_none();
         let g = self.graph(graph).ok_or_else(|| {
             Error::NotFound(format!(
                 "no graph '{}'",
@@ -641,8 +654,15 @@ impl Runner {
                         .insert(key.as_str(), r2.run_id.as_str())?;
                 }
                 let mut r2 = r2;
-                let details = json!({"graph": r2.graph});
+                let details = json!({"graph": r2.graph, "parent": parent});
                 put_run(txn, &mut r2, Some(("run_queued", None, details)))?;
+                if let Some(p) = &parent {
+                    let mut pr = load_run(txn, p)?.ok_or_else(|| not_found(p))?;
+                    if !pr.children.contains(&r2.run_id) {
+                        pr.children.push(r2.run_id.clone());
+                        save_run(txn, &pr)?;
+                    }
+                }
                 Ok((r2, true))
             })
             .await?;
@@ -783,7 +803,16 @@ impl Runner {
                         Some(("run_cancelled", None, json!({"while": "queued"}))),
                     )?;
                 } else {
-                    put_run(txn, &mut run, Some(("cancel_requested", None, json!({}))))?;
+                    run.events += 1;
+                    let ev = RunEvent {
+                        seq: run.events,
+                        ts: now,
+                        kind: "cancel_requested".into(),
+                        node: run.current_node.clone(),
+                        details: json!({}),
+                    };
+                    insert_event(txn, &run.run_id, &ev)?;
+                    save_run(txn, &run)?;
                 }
                 Ok(run)
             })
@@ -835,7 +864,8 @@ impl Runner {
             let closing = closing.clone();
             tokio::spawn(async move {
                 flipped(closing).await;
-                let _ = me.inner.stopping.send(true);
+                // Kept even with no receiver yet: sub-runs spawned later see it.
+                me.inner.stopping.send_replace(true);
             });
         }
         tokio::spawn(async move {
@@ -980,13 +1010,30 @@ impl Runner {
                 }
             }
         }
-        let _release = Release(self, id);
-        if let Err(e) = self.execute_inner(id).await {
-            tracing::error!(run = %id, error = %e, "run_execute_failed");
+        let release = Release(self, id);
+        match self.execute_inner(id).await {
+            Ok(()) => {}
+            // Someone else finished it meanwhile (a cancel while it was still queued).
+            Err(Error::Conflict(m)) if m == ALREADY_FINISHED => {}
+            Err(e) => tracing::error!(run = %id, error = %e, "run_execute_failed"),
+        }
+        drop(release);
+        // Queued again while we held it (a requeue replay resolved just as it failed): the
+        // worker that popped it could not claim it, so it goes back in the queue.
+        if let Ok(run) = self.reload(id).await {
+            if run.status == RunStatus::Queued {
+                self.enqueue(id.to_string());
+            }
         }
     }
 
     async fn execute_inner(&self, id: &str) -> Result<()> {
+        // The cancel channel exists before the run is read: a cancel committed after the read
+        // finds it and is seen; one committed before is in the record.
+        let (tx, rx) = watch::channel(false);
+        if let Ok(mut c) = self.inner.cancels.lock() {
+            c.insert(id.to_string(), tx.clone());
+        }
         let idc = id.to_string();
         let Some(mut run) = self
             .inner
@@ -999,9 +1046,8 @@ impl Runner {
         if run.status.finished() {
             return Ok(());
         }
-        let (tx, rx) = watch::channel(run.cancel_requested);
-        if let Ok(mut c) = self.inner.cancels.lock() {
-            c.insert(run.run_id.clone(), tx);
+        if run.cancel_requested {
+            let _ = tx.send(true);
         }
         let Some(g) = self.graph(&run.graph) else {
             let why = format!("graph '{}' is not available in this build", run.graph);
@@ -1068,7 +1114,7 @@ impl Runner {
                     )
                     .await;
             }
-            if *rx.borrow() {
+            if *rx.borrow() || run.cancel_requested {
                 return self
                     .finish(&mut run, RunStatus::Cancelled, None, None)
                     .await;
@@ -1183,6 +1229,10 @@ impl Runner {
             .write(move |txn| {
                 // Keep events appended meanwhile (tool calls) and a cancel request.
                 if let Some(cur) = load_run(txn, &r.run_id)? {
+                    // Finished by someone else (a cancel while queued): never brought back.
+                    if cur.status.finished() {
+                        return Err(Error::Conflict(ALREADY_FINISHED.into()));
+                    }
                     r.events = cur.events;
                     r.cancel_requested |= cur.cancel_requested;
                     // Sub-runs are recorded straight in the store by the node that starts them.

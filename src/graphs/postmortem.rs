@@ -9,7 +9,8 @@
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::triage::has_event;
+use super::is_cancel;
+use super::triage::{events_of_run, has_event, one_line, timeline};
 use super::{Graph, Node, NodeCx, NodeFuture, RunStatus, Step};
 use crate::clock::{parse_ts, rfc3339};
 use crate::error::{Error, Result};
@@ -71,7 +72,16 @@ fn human(m: i64) -> String {
 
 /// Markdown text on one line (table cells, list items): no pipes or line breaks.
 fn cell(t: &str) -> String {
-    t.replace('|', "\\|").replace(['\n', '\r'], " ")
+    one_line(&t.replace('\\', "\\\\").replace('|', "\\|"))
+}
+
+/// Free text (an incident summary) as a block quote: its lines cannot start headings or
+/// table rows of the draft.
+fn quote(t: &str) -> String {
+    t.lines()
+        .map(|l| format!("> {}", l.replace(|c: char| c.is_control(), " ")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Graph for PostmortemDraft {
@@ -173,27 +183,7 @@ async fn load_incident(state: &mut Json, cx: &NodeCx) -> Result<()> {
         .await?;
     let mut events: Vec<Json> = d["events"].as_array().cloned().unwrap_or_default();
     if d["events_truncated"] == true {
-        events.clear();
-        let mut after = 0u64;
-        while events.len() < 2000 {
-            let page = cx
-                .tool(
-                    "oncall_tool",
-                    "incident_events",
-                    json!({"incident_id": id, "after": after, "limit": 500}),
-                )
-                .await?;
-            let items = page["items"].as_array().cloned().unwrap_or_default();
-            let n = items.len();
-            after = items
-                .last()
-                .and_then(|e| e["seq"].as_u64())
-                .unwrap_or(after);
-            events.extend(items);
-            if n < 500 {
-                break;
-            }
-        }
+        events = timeline(cx, &id, 2000).await?;
     }
     state["incident"] = d["incident"].clone();
     state["events"] = json!(events);
@@ -211,20 +201,27 @@ impl PostmortemDraft {
             .flatten()
             .filter(|a| {
                 let n = s(&a["name"]);
-                n.starts_with("triage") && n.ends_with(".json")
+                // Reports written by incident_triage runs, not any file a person named so.
+                n.starts_with("triage_gr_") && n.ends_with(".json")
             })
             .max_by_key(|a| s(&a["created_at"]))
             .map(|a| s(&a["name"]));
         if let Some(name) = latest {
-            let a = cx
+            let a = match cx
                 .tool(
                     "oncall_tool",
                     "incident_artifact_get",
                     json!({"incident_id": id, "name": name}),
                 )
-                .await?;
+                .await
+            {
+                Ok(a) => a,
+                Err(e) if is_cancel(&e) => return Err(e),
+                // Unreadable: a fresh triage replaces it.
+                Err(_) => Json::Null,
+            };
             if let Ok(report) = serde_json::from_str::<Json>(a["content"].as_str().unwrap_or("")) {
-                if report.is_object() {
+                if report.is_object() && report["suspected_root_causes"].is_array() {
                     state["triage_run_id"] = report["run_id"].clone();
                     state["triage"] = report;
                     state["triage_source"] = json!("existing");
@@ -248,13 +245,29 @@ impl PostmortemDraft {
             from
         };
         let symptom = crate::incidents::model::clip(&s(&inc["title"]), 480);
-        let child = cx
+        // An env triage does not know (incidents accept any env name) triages as prod.
+        let env = match crate::config::Env::parse(&s(&inc["env"])) {
+            Some(e) => e.as_str().to_string(),
+            None => "prod".to_string(),
+        };
+        let child = match cx
             .sub_run(
                 "incident_triage",
-                json!({"service": inc["service"], "env": inc["env"], "symptom": symptom,
+                json!({"service": inc["service"], "env": env, "symptom": one_line(&symptom),
                        "incident_id": id, "time_range": {"from": rfc3339(from), "to": rfc3339(to)}}),
             )
-            .await?;
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is_cancel(&e) => return Err(e),
+            // The draft goes on without it and says why.
+            Err(e) => {
+                state["triage"] = Json::Null;
+                state["triage_source"] = json!("failed");
+                state["triage_error"] = json!(format!("triage could not start: {e}"));
+                return Ok(());
+            }
+        };
         state["triage_run_id"] = json!(child.run_id);
         state["triage_source"] = json!("sub_run");
         if child.status == RunStatus::Succeeded {
@@ -310,7 +323,7 @@ fn action_items(state: &Json, now: OffsetDateTime) -> Vec<Json> {
             "traces" => format!("Add timeouts and fallbacks for the call path: {cause}"),
             _ => format!("Confirm or rule out: {cause}"),
         };
-        items.push(crate::incidents::model::clip(&item, 290));
+        items.push(crate::incidents::model::clip(&one_line(&item), 290));
     }
     for (what, st) in t["sources"].as_object().into_iter().flatten() {
         if st == "not_configured" && matches!(what.as_str(), "metrics" | "logs") {
@@ -324,7 +337,7 @@ fn action_items(state: &Json, now: OffsetDateTime) -> Vec<Json> {
         .is_none_or(|a| a.is_empty())
     {
         items.push(crate::incidents::model::clip(
-            &format!("Write a runbook for {svc}: {}", s(&inc["title"])),
+            &one_line(&format!("Write a runbook for {svc}: {}", s(&inc["title"]))),
             290,
         ));
     }
@@ -463,10 +476,10 @@ fn draft(state: &mut Json, now: OffsetDateTime) {
     md.push_str("\n## Summary\n\n");
     let summary = s(&inc["summary"]);
     if !summary.is_empty() {
-        md.push_str(&format!("{summary}\n\n"));
+        md.push_str(&format!("{}\n\n", quote(&summary)));
     }
     match t["summary"].as_str() {
-        Some(ts) => md.push_str(&format!("Triage: {ts}\n")),
+        Some(ts) => md.push_str(&format!("Triage: {}\n", cell(ts))),
         None => md.push_str(&format!(
             "Triage: not available ({}).\n",
             state["triage_error"].as_str().unwrap_or("no report")
@@ -475,9 +488,11 @@ fn draft(state: &mut Json, now: OffsetDateTime) {
     md.push_str("\n## Impact\n\n");
     md.push_str(&format!(
         "{}\n",
-        t["impact_assessment"]
-            .as_str()
-            .unwrap_or("Unknown: no triage report.")
+        cell(
+            t["impact_assessment"]
+                .as_str()
+                .unwrap_or("Unknown: no triage report.")
+        )
     ));
     md.push_str("\n## Timeline (UTC)\n\n");
     if events.is_empty() {
@@ -607,27 +622,11 @@ async fn followups(state: &mut Json, cx: &NodeCx) -> Result<()> {
     let id = s(&state["incident_id"]);
     let run = cx.run_id.clone();
     // Follow-ups this run already added (a resumed node skips them).
-    let mut done: Vec<String> = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page = cx
-            .tool(
-                "oncall_tool",
-                "incident_events",
-                json!({"incident_id": id, "after": after, "limit": 500}),
-            )
-            .await?;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        for e in &items {
-            if e["type"] == "followup" && e["meta"]["run_id"].as_str() == Some(run.as_str()) {
-                done.push(s(&e["meta"]["title"]));
-            }
-        }
-        match items.last().and_then(|e| e["seq"].as_u64()) {
-            Some(sq) if items.len() == 500 => after = sq,
-            _ => break,
-        }
-    }
+    let done: Vec<String> = events_of_run(cx, &id, "followup", &run)
+        .await?
+        .iter()
+        .map(|e| s(&e["meta"]["title"]))
+        .collect();
     let items = state["action_items"]
         .as_array()
         .cloned()

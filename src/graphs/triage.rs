@@ -180,7 +180,12 @@ async fn soft(cx: &NodeCx, tool: &str, action: &str, params: Json) -> Result<Res
     match cx.tool(tool, action, params).await {
         Ok(v) => Ok(Ok(v)),
         Err(e) if is_cancel(&e) => Err(e),
-        Err(e) => Ok(Err(e)),
+        Err(e) => {
+            // Reported as data, so not a reason to put the run on the requeue list.
+            cx.exhausted
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            Ok(Err(e))
+        }
     }
 }
 
@@ -209,7 +214,7 @@ pub fn template_of(msg: &str) -> String {
         .filter_map(|(p, r)| regex::Regex::new(p).ok().map(|re| (re, r)))
         .collect()
         });
-    let mut t: String = msg.chars().take(400).collect();
+    let mut t: String = one_line(msg).chars().take(400).collect();
     for (re, rep) in res {
         t = re.replace_all(&t, *rep).into_owned();
     }
@@ -234,6 +239,17 @@ fn words(s: &str) -> Vec<String> {
     v.sort();
     v.dedup();
     v
+}
+
+/// Text from sources (logs, timelines) on one line: control characters become spaces, so it
+/// can go into summaries, event messages and follow-up titles.
+pub(super) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn round2(x: f64) -> f64 {
@@ -365,6 +381,25 @@ impl Graph for IncidentTriage {
                 "must be an object {from, to}",
             ));
         }
+        if let Some(k) = tr
+            .as_object()
+            .and_then(|m| m.keys().find(|k| !matches!(k.as_str(), "from" | "to")))
+        {
+            return Err(Error::invalid(
+                &format!("input.time_range.{}", crate::incidents::model::clip(k, 40)),
+                "unknown field; time_range has from and to",
+            ));
+        }
+        match input.get("timeouts") {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(m)) if m.keys().all(|k| k == "overall_sec") => {}
+            Some(_) => {
+                return Err(Error::invalid(
+                    "input.timeouts",
+                    "must be an object {overall_sec}",
+                ))
+            }
+        }
         let when = |k: &str| -> Result<Option<OffsetDateTime>> {
             match tr.get(k) {
                 None | Some(Json::Null) => Ok(None),
@@ -381,6 +416,12 @@ impl Graph for IncidentTriage {
             }
         };
         let to = when("to")?.unwrap_or(now);
+        if to > now + time::Duration::minutes(5) {
+            return Err(Error::invalid(
+                "input.time_range.to",
+                "is in the future; nothing can be observed there yet",
+            ));
+        }
         let from = when("from")?.unwrap_or(to - time::Duration::hours(1));
         if from >= to {
             return Err(Error::invalid(
@@ -542,7 +583,7 @@ impl IncidentTriage {
             let same_service = item["incident"]["service"].as_str() == Some(svc.as_str())
                 || ev["meta"]["service"].as_str() == Some(svc.as_str());
             if same_service && ts >= lookback && ts <= to {
-                deploys.push(json!({"ts": rfc3339(ts), "message": ev["message"], "incident_id": ev["incident_id"],
+                deploys.push(json!({"ts": rfc3339(ts), "message": crate::incidents::model::clip(&one_line(&str_of(&ev["message"])), 200), "incident_id": ev["incident_id"],
                                     "version": ev["meta"]["version"]}));
             }
         }
@@ -614,7 +655,7 @@ impl IncidentTriage {
                     .collect();
                 state["logs"] = json!({"matched": v["matched"], "analysed": lines.len(), "clusters": cl,
                     "samples": samples, "trace_ids": trace_ids,
-                    "first_error_ts": lines.first().map(|l| l["ts"].clone())});
+                    "first_error_ts": v.get("first_ts").cloned().filter(|t| t.is_string()).or_else(|| lines.first().map(|l| l["ts"].clone()))});
                 state["sources"]["logs"] = json!("ok");
             }
             Err(e) => {
@@ -646,11 +687,11 @@ impl IncidentTriage {
                     .collect();
                 let failing = targets.iter().filter(|t| t["up"] == false).count();
                 state["health"] = json!({"checked": true, "targets": targets, "failing": failing});
-                state["sources"]["metrics"] = json!("ok");
+                state["sources"]["health"] = json!("ok");
             }
             Err(e) => {
                 state["health"] = json!({"checked": false, "targets": [], "failing": 0});
-                state["sources"]["metrics"] = json!(source_state(&e));
+                state["sources"]["health"] = json!(source_state(&e));
             }
         }
         // Search with the symptom and the words of the top error templates.
@@ -908,7 +949,11 @@ fn build_report(state: &Json, run_id: &str) -> Json {
         )];
         if let Some(fe) = first_error {
             let gap = (fe - ts).whole_minutes();
-            if (0..=60).contains(&gap) {
+            if fe < ts {
+                // Errors began before it: a fix or an unrelated change, not the cause.
+                continue;
+            }
+            if gap <= 60 {
                 score = 0.8;
                 ev.push(format!("first error log {gap} min after the deploy"));
             }
@@ -974,12 +1019,7 @@ fn build_report(state: &Json, run_id: &str) -> Json {
         ));
     }
     // Error log clusters.
-    let total_err: u64 = state["logs"]["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["count"].as_u64())
-        .sum();
+    let total_err: u64 = state["logs"]["analysed"].as_u64().unwrap_or(0);
     for c in state["logs"]["clusters"]
         .as_array()
         .into_iter()
@@ -1065,7 +1105,8 @@ fn build_report(state: &Json, run_id: &str) -> Json {
         }
     }
     causes.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-    causes.dedup_by(|a, b| a.1 == b.1);
+    let mut seen_causes = std::collections::HashSet::new();
+    causes.retain(|c| seen_causes.insert(c.1.clone()));
     causes.truncate(6);
     let ranked: Vec<Json> = causes
         .iter()
@@ -1082,6 +1123,7 @@ fn build_report(state: &Json, run_id: &str) -> Json {
         "traces": state["sources"]["traces"].as_str().unwrap_or("not_configured"),
         "runbooks": state["sources"]["runbooks"].as_str().unwrap_or("ok"),
         "alerts": state["sources"]["alerts"].as_str().unwrap_or("not_configured"),
+        "health": state["sources"]["health"].as_str().unwrap_or("not_configured"),
     });
     let from = str_of(&state["from"]);
     let to = str_of(&state["to"]);
@@ -1242,7 +1284,7 @@ fn build_report(state: &Json, run_id: &str) -> Json {
     // Summary.
     let errors = state["logs"]["matched"].as_u64().unwrap_or(0);
     let alerts = state["alerts"].as_array().map(|a| a.len()).unwrap_or(0);
-    let mut summary = format!("{svc} ({env}): {}. ", str_of(&state["symptom"]));
+    let mut summary = format!("{svc} ({env}): {}. ", one_line(&str_of(&state["symptom"])));
     match ranked.first() {
         Some(c) => summary.push_str(&format!(
             "Top suspect: {} (score {}). ",
@@ -1274,7 +1316,7 @@ fn build_report(state: &Json, run_id: &str) -> Json {
         .map(|r| json!({"path": r["path"], "text": r["text"], "heading": r["heading_path"], "anchor": r["anchor"]}))
         .collect();
     json!({
-        "summary": summary,
+        "summary": one_line(&summary),
         "suspected_root_causes": ranked,
         "impact_assessment": impact,
         "mitigations_now": mit,
@@ -1333,15 +1375,11 @@ async fn attach(state: &mut Json, cx: &NodeCx) -> Result<()> {
     Ok(())
 }
 
-/// Whether the incident's timeline has an event of `kind` written by run `run_id`.
-pub(super) async fn has_event(
-    cx: &NodeCx,
-    incident: &str,
-    kind: &str,
-    run_id: &str,
-) -> Result<bool> {
+/// An incident's timeline, oldest first, at most `max` events, paged through `oncall_tool`.
+pub(super) async fn timeline(cx: &NodeCx, incident: &str, max: usize) -> Result<Vec<Json>> {
+    let mut out: Vec<Json> = Vec::new();
     let mut after = 0u64;
-    loop {
+    while out.len() < max {
         let page = cx
             .tool(
                 "oncall_tool",
@@ -1350,17 +1388,42 @@ pub(super) async fn has_event(
             )
             .await?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
-        if items
-            .iter()
-            .any(|e| e["type"] == kind && e["meta"]["run_id"].as_str() == Some(run_id))
-        {
-            return Ok(true);
-        }
-        match items.last().and_then(|e| e["seq"].as_u64()) {
-            Some(s) if items.len() == 500 => after = s,
-            _ => return Ok(false),
+        let full = items.len() == 500;
+        after = items
+            .last()
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or(after);
+        out.extend(items);
+        if !full {
+            break;
         }
     }
+    out.truncate(max);
+    Ok(out)
+}
+
+/// Events of `kind` that run `run_id` wrote on the incident's timeline.
+pub(super) async fn events_of_run(
+    cx: &NodeCx,
+    incident: &str,
+    kind: &str,
+    run_id: &str,
+) -> Result<Vec<Json>> {
+    Ok(timeline(cx, incident, 100_000)
+        .await?
+        .into_iter()
+        .filter(|e| e["type"] == kind && e["meta"]["run_id"].as_str() == Some(run_id))
+        .collect())
+}
+
+/// Whether the incident's timeline has an event of `kind` written by run `run_id`.
+pub(super) async fn has_event(
+    cx: &NodeCx,
+    incident: &str,
+    kind: &str,
+    run_id: &str,
+) -> Result<bool> {
+    Ok(!events_of_run(cx, incident, kind, run_id).await?.is_empty())
 }
 
 #[cfg(test)]

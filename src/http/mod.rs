@@ -257,7 +257,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "build_id": s.settings.build_id,
         "env": s.settings.env.as_str(),
-        "graphs": Vec::<String>::new(),
+        "graphs": s.runner.graph_names(),
         "state_backend": "redb",
         "uptime_s": s.started.elapsed().as_secs(),
     }))

@@ -715,6 +715,7 @@ fn read_logs(logs: &Logs, q: &LogQuery) -> Result<Json> {
     }
     lines.sort_by_key(|l| l.0);
     let total = lines.len();
+    let first_ts = lines.first().map(|l| crate::clock::rfc3339(l.0));
     let keep: Vec<Json> = lines
         .into_iter()
         .skip(total.saturating_sub(q.limit))
@@ -722,7 +723,7 @@ fn read_logs(logs: &Logs, q: &LogQuery) -> Result<Json> {
         .collect();
     Ok(
         json!({"source": "files", "files": files.len(), "scanned_lines": scanned,
-              "matched": total, "lines": keep}),
+              "matched": total, "first_ts": first_ts, "lines": keep}),
     )
 }
 

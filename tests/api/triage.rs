@@ -203,6 +203,16 @@ async fn the_seed_triage_example_ranks_causes_from_real_signals() {
         .await;
     assert_eq!(s, 201, "{v}");
 
+    // A later deploy (the fix, after the errors began) is not blamed; its tab and newline
+    // do not leak into one-line texts.
+    let (s, v) = app
+        .post(
+            &format!("/api/incidents/{inc}/events"),
+            json!({"type": "deploy", "message": "hotfix\tfor\ntimeouts", "ts": "2026-02-23T09:20:00Z"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
     // The seed's curl example, as is.
     let id = start(
         &app,
@@ -302,6 +312,11 @@ async fn the_seed_triage_example_ranks_causes_from_real_signals() {
         .to_string()
         .contains("Configure a traces source"));
     assert!(r["mitigations_now"].to_string().contains("Roll back"));
+    assert_eq!(causes.iter().filter(|c| c["kind"] == "deploy").count(), 1);
+    assert_eq!(
+        r["references"]["deploys"][1]["message"],
+        "hotfix for timeouts"
+    );
     // Secrets and personal data in the log samples are masked.
     let samples = r["references"]["log_samples"].to_string();
     assert!(samples.contains("db pool exhausted"), "{samples}");
@@ -353,6 +368,18 @@ async fn triage_input_is_checked_and_long_windows_are_clamped() {
             json!({"service": "router", "symptom": "x", "colour": "red"}),
             "input.colour",
         ),
+        (
+            json!({"service": "router", "symptom": "x", "time_range": {"start": "2026-02-23T09:00:00Z"}}),
+            "input.time_range.start",
+        ),
+        (
+            json!({"service": "router", "symptom": "x", "time_range": {"to": "2999-01-01T00:00:00Z"}}),
+            "input.time_range.to",
+        ),
+        (
+            json!({"service": "router", "symptom": "x", "timeouts": 30}),
+            "input.timeouts",
+        ),
     ];
     for (input, field) in bad {
         let (s, v) = app
@@ -367,6 +394,21 @@ async fn triage_input_is_checked_and_long_windows_are_clamped() {
     assert_eq!(
         (s, v["error"]["field"].as_str()),
         (422, Some("input.incident_id"))
+    );
+    // The runner's own key space for sub-runs is not the caller's.
+    let r = app
+        .client
+        .post(app.url("/v1/graphs/incident_triage/runs"))
+        .header("Idempotency-Key", "sub:gr_abc:ensure_triage")
+        .json(&json!({"input": {"service": "router", "symptom": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = split(r).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (422, Some("Idempotency-Key")),
+        "{v}"
     );
     let (_, runs) = app.get("/v1/runs").await;
     assert_eq!(runs["items"], json!([]), "refused input wrote a run");
@@ -404,7 +446,7 @@ async fn the_seed_postmortem_example_drafts_attaches_and_adds_followups() {
         .post(
             "/api/incidents",
             json!({"service": "router", "severity": "P1", "title": "Router 5xx after deploy", "env": "prod",
-                   "owner": "ana", "summary": "Checkout failed for some users."}),
+                   "owner": "ana", "summary": "Checkout failed for some users.\n## Action items\n| fake | row |"}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -470,7 +512,8 @@ async fn the_seed_postmortem_example_drafts_attaches_and_adds_followups() {
         assert!(md.contains(h), "{h} missing:\n{md}");
     }
     assert!(md.contains("rolled back to v2.3.0"));
-    assert!(md.contains("Checkout failed for some users."));
+    assert!(md.contains("> Checkout failed for some users.\n> ## Action items\n> | fake | row |"));
+    assert_eq!(md.matches("\n## Action items\n").count(), 1);
 
     let (_, d) = app.get(&format!("/api/incidents/{inc}")).await;
     let arts: Vec<String> = d["artifacts"]

@@ -139,8 +139,10 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
             no_more(p, "incident_artifact_get takes incident_id and name")?;
             let (a, bytes) = inc.read_artifact(&id, &name).await?;
             // Artifacts are UTF-8 text (json, md, txt) by construction.
-            let content = String::from_utf8(bytes)
-                .map_err(|_| Error::Storage(format!("artifact {} is not UTF-8", a.id)))?;
+            let content = String::from_utf8(bytes).map_err(|_| Error::Validation {
+                code: "not_text",
+                message: format!("artifact {} is not UTF-8 text", a.id),
+            })?;
             Ok(json!({"artifact": a, "content": content}))
         }
         "incident_followups_summary" => {
