@@ -13,6 +13,7 @@ import * as overview from './views/overview.js';
 import * as incidents from './views/incidents.js';
 import * as incident from './views/incident.js';
 import * as events from './views/events.js';
+import * as ops from './views/ops.js';
 import * as runbooks from './views/runbooks.js';
 import * as settingsView from './views/settings.js';
 
@@ -21,7 +22,7 @@ const TABS = [
   { room: 'overview', label: 'Overview', key: 'g o', view: overview },
   { room: 'nodes', label: 'Nodes' },
   { room: 'incidents', label: 'Incidents', key: 'g i', view: incidents },
-  { room: 'ops', label: 'Ops' },
+  { room: 'ops', label: 'Ops', key: 'g p', view: ops },
   { room: 'runbooks', label: 'Runbooks', key: 'g r', view: runbooks },
   { room: 'alerts', label: 'Alerts' },
   { room: 'jobs', label: 'Jobs' },
@@ -161,7 +162,7 @@ function onKey(e) {
   if (document.querySelector('dialog[open]')) return;
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
-  const go = { o: '#/overview', i: '#/incidents', r: '#/runbooks', e: '#/events', s: '#/settings' };
+  const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', e: '#/events', s: '#/settings' };
   if (pendingG && Date.now() - pendingG < 1500 && go[e.key]) {
     pendingG = 0;
     e.preventDefault();

@@ -55,14 +55,15 @@ export class ApiError extends Error {
 
 /**
  * Call the API. `opts`: `method`, `body` (sent as JSON), `query` (object; empty values are
- * left out), `raw` (return the Response instead of parsed JSON).
+ * left out), `headers` (extra request headers), `raw` (return the Response instead of parsed
+ * JSON).
  */
 export async function api(path, opts = {}) {
   const url = new URL(settings.base + path);
   for (const [k, v] of Object.entries(opts.query || {})) {
     if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
   }
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', ...(opts.headers || {}) };
   if (settings.apiKey) headers.Authorization = `Bearer ${settings.apiKey}`;
   let body;
   if (opts.body !== undefined) {

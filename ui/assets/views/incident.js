@@ -7,6 +7,8 @@ import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES,
 import { renderMarkdown } from '../lib/markdown.js';
 import { errorBox, incidentIdOf, liveReload, loading } from './common.js';
 import { fieldErrors, render as renderCreate } from './create.js';
+import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStates, startRun } from '../lib/runs.js';
+import { postmortemBrief, runHref, runStatusBadge, triageBrief } from './ops.js';
 
 /** Event types an operator may append by hand (the rest are written by sofiia itself). */
 const NOTE_TYPES = ['note', 'deploy', 'mitigation', 'alert', 'escalation', 'triage', 'postmortem', 'correlation'];
@@ -30,8 +32,9 @@ export function render(view, ctx) {
   const forms = { note: null, followup: null, upload: null };
 
   const head = h('div');
+  const opsBox = h('div', { class: 'ops-box', id: 'incident-runs' });
   const body = h('div');
-  mount(view, head, body);
+  mount(view, head, opsBox, body);
   loading(body);
 
   let busy = 0;
@@ -129,7 +132,128 @@ export function render(view, ctx) {
       h('button', { type: 'button', id: 'severity-apply', onclick: () => {
         if (sev.value !== inc.severity) patch({ severity: sev.value }, `Severity: ${sev.value}`);
       } }, 'Set severity'),
-      note);
+      note,
+      h('span', { class: 'spacer' }),
+      h('button', { type: 'button', id: 'inc-triage', disabled: running('incident_triage'),
+        title: 'Run incident_triage: metrics, logs, traces, runbooks and SLO for this service around the impact window',
+        onclick: () => startOps('incident_triage', triageInput(inc)) }, 'Triage'),
+      h('button', { type: 'button', id: 'inc-postmortem', disabled: running('postmortem_draft'),
+        title: 'Run postmortem_draft: attaches postmortem.md / .json and adds follow-ups to the timeline',
+        onclick: () => startOps('postmortem_draft', { incident_id: inc.id }) }, 'Draft postmortem'));
+  }
+
+  // ---- graph runs started from this page (triage, postmortem), followed live inline ----
+  const LABELS = { incident_triage: 'Triage', postmortem_draft: 'Postmortem draft' };
+  const opsRuns = new Map();
+  const running = (graph) => {
+    const r = opsRuns.get(graph);
+    return Boolean(r && (r.starting || (r.run && ACTIVE_RUN.includes(r.run.status))));
+  };
+  const syncButtons = () => {
+    for (const [graph, id] of [['incident_triage', 'inc-triage'], ['postmortem_draft', 'inc-postmortem']]) {
+      const b = head.querySelector(`#${id}`);
+      if (b) b.disabled = running(graph);
+    }
+  };
+
+  async function startOps(graph, input) {
+    const prev = opsRuns.get(graph);
+    if (prev && prev.follower) prev.follower.stop();
+    const el = h('section', { class: 'panel ops-run', 'data-graph': graph });
+    const entry = { el, starting: true, run: null, follower: null };
+    opsRuns.set(graph, entry);
+    if (prev && prev.el.parentNode) prev.el.replaceWith(el);
+    else opsBox.appendChild(el);
+    mount(el, h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), h('span', { class: 'muted' }, 'starting…')));
+    syncButtons();
+    let started;
+    try {
+      started = await startRun(graph, input);
+    } catch (e) {
+      entry.starting = false;
+      syncButtons();
+      el.dataset.status = 'failed';
+      mount(el, h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), h('span', { class: 'spacer' }), closeBtn(graph, entry)),
+        errorBox(e, `${LABELS[graph]} did not start`));
+      return;
+    }
+    entry.starting = false;
+    const nodesP = listGraphs().then((gs) => (gs.find((g) => g.name === graph) || {}).nodes || []).catch(() => []);
+    let nodes = [];
+    nodesP.then((n) => { nodes = n; if (entry.last) drawRun(graph, entry, entry.last, nodes); });
+    let finishedSeen = false;
+    entry.follower = followRun(started.run_id, (s) => {
+      entry.last = s;
+      if (s.run) entry.run = s.run;
+      drawRun(graph, entry, s, nodes);
+      syncButtons();
+      if (s.run && !ACTIVE_RUN.includes(s.run.status) && !finishedSeen) {
+        finishedSeen = true;
+        // The run wrote to this incident (artifacts, timeline): show it now.
+        load();
+      }
+    });
+  }
+
+  function closeBtn(graph, entry) {
+    return h('button', { type: 'button', class: 'copy ops-close', title: 'Hide', 'aria-label': 'Hide', onclick: () => {
+      if (entry.follower) entry.follower.stop();
+      entry.el.remove();
+      if (opsRuns.get(graph) === entry) opsRuns.delete(graph);
+      syncButtons();
+    } }, '✕');
+  }
+
+  function drawRun(graph, entry, { run, events, error }, nodes) {
+    const el = entry.el;
+    if (!run) {
+      if (error) mount(el, h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), h('span', { class: 'spacer' }), closeBtn(graph, entry)), errorBox(error, 'Could not follow the run'));
+      return;
+    }
+    el.dataset.status = run.status;
+    el.dataset.runId = run.run_id;
+    const active = ACTIVE_RUN.includes(run.status);
+    const at = currentNode(run, events);
+    let content = null;
+    if (active) {
+      const states = nodeStates(nodes, run, events);
+      content = nodes.length ? h('ol', { class: 'chain' }, nodes.map((n) => {
+        const st = states.get(n.name) || { state: 'pending' };
+        return h('li', { class: `n-${st.state}`, 'data-node': n.name }, h('span', { class: 'mono' }, n.name));
+      })) : null;
+    } else if (run.status === 'succeeded' && run.result) {
+      content = graph === 'incident_triage' ? triageBrief(run.result) : postmortemBrief(run.result);
+    } else if (run.error) {
+      content = h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, `${LABELS[graph]} ${run.status}: `), run.error);
+    }
+    mount(el,
+      h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), runStatusBadge(run.status),
+        active ? h('span', { class: 'muted ops-at' }, run.status === 'queued' ? 'waiting for a worker' : `at ${at || '…'}`) : null,
+        h('a', { href: runHref(run.run_id), class: 'ops-open' }, active ? 'Follow the run →' : 'Full run →'),
+        h('span', { class: 'spacer' }), closeBtn(graph, entry)),
+      error ? errorBox(error, 'Lost track of the run for a moment') : null,
+      content);
+  }
+
+  /** incident_triage's input: this incident's service and env, around its impact window. */
+  function triageInput(inc) {
+    const M15 = 15 * 60 * 1000;
+    const DAY = 24 * 3600 * 1000;
+    const now = Date.now();
+    const started = Date.parse(inc.started_at || inc.created_at);
+    const end = inc.resolved_at || (inc.status === 'closed' ? inc.closed_at : null);
+    const to = end ? Date.parse(end) + M15 : now;
+    let from = Math.max(started - M15, now - DAY);
+    // Resolved more than a day ago: the last day before the end instead (never from > to).
+    if (from >= to) from = Math.max(started - M15, to - DAY);
+    const iso = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return {
+      service: inc.service,
+      env: inc.env,
+      symptom: inc.title,
+      incident_id: inc.id,
+      time_range: { from: iso(from), to: iso(to) },
+    };
   }
 
   function fields(inc) {
@@ -187,7 +311,10 @@ export function render(view, ctx) {
       h('span', {}, eventType(ev.type)),
       h('div', {},
         h('div', { class: 'msg' }, eventText(ev)),
-        h('div', { class: 'actor' }, ev.actor)))));
+        h('div', { class: 'actor' }, ev.actor,
+          // Written by a graph run (triage, postmortem, its follow-ups): link to the run.
+          ev.meta && typeof ev.meta.run_id === 'string' && ev.meta.run_id.startsWith('gr_')
+            ? [' · ', h('a', { href: runHref(ev.meta.run_id), class: 'mono run-link' }, ev.meta.run_id)] : null)))));
   }
 
   function eventText(ev) {
@@ -310,12 +437,12 @@ export function render(view, ctx) {
   function artifactTable(items) {
     if (!items.length) return h('p', { class: 'muted' }, 'No artifacts.');
     return h('table', { class: 'grid compact', id: 'artifacts' },
-      h('thead', {}, h('tr', {}, ['Name', 'Size', 'sha256', 'Added', ''].map((c) => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['Name', 'Size', ''].map((c) => h('th', {}, c)))),
+      // Names like triage_<run id>.json are long: sha256 and time go under the name.
       h('tbody', {}, items.map((a) => h('tr', { 'data-name': a.name },
-        h('td', { class: 'mono' }, a.name),
+        h('td', {}, h('div', { class: 'mono' }, a.name),
+          h('div', { class: 'muted small' }, h('span', { class: 'mono', title: a.sha256 }, `sha256 ${a.sha256.slice(0, 10)}`), ' · ', timeEl(a.created_at))),
         h('td', { class: 'num' }, bytes(a.size_bytes)),
-        h('td', { class: 'mono', title: a.sha256 }, a.sha256.slice(0, 10)),
-        h('td', {}, timeEl(a.created_at)),
         h('td', {},
           h('button', { type: 'button', class: 'view-artifact', onclick: () => openArtifact(a.name) }, 'View'), ' ',
           h('button', { type: 'button', class: 'download-artifact', onclick: () => download(a.name) }, 'Download'))))));
@@ -425,5 +552,11 @@ export function render(view, ctx) {
       h('div', { class: 'notice' }, 'This incident changed elsewhere. ', h('button', { type: 'button', onclick: load }, 'Reload')));
   }
   const off = liveReload((ev) => incidentIdOf(ev) === id && pending.push(ev) > 0, recheck, 300);
-  return () => { disposed = true; off(); clearTimeout(timer); clearTimeout(relatedRetry); };
+  return () => {
+    disposed = true;
+    off();
+    clearTimeout(timer);
+    clearTimeout(relatedRetry);
+    for (const r of opsRuns.values()) if (r.follower) r.follower.stop();
+  };
 }
