@@ -708,7 +708,9 @@ impl IncidentTriage {
             }
         }
         let q = crate::incidents::model::clip(&q, 400);
-        let mut hits = Vec::new();
+        // The service's own runbooks and all runbooks, merged by score: a strong general
+        // match (disk full) beats a weak one that merely names the service.
+        let mut hits: Vec<Json> = Vec::new();
         let mut status = json!("ok");
         for service in [Some(svc.clone()), None] {
             let mut p = json!({"q": q, "limit": 3});
@@ -717,9 +719,19 @@ impl IncidentTriage {
             }
             match soft(cx, "runbook_tool", "search", p).await? {
                 Ok(v) => {
-                    hits = v["items"].as_array().cloned().unwrap_or_default();
-                    if !hits.is_empty() {
-                        break;
+                    for h in v["items"].as_array().into_iter().flatten() {
+                        let mut h = h.clone();
+                        let score = h["score"].as_f64().unwrap_or(0.0);
+                        // A section about this service counts a little more.
+                        h["rank_score"] = json!(if service.is_some() {
+                            score * 1.2
+                        } else {
+                            score
+                        });
+                        let same = |x: &Json| x["path"] == h["path"] && x["anchor"] == h["anchor"];
+                        if !hits.iter().any(same) {
+                            hits.push(h);
+                        }
                     }
                 }
                 Err(e) => {
@@ -728,6 +740,13 @@ impl IncidentTriage {
                 }
             }
         }
+        hits.sort_by(|a, b| {
+            b["rank_score"]
+                .as_f64()
+                .partial_cmp(&a["rank_score"].as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        hits.truncate(3);
         let snippets: Vec<Json> = hits
             .iter()
             .map(|h| {
@@ -1107,7 +1126,7 @@ fn build_report(state: &Json, run_id: &str) -> Json {
     causes.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
     let mut seen_causes = std::collections::HashSet::new();
     causes.retain(|c| seen_causes.insert(c.1.clone()));
-    causes.truncate(6);
+    causes.truncate(8);
     let ranked: Vec<Json> = causes
         .iter()
         .enumerate()

@@ -421,10 +421,11 @@ async fn triage_input_is_checked_and_long_windows_are_clamped() {
     assert_eq!(runs["items"], json!([]), "refused input wrote a run");
 
     // 48 hours asked, 24 (INCIDENT_MAX_TIME_WINDOW_H) used; no sources configured at all.
+    wait_runbooks(&app).await;
     let id = start(
         &app,
         "incident_triage",
-        json!({"input": {"service": "router", "symptom": "slow",
+        json!({"input": {"service": "router", "symptom": "disk full on the data volume",
                "time_range": {"from": "2026-02-21T10:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
     )
     .await;
@@ -443,6 +444,11 @@ async fn triage_input_is_checked_and_long_windows_are_clamped() {
         .starts_with("Impact unknown"));
     assert!(r["references"]["metrics"]["slo"].is_null());
     assert_eq!(r["references"]["log_samples"], json!([]));
+    // The best runbook section wins over one that merely names the service.
+    assert_eq!(
+        r["references"]["runbook_snippets"][0]["path"], "disk-full.md",
+        "{r:#}"
+    );
 }
 
 #[tokio::test]
