@@ -498,8 +498,46 @@ impl Observability {
         }
         lines.sort_by_key(|l| l.0);
         let matched = lines.len();
-        Ok(json!({"source": "loki", "query": logql, "matched": matched,
-                  "lines": lines.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}))
+        // Only the newest `limit` lines came back: ask for the oldest one in the window too,
+        // so callers know when matching lines began (triage dates the first error by it).
+        let mut first_ns = lines.first().map(|l| l.0);
+        if matched >= q.limit {
+            let earliest = self
+                .get_json(
+                    "loki",
+                    &q.env,
+                    url,
+                    "loki/api/v1/query_range",
+                    &[
+                        ("query", logql.clone()),
+                        ("start", ns(q.from)),
+                        ("end", ns(q.to)),
+                        ("limit", "1".into()),
+                        ("direction", "forward".into()),
+                    ],
+                )
+                .await;
+            if let Ok((_, b)) = earliest {
+                let oldest = b["data"]["result"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|v| v[0].as_str().and_then(|t| t.parse::<i128>().ok()))
+                    .min();
+                first_ns = match (first_ns, oldest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        let first_ts = first_ns
+            .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+            .map(crate::clock::rfc3339);
+        Ok(
+            json!({"source": "loki", "query": logql, "matched": matched, "first_ts": first_ts,
+                  "lines": lines.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}),
+        )
     }
 
     /// A trace by id: span count, services, duration, error spans, and the spans themselves

@@ -369,7 +369,25 @@ async fn logs_from_loki_and_traces_from_jaeger_and_tempo() {
             "{q:?}"
         );
         assert!(q.contains(&("direction".into(), "backward".into())));
+        // Everything fitted in the limit: no second query for the oldest line.
+        assert_eq!(seen.len(), 1);
     }
+    assert_eq!(r["first_ts"], "2026-03-02T11:57:00Z");
+    // At the limit, the oldest matching line of the window is asked for separately.
+    let (s, v) = tool(
+        &app,
+        json!({"action": "logs_query", "service": "router",
+        "from": "2026-03-02T11:00:00Z", "to": "2026-03-02T12:00:00Z", "limit": 2}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    {
+        let seen = seen.lock().unwrap();
+        let q = &seen.last().unwrap().1;
+        assert!(q.contains(&("direction".into(), "forward".into())), "{q:?}");
+        assert!(q.contains(&("limit".into(), "1".into())), "{q:?}");
+    }
+    assert_eq!(v["result"]["first_ts"], "2026-03-02T11:57:00Z");
 
     let (s, v) = tool(
         &app,
