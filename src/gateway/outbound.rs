@@ -77,8 +77,14 @@ pub enum OutboundError {
     Timeout { host: String },
     #[error("{host}: cannot connect: {message}")]
     Connect { host: String, message: String },
-    #[error("{host}: HTTP {status}")]
-    Status { host: String, status: u16 },
+    /// `detail`: the `error` (or `message`) field of a JSON error body, as Prometheus and
+    /// Loki send it, clipped; never the raw body.
+    #[error("{host}: HTTP {status}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Status {
+        host: String,
+        status: u16,
+        detail: Option<String>,
+    },
     #[error("{host}: {message}")]
     Other { host: String, message: String },
 }
@@ -229,10 +235,20 @@ impl Outbound {
                 req = req.json(b);
             }
             let outcome = match req.send().await {
-                Ok(r) if r.status().is_server_error() => Err(OutboundError::Status {
-                    host: host.clone(),
-                    status: r.status().as_u16(),
-                }),
+                Ok(r) if r.status().is_server_error() => {
+                    let status = r.status().as_u16();
+                    let detail = r.json::<serde_json::Value>().await.ok().and_then(|v| {
+                        v.get("error")
+                            .or_else(|| v.get("message"))
+                            .and_then(|m| m.as_str())
+                            .map(|m| crate::incidents::model::clip(m, 200))
+                    });
+                    Err(OutboundError::Status {
+                        host: host.clone(),
+                        status,
+                        detail,
+                    })
+                }
                 Ok(r) => Ok(r),
                 Err(e) if e.is_timeout() => Err(OutboundError::Timeout { host: host.clone() }),
                 Err(e) if e.is_connect() => Err(OutboundError::Connect {

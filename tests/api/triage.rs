@@ -738,6 +738,14 @@ async fn runs_that_exhaust_their_retries_wait_in_the_requeue_list() {
             .cloned()
             .unwrap_or_else(|| panic!("{id} not in {v}"));
         assert_eq!(e["kind"], "retries_exhausted");
+        // Prometheus's own error message comes through, not just the status.
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 503 (tsdb not ready)"),
+            "{e}"
+        );
         assert_eq!(e["node"], "query");
         assert_eq!(e["status"], "pending");
         (id, e["id"].as_str().unwrap().to_string())
