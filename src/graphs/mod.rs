@@ -686,7 +686,8 @@ impl Runner {
         self.inner.bus.publish(
             "ops.run",
             json!({"run_id": run.run_id, "graph": run.graph, "status": run.status,
-                   "next_node": run.next_node, "error": run.error}),
+                   "next_node": run.next_node, "error": run.error,
+                   "cancel_requested": run.cancel_requested}),
         );
     }
 
@@ -793,30 +794,31 @@ impl Runner {
                     )));
                 }
                 run.cancel_requested = true;
-                if run.status == RunStatus::Queued {
+                let (kind, details) = if run.status == RunStatus::Queued {
                     run.status = RunStatus::Cancelled;
                     run.finished_at = Some(now);
                     run.next_node = None;
-                    put_run(
-                        txn,
-                        &mut run,
-                        Some(("run_cancelled", None, json!({"while": "queued"}))),
-                    )?;
+                    ("run_cancelled", json!({"while": "queued"}))
                 } else {
-                    run.events += 1;
-                    let ev = RunEvent {
-                        seq: run.events,
-                        ts: now,
-                        kind: "cancel_requested".into(),
-                        node: run.current_node.clone(),
-                        details: json!({}),
-                    };
-                    insert_event(txn, &run.run_id, &ev)?;
-                    save_run(txn, &run)?;
-                }
-                Ok(run)
+                    ("cancel_requested", json!({}))
+                };
+                run.events += 1;
+                let ev = RunEvent {
+                    seq: run.events,
+                    ts: now,
+                    kind: kind.into(),
+                    node: run.current_node.clone(),
+                    details,
+                };
+                insert_event(txn, &run.run_id, &ev)?;
+                save_run(txn, &run)?;
+                Ok((run, ev))
             })
             .await?;
+        let (run, ev) = run;
+        self.inner
+            .bus
+            .publish("ops.run.event", json!({"run_id": run.run_id, "event": ev}));
         if let Ok(c) = self.inner.cancels.lock() {
             if let Some(tx) = c.get(id) {
                 let _ = tx.send(true);

@@ -105,3 +105,52 @@ async fn sockets_need_the_key_when_keys_are_set_and_close_on_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_runs_progress_goes_out_live_and_every_stored_event_is_sent_once() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "?types=ops.run,ops.run.event").await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "hello");
+    let (s, v) = app
+        .post(
+            "/v1/graphs/incident_triage/runs",
+            json!({"input": {"service": "router", "symptom": "live"}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["run_id"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    let mut seqs = Vec::new();
+    while let Some(m) = next(&mut ws).await {
+        let d = &m["data"];
+        if d["run_id"] != id.as_str() {
+            continue;
+        }
+        match m["type"].as_str().unwrap() {
+            "ops.run" => statuses.push(d["status"].as_str().unwrap().to_string()),
+            "ops.run.event" => {
+                seqs.push(d["event"]["seq"].as_u64().unwrap());
+                if d["event"]["type"] == "run_succeeded" {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(statuses.first().map(String::as_str), Some("queued"));
+    assert!(statuses.contains(&"running".to_string()), "{statuses:?}");
+    // Live frames and the store agree: every stored event after the first was sent, once, in
+    // order (the first, run_queued, is written before anyone could subscribe to the run).
+    let (_, stored) = app.get(&format!("/v1/runs/{id}/events?after=0")).await;
+    let stored: Vec<u64> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        stored[1..].to_vec(),
+        "live {seqs:?} stored {stored:?}"
+    );
+}
