@@ -1059,3 +1059,42 @@ async fn a_postmortem_and_its_triage_sub_run_need_only_one_worker() {
     assert_eq!(f["priority"], "P3");
     assert!(f["owner"].is_null());
 }
+
+#[tokio::test]
+async fn a_run_acts_with_its_agents_role_only() {
+    let app = spawn_app().await;
+    wait_runbooks(&app).await;
+    let inc = app.create("router", "P2", "read-only agent").await;
+    // monitor may read incidents but not write them: triage (reads) works, the postmortem's
+    // first write is refused by the gateway's RBAC and the run fails with that reason.
+    let id = start(
+        &app,
+        "postmortem_draft",
+        json!({"agent_id": "monitor", "input": {"incident_id": inc}}),
+    )
+    .await;
+    let run = wait_finished(&app, &id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not call oncall_tool"),
+        "{run}"
+    );
+    let (_, d) = app.get(&format!("/api/incidents/{inc}")).await;
+    assert!(
+        d["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| !a["name"].as_str().unwrap().starts_with("postmortem")),
+        "{d}"
+    );
+    let (_, audit) = app.get("/api/audit?decision=deny&limit=50").await;
+    assert!(audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["agent_id"] == "monitor" && a["graph_run_id"] == id.as_str()));
+}
