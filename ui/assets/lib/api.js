@@ -28,6 +28,8 @@ export class ApiError extends Error {
   describe() {
     switch (this.status) {
       case 0:
+        if (this.code === 'timeout') return `No answer from sofiia at ${settings.base}: ${this.message}. It may be restarting or overloaded.`;
+        if (this.code === 'aborted') return 'The request was cancelled.';
         return `Cannot reach sofiia at ${settings.base}: ${this.message}. Check that it is running and the backend URL in Settings.`;
       case 401:
         return `Not signed in: ${this.message}. Set the operator API key in Settings.`;
@@ -56,7 +58,8 @@ export class ApiError extends Error {
 /**
  * Call the API. `opts`: `method`, `body` (sent as JSON), `query` (object; empty values are
  * left out), `headers` (extra request headers), `raw` (return the Response instead of parsed
- * JSON).
+ * JSON), `signal` (an AbortSignal: aborting it fails the call with code `aborted`),
+ * `timeoutMs` (give up after this long, code `timeout`; the body's download included).
  */
 export async function api(path, opts = {}) {
   const url = new URL(settings.base + path);
@@ -70,32 +73,56 @@ export async function api(path, opts = {}) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(opts.body);
   }
-  let res;
+  const ctl = new AbortController();
+  const outer = opts.signal || null;
+  const onAbort = () => ctl.abort();
+  if (outer) {
+    if (outer.aborted) ctl.abort();
+    else outer.addEventListener('abort', onAbort, { once: true });
+  }
+  let timedOut = false;
+  const timer = opts.timeoutMs > 0 ? setTimeout(() => { timedOut = true; ctl.abort(); }, opts.timeoutMs) : null;
+  // Why an aborted request failed: our timeout or the caller's signal.
+  const abortError = () => {
+    if (timedOut) return new ApiError(0, 'timeout', `no answer within ${Math.round(opts.timeoutMs / 1000)} s`);
+    if (ctl.signal.aborted) return new ApiError(0, 'aborted', 'request cancelled');
+    return null;
+  };
   try {
-    res = await fetch(url, { method: opts.method || 'GET', headers, body, cache: 'no-store' });
-  } catch (e) {
-    throw new ApiError(0, 'unreachable', e.message || 'network error');
-  }
-  if (!res.ok) {
-    let code = 'http_' + res.status;
-    let message = res.statusText || 'request failed';
-    let field = null;
+    let res;
     try {
-      const j = await res.json();
-      if (j && j.error) {
-        code = j.error.code || code;
-        message = j.error.message || message;
-        field = j.error.field || null;
-      }
-    } catch { /* not JSON: keep the status text */ }
-    throw new ApiError(res.status, code, message, {
-      field,
-      retryAfter: res.headers.get('Retry-After'),
-    });
+      res = await fetch(url, { method: opts.method || 'GET', headers, body, cache: 'no-store', signal: ctl.signal });
+    } catch (e) {
+      throw abortError() || new ApiError(0, 'unreachable', e.message || 'network error');
+    }
+    if (!res.ok) {
+      let code = 'http_' + res.status;
+      let message = res.statusText || 'request failed';
+      let field = null;
+      try {
+        const j = await res.json();
+        if (j && j.error) {
+          code = j.error.code || code;
+          message = j.error.message || message;
+          field = j.error.field || null;
+        }
+      } catch { /* not JSON (or cut off): keep the status text */ }
+      throw new ApiError(res.status, code, message, {
+        field,
+        retryAfter: res.headers.get('Retry-After'),
+      });
+    }
+    if (opts.raw) return res;
+    if (res.status === 204) return null;
+    try {
+      return await res.json();
+    } catch (e) {
+      throw abortError() || e;
+    }
+  } finally {
+    clearTimeout(timer);
+    if (outer) outer.removeEventListener('abort', onAbort);
   }
-  if (opts.raw) return res;
-  if (res.status === 204) return null;
-  return res.json();
 }
 
 /** The WebSocket URL of the live event stream (the key in the query: browsers cannot set headers). */

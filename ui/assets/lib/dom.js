@@ -2,7 +2,8 @@
 // values, never as HTML: incident content cannot inject markup or script.
 
 /**
- * Create an element. `attrs` keys: `class`, `on<event>` (a function), `dataset` (object),
+ * Create an element. `attrs` keys: `class`, `on<event>` (a function; anything else under an
+ * `on…` key is dropped, never set as an inline handler), `dataset` (object),
  * `hidden`/`disabled`/`checked`/`selected`/`value` (properties), anything else as an
  * attribute. Children: strings and numbers become text; null/undefined/false are skipped;
  * arrays are flattened.
@@ -12,7 +13,9 @@ export function h(tag, attrs = {}, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') el.className = v;
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    // Event handlers only as functions: an `on…` key with a string (from data) would be an
+    // inline script, so it is dropped.
+    else if (/^on/i.test(k)) { if (typeof v === 'function') el.addEventListener(k.slice(2), v); }
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (['hidden', 'disabled', 'checked', 'selected', 'value', 'open'].includes(k)) el[k] = v;
     else if (k === 'href' && !safeHref(String(v))) continue;
@@ -72,13 +75,32 @@ export function toast(message, kind = 'info') {
   setTimeout(() => t.remove(), kind === 'error' ? 9000 : 3500);
 }
 
-/** Debounce a function; `.cancel()` drops a pending call. */
-export function debounce(fn, ms) {
+/**
+ * Debounce a function; `.cancel()` drops a pending call. With `maxWait`, a call is made at
+ * the latest that long after the first of a burst (calls that never stop coming still get
+ * through, at most every `maxWait` ms).
+ */
+export function debounce(fn, ms, maxWait = 0) {
   let t = null;
-  const run = (...args) => {
-    clearTimeout(t);
-    t = setTimeout(() => fn(...args), ms);
+  let first = 0;
+  let lastArgs = [];
+  const fire = () => {
+    t = null;
+    first = 0;
+    fn(...lastArgs);
   };
-  run.cancel = () => clearTimeout(t);
+  const run = (...args) => {
+    lastArgs = args;
+    const now = Date.now();
+    if (!first) first = now;
+    clearTimeout(t);
+    const wait = maxWait > 0 ? Math.max(0, Math.min(ms, first + maxWait - now)) : ms;
+    t = setTimeout(fire, wait);
+  };
+  run.cancel = () => {
+    clearTimeout(t);
+    t = null;
+    first = 0;
+  };
   return run;
 }

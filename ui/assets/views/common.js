@@ -14,11 +14,12 @@ export function loading(el, text = 'Loading…') {
 }
 
 /**
- * Re-run `reload` (debounced) whenever a live event passes `match`. Returns the unsubscribe
- * function for the view's cleanup.
+ * Re-run `reload` (debounced by `ms`) whenever a live event passes `match`; while events keep
+ * coming, at least every `maxWait` ms (default 4 × `ms`), so a steady stream cannot starve
+ * it. Returns the unsubscribe function for the view's cleanup.
  */
-export function liveReload(match, reload, ms = 250) {
-  const run = debounce(reload, ms);
+export function liveReload(match, reload, ms = 250, maxWait = ms * 4) {
+  const run = debounce(reload, ms, maxWait);
   const off = live.onEvent((ev) => {
     if (match(ev)) run(ev);
   });

@@ -7,7 +7,7 @@ import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES,
 import { renderMarkdown } from '../lib/markdown.js';
 import { errorBox, incidentIdOf, liveReload, loading } from './common.js';
 import { fieldErrors, render as renderCreate } from './create.js';
-import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStates, startRun } from '../lib/runs.js';
+import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStateTracker, startRun } from '../lib/runs.js';
 import { postmortemBrief, runHref, runStatusBadge, triageBrief } from './ops.js';
 
 /** Event types an operator may append by hand (the rest are written by sofiia itself). */
@@ -170,6 +170,8 @@ export function render(view, ctx) {
     try {
       started = await startRun(graph, input);
     } catch (e) {
+      // The page was left (or this panel replaced) meanwhile: nothing to show it in.
+      if (disposed || opsRuns.get(graph) !== entry) return;
       entry.starting = false;
       syncButtons();
       el.dataset.status = 'failed';
@@ -177,10 +179,14 @@ export function render(view, ctx) {
         errorBox(e, `${LABELS[graph]} did not start`));
       return;
     }
+    // Left while the run was starting: do not follow it from a dead view (its handlers and
+    // poll timer would outlive the page).
+    if (disposed || opsRuns.get(graph) !== entry) return;
     entry.starting = false;
+    entry.tracker = nodeStateTracker();
     const nodesP = listGraphs().then((gs) => (gs.find((g) => g.name === graph) || {}).nodes || []).catch(() => []);
     let nodes = [];
-    nodesP.then((n) => { nodes = n; if (entry.last) drawRun(graph, entry, entry.last, nodes); });
+    nodesP.then((n) => { nodes = n; if (entry.last && !disposed) drawRun(graph, entry, entry.last, nodes); });
     let finishedSeen = false;
     entry.follower = followRun(started.run_id, (s) => {
       entry.last = s;
@@ -215,8 +221,27 @@ export function render(view, ctx) {
     const active = ACTIVE_RUN.includes(run.status);
     const at = currentNode(run, events);
     let content = null;
+    // The result is rendered defensively (the brief renderers fall back to JSON); anything
+    // else that throws here still leaves the panel showing the run's state.
+    try {
+      content = runContent(graph, entry, run, events, nodes, active);
+    } catch (e) {
+      console.warn('run panel content failed', e);
+      content = h('pre', { class: 'json' }, JSON.stringify(run.result ?? run.error ?? null, null, 2));
+    }
+    mount(el,
+      h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), runStatusBadge(run.status),
+        active ? h('span', { class: 'muted ops-at' }, run.status === 'queued' ? 'waiting for a worker' : `at ${at || '…'}`) : null,
+        h('a', { href: runHref(run.run_id), class: 'ops-open' }, active ? 'Follow the run →' : 'Full run →'),
+        h('span', { class: 'spacer' }), closeBtn(graph, entry)),
+      error ? errorBox(error, 'Lost track of the run for a moment') : null,
+      content);
+  }
+
+  function runContent(graph, entry, run, events, nodes, active) {
+    let content = null;
     if (active) {
-      const states = nodeStates(nodes, run, events);
+      const states = entry.tracker.states(nodes, run, events);
       content = nodes.length ? h('ol', { class: 'chain' }, nodes.map((n) => {
         const st = states.get(n.name) || { state: 'pending' };
         return h('li', { class: `n-${st.state}`, 'data-node': n.name }, h('span', { class: 'mono' }, n.name));
@@ -226,13 +251,7 @@ export function render(view, ctx) {
     } else if (run.error) {
       content = h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, `${LABELS[graph]} ${run.status}: `), run.error);
     }
-    mount(el,
-      h('div', { class: 'row' }, h('h2', {}, LABELS[graph]), runStatusBadge(run.status),
-        active ? h('span', { class: 'muted ops-at' }, run.status === 'queued' ? 'waiting for a worker' : `at ${at || '…'}`) : null,
-        h('a', { href: runHref(run.run_id), class: 'ops-open' }, active ? 'Follow the run →' : 'Full run →'),
-        h('span', { class: 'spacer' }), closeBtn(graph, entry)),
-      error ? errorBox(error, 'Lost track of the run for a moment') : null,
-      content);
+    return content;
   }
 
   /** incident_triage's input: this incident's service and env, around its impact window. */

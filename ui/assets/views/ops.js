@@ -8,7 +8,7 @@ import { api } from '../lib/api.js';
 import { h, mount, toast } from '../lib/dom.js';
 import { bytes, eventType, idEl, sevBadge, timeEl, utc } from '../lib/format.js';
 import { renderMarkdown } from '../lib/markdown.js';
-import { ACTIVE_RUN, RUN_STATUSES, cancelRun, currentNode, followRun, listGraphs, nodeStates, startRun } from '../lib/runs.js';
+import { ACTIVE_RUN, RUN_STATUSES, cancelRun, currentNode, followRun, isRunId, listGraphs, nodeStateTracker, notRunIdError, startRun } from '../lib/runs.js';
 import { errorBox, liveReload, loading } from './common.js';
 
 const enc = (path) => String(path).split('/').map(encodeURIComponent).join('/');
@@ -17,7 +17,7 @@ const graphHref = (name) => `#/ops/graphs/${encodeURIComponent(name)}`;
 
 export function render(view, ctx) {
   const [, a, b] = ctx.parts;
-  if (a === 'runs' && b) return renderRun(view, ctx, b);
+  if (a === 'runs' && b) return isRunId(b) ? renderRun(view, ctx, b) : renderNotRunId(view, b);
   if (a === 'runs') return renderHistory(view, ctx);
   if (a === 'graphs' && b) return renderGraph(view, ctx, b);
   return renderHome(view, ctx);
@@ -96,7 +96,10 @@ function requeueSection() {
   const body = h('div', { id: 'requeue' });
   const el = h('section', { id: 'requeue-section', hidden: true }, h('h2', {}, 'Waiting for a decision'), body);
   let seq = 0;
+  // A server without the requeue room (404/405): not asked again while this view lives.
+  let unsupported = false;
   async function load() {
+    if (unsupported) return;
     const my = ++seq;
     try {
       const r = await api('/v1/requeue');
@@ -118,28 +121,35 @@ function requeueSection() {
           h('td', {}, h('span', { class: 'badge st' }, it.status)),
           h('td', {}, timeEl(it.created_at)),
           h('td', {}, it.status === 'pending'
-            ? [h('button', { type: 'button', class: 'primary requeue-allow', onclick: () => resolve(it, true) }, 'Allow'), ' ',
-              h('button', { type: 'button', class: 'danger requeue-drop', onclick: () => resolve(it, false) }, 'Drop')]
+            ? [h('button', { type: 'button', class: 'primary requeue-allow', onclick: (e) => resolve(it, true, e.currentTarget) }, 'Allow'), ' ',
+              h('button', { type: 'button', class: 'danger requeue-drop', onclick: (e) => resolve(it, false, e.currentTarget) }, 'Drop')]
             : null)))))));
     } catch (e) {
       if (my !== seq) return;
       // Servers without the requeue room answer 404: the section stays hidden.
-      if (e.status === 404 || e.status === 405) { el.hidden = true; return; }
+      if (e.status === 404 || e.status === 405) { el.hidden = true; unsupported = true; return; }
       el.hidden = false;
       mount(body, errorBox(e, 'Could not list waiting work'));
     }
   }
-  async function resolve(it, allow) {
+  async function resolve(it, allow, button) {
+    // Both of the row's buttons wait for the answer: one decision, one POST.
+    const row = button && button.closest('tr');
+    const buttons = row ? [...row.querySelectorAll('button')] : [];
+    if (buttons.some((b) => b.disabled)) return;
+    for (const b of buttons) b.disabled = true;
     try {
       await api(`/v1/requeue/${encodeURIComponent(it.id)}/resolve`, { method: 'POST', body: { allow } });
       toast(allow ? `Allowed ${it.id}` : `Dropped ${it.id}`, 'ok');
     } catch (e) {
       toast(e.describe ? e.describe() : String(e), 'error');
+    } finally {
+      for (const b of buttons) b.disabled = false;
     }
     load();
   }
   load();
-  const cleanup = liveReload((ev) => ev.type === 'ops.run' || ev.type.startsWith('ops.requeue'), load, 400);
+  const cleanup = liveReload((ev) => !unsupported && (ev.type === 'ops.run' || ev.type.startsWith('ops.requeue')), load, 400);
   return { el, cleanup };
 }
 
@@ -462,14 +472,15 @@ function schemaFields(schema) {
     }
     if (!e || !e.field) return false;
     // The field named, or the nearest enclosing one the form has (`input.a.b` → `input.a`).
-    let key = e.field.startsWith('input') ? e.field : `input.${e.field}`;
+    const field = String(e.field);
+    let key = field.startsWith('input') ? field : `input.${field}`;
     key = key.replace(/\[(\d+)\]/g, '');
     while (key && !fields.has(key)) key = key.includes('.') ? key.slice(0, key.lastIndexOf('.')) : '';
     const f = fields.get(key);
     if (!f) return false;
     f.input.classList.add('invalid');
     f.input.setAttribute('aria-invalid', 'true');
-    f.err.textContent = String(e.message).replace(new RegExp(`^${e.field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), '');
+    f.err.textContent = String(e.message).replace(new RegExp(`^${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), '');
     if (f.input.focus) f.input.focus();
     return true;
   }
@@ -489,7 +500,7 @@ function inputForm(g, ctx) {
   const box = h('div', { id: 'run-form-error' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'run-submit' }, `Start ${g.name}`);
   const note = h('p', { class: 'muted' }, h('span', { class: 'req' }, '*'), ' required. Empty fields are left out, so the graph\'s defaults apply.');
-  return h('form', { class: 'panel stack', id: 'run-form', novalidate: true, 'data-graph': g.name, onsubmit: async (e) => {
+  const el = h('form', { class: 'panel stack', id: 'run-form', novalidate: true, 'data-graph': g.name, onsubmit: async (e) => {
     e.preventDefault();
     form.showError(null);
     mount(box);
@@ -505,7 +516,8 @@ function inputForm(g, ctx) {
     try {
       const r = await startRun(g.name, input);
       toast(`Started ${r.run_id}`, 'ok');
-      ctx.navigate(runHref(r.run_id));
+      // Only if the operator is still on this form (not if they went elsewhere meanwhile).
+      if (el.isConnected) ctx.navigate(runHref(r.run_id));
     } catch (err) {
       form.showError(err);
       mount(box, errorBox(err, 'Not started'));
@@ -513,9 +525,25 @@ function inputForm(g, ctx) {
       submit.disabled = false;
     }
   } }, h('h2', {}, 'Input'), form.el, note, box, h('div', { class: 'row' }, submit));
+  return el;
 }
 
 // ---- one run ------------------------------------------------------------------------------
+
+/** `#/ops/runs/<x>` where x cannot be a run id: say so, request nothing. */
+function renderNotRunId(view, id) {
+  document.title = 'Not a run · sofiia';
+  mount(view,
+    h('p', { class: 'muted detail-crumbs' }, h('a', { href: '#/ops' }, '← Ops'), ' / ', h('a', { href: '#/ops/runs' }, 'Runs')),
+    h('h1', {}, 'Not a run id'),
+    h('div', { class: 'error-box', role: 'alert', id: 'run-not-id' }, h('strong', {}, 'Not a run id: '),
+      h('code', {}, String(id)), ' is not a run id. Run ids look like ', h('code', {}, 'gr_1a2b3c4d5e'), '; open a run from the ',
+      h('a', { href: '#/ops/runs' }, 'run history'), '.'));
+  return null;
+}
+
+/** Event rows shown at once; older ones behind "Show all". */
+export const EVENT_ROWS = 500;
 
 function renderRun(view, ctx, id) {
   const head = h('div');
@@ -525,9 +553,10 @@ function renderRun(view, ctx, id) {
   const resultBox = h('section', { id: 'run-result' });
   const eventsBody = h('tbody', { id: 'run-events' });
   const eventsCount = h('span', { class: 'muted', id: 'run-events-count' });
+  const eventsMore = h('div', { id: 'run-events-more' });
   const inputBox = h('div');
   const main = h('div', { class: 'stack' }, facts, chainBox, errBox, resultBox,
-    h('section', { class: 'panel' }, h('h2', {}, 'Events ', eventsCount),
+    h('section', { class: 'panel' }, h('h2', {}, 'Events ', eventsCount), eventsMore,
       h('div', { class: 'table-wrap' }, h('table', { class: 'grid compact run-events' },
         h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Time'), h('th', {}, 'Type'), h('th', {}, 'Node'), h('th', {}, 'Details'))),
         eventsBody))),
@@ -537,12 +566,12 @@ function renderRun(view, ctx, id) {
   document.title = `${id} · sofiia`;
 
   let graph = null;
-  let shownEvents = 0;
-  let atNode = null;
   let resultKey = null;
   let inputShown = false;
   let last = null;
   let graphAsked = false;
+  let cancelling = false;
+  const tracker = nodeStateTracker();
   const follower = followRun(id, (s) => {
     last = s;
     if (s.run && !graphAsked) {
@@ -550,34 +579,41 @@ function renderRun(view, ctx, id) {
       graphAsked = true;
       listGraphs().then((gs) => {
         graph = gs.find((g) => g.name === s.run.graph) || null;
-        if (graph) draw(last);
+        if (graph && last) draw(last);
       }).catch(() => { /* the chain falls back to the nodes seen in events */ });
     }
     draw(s);
   });
 
-  function draw({ run, events, error }) {
+  function draw({ run, events, error, retrying }) {
     if (!run) {
       if (error) {
         mount(head, h('h1', {}, 'Run ', h('span', { class: 'mono' }, id)));
-        mount(facts, errorBox(error, 'Could not load this run'), h('p', {}, h('a', { href: '#/ops' }, '← Ops')));
+        mount(facts, errorBox(error, 'Could not load this run'),
+          retrying ? h('p', { class: 'muted', id: 'run-retrying' }, 'Trying again…') : null,
+          h('p', {}, h('a', { href: '#/ops' }, '← Ops')));
       }
       return;
     }
     const active = ACTIVE_RUN.includes(run.status);
     const cancel = active ? h('button', {
-      type: 'button', class: 'danger', id: 'run-cancel', disabled: run.cancel_requested,
-      onclick: async (e) => {
-        e.target.disabled = true;
+      type: 'button', class: 'danger', id: 'run-cancel', disabled: Boolean(run.cancel_requested) || cancelling,
+      onclick: async () => {
+        if (cancelling) return;
+        cancelling = true;
+        draw(last);
         try {
           await cancelRun(id);
           toast(`Cancel requested for ${id}`, 'ok');
         } catch (err) {
           toast(err.describe ? err.describe() : String(err), 'error');
+        } finally {
+          cancelling = false;
         }
         follower.refresh();
+        draw(last);
       },
-    }, run.cancel_requested ? 'Cancelling…' : 'Cancel run') : null;
+    }, run.cancel_requested ? 'Cancelling…' : cancelling ? 'Cancelling…' : 'Cancel run') : null;
     mount(head,
       h('p', { class: 'muted detail-crumbs' }, h('a', { href: '#/ops' }, '← Ops'), ' / ', h('a', { href: '#/ops/runs' }, 'Runs'), ' / ', idEl(run.run_id)),
       h('div', { class: 'detail-head' }, runStatusBadge(run.status), h('h1', { id: 'run-title' }, h('a', { href: graphHref(run.graph), class: 'mono' }, run.graph)),
@@ -592,33 +628,20 @@ function renderRun(view, ctx, id) {
       h('dt', {}, 'Took'), h('dd', {}, run.started_at ? duration(run.started_at, run.finished_at) : '—', active ? ' so far' : ''),
       h('dt', {}, 'Timeout'), h('dd', {}, `${run.timeout_s} s`),
       run.agent_id ? [h('dt', {}, 'Agent'), h('dd', { class: 'mono' }, run.agent_id)] : null,
-      run.cancel_requested ? [h('dt', {}, 'Cancel'), h('dd', {}, 'requested')] : null)));
-    mount(chainBox, graph && graph.nodes && graph.nodes.length
-      ? chain(graph.nodes, nodeStates(graph.nodes, run, events))
-      : chain([...new Set(events.filter((e) => e.node).map((e) => e.node))].map((n) => ({ name: n, safe_to_repeat: true })), nodeStates([], run, events)));
+      run.cancel_requested ? [h('dt', {}, 'Cancel'), h('dd', { id: 'run-cancel-requested' }, 'requested')] : null)));
+    const defined = graph && graph.nodes && graph.nodes.length ? graph.nodes : null;
+    const states = tracker.states(defined || [], run, events);
+    mount(chainBox, chain(defined || [...states.keys()].map((n) => ({ name: n, safe_to_repeat: true })), states));
     mount(errBox, run.error ? h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, `Run ${run.status}: `), run.error) : null);
 
-    const key = `${run.status}|${run.finished_at}`;
+    const key = `${run.status}|${run.finished_at}|${run.result != null}`;
     if (key !== resultKey) {
       resultKey = key;
       if (run.result != null) mount(resultBox, h('h2', {}, 'Result'), renderResult(run.graph, run.result));
       else mount(resultBox, active ? h('p', { class: 'muted' }, 'The result appears here when the run finishes.') : null);
     }
 
-    // Events only grow: append what is new (a replay may fill in earlier ones: redraw then).
-    if (events.length < shownEvents || (shownEvents && eventsBody.lastChild && Number(eventsBody.lastChild.dataset.seq) !== events[shownEvents - 1].seq)) {
-      mount(eventsBody);
-      shownEvents = 0;
-      atNode = null;
-    }
-    for (const ev of events.slice(shownEvents)) {
-      // Tool calls carry no node: they belong to the node started last.
-      if (ev.type === 'node_start') atNode = ev.node;
-      eventsBody.appendChild(eventRow(ev, atNode, Date.parse(run.created_at)));
-      if (ev.type === 'node_end' || ev.type === 'node_error') atNode = null;
-    }
-    shownEvents = events.length;
-    eventsCount.textContent = `(${events.length})`;
+    drawEvents(run, events);
 
     if (!inputShown) {
       inputShown = true;
@@ -626,7 +649,68 @@ function renderRun(view, ctx, id) {
     }
   }
 
+  // Event rows: appended as events arrive (the follower keeps them sorted), the oldest
+  // dropped beyond EVENT_ROWS unless "Show all"; redrawn when a replay filled in earlier ones.
+  let showAll = false;
+  let shownTotal = 0;
+  let lastShownSeq = 0;
+  let rowsFrom = 0;
+  let atNode = null;
+  let moreKey = null;
+  function drawEvents(run, events) {
+    const t0 = Date.parse(run.created_at);
+    const appendOnly = shownTotal > 0 && events.length >= shownTotal && events[shownTotal - 1].seq === lastShownSeq;
+    const row = (ev) => {
+      // Tool calls carry no node: they belong to the node started last.
+      if (ev.type === 'node_start') atNode = ev.node;
+      const tr = eventRow(ev, atNode, t0);
+      if (ev.type === 'node_end' || ev.type === 'node_error') atNode = null;
+      return tr;
+    };
+    if (appendOnly) {
+      if (events.length > shownTotal) {
+        const frag = document.createDocumentFragment();
+        for (let i = shownTotal; i < events.length; i++) frag.appendChild(row(events[i]));
+        eventsBody.appendChild(frag);
+      }
+      if (!showAll) {
+        const over = events.length - rowsFrom - EVENT_ROWS;
+        for (let i = 0; i < over; i++) eventsBody.firstChild.remove();
+        if (over > 0) rowsFrom += over;
+      }
+    } else {
+      rowsFrom = showAll ? 0 : Math.max(0, events.length - EVENT_ROWS);
+      atNode = nodeBefore(events, rowsFrom);
+      const frag = document.createDocumentFragment();
+      for (let i = rowsFrom; i < events.length; i++) frag.appendChild(row(events[i]));
+      mount(eventsBody, frag);
+    }
+    shownTotal = events.length;
+    lastShownSeq = events.length ? events[events.length - 1].seq : 0;
+    eventsCount.textContent = `(${events.length})`;
+    const mk = `${rowsFrom}|${showAll}|${rowsFrom ? events.length : 0}`;
+    if (mk !== moreKey) {
+      moreKey = mk;
+      mount(eventsMore, rowsFrom > 0
+        ? h('p', { class: 'muted' }, `Showing the last ${events.length - rowsFrom} of ${events.length} events. `,
+          h('button', { type: 'button', id: 'run-events-all', onclick: () => { showAll = true; shownTotal = 0; if (last) draw(last); } }, 'Show all'))
+        : showAll && events.length > EVENT_ROWS
+          ? h('p', { class: 'muted' }, h('button', { type: 'button', id: 'run-events-fewer', onclick: () => { showAll = false; shownTotal = 0; if (last) draw(last); } }, `Show only the last ${EVENT_ROWS}`))
+          : null);
+    }
+  }
+
   return () => follower.stop();
+}
+
+/** The node a tool call at index `i` belongs to (the last node started and not ended before it). */
+function nodeBefore(events, i) {
+  for (let j = i - 1; j >= 0; j--) {
+    const ev = events[j];
+    if (ev.type === 'node_start') return ev.node;
+    if (ev.type === 'node_end' || ev.type === 'node_error') return null;
+  }
+  return null;
 }
 
 function eventRow(ev, atNode, t0) {
@@ -718,7 +802,7 @@ function numbers(obj) {
 }
 
 function causesTable(causes, limit) {
-  const items = (Array.isArray(causes) ? causes : []).slice().sort((a, b) => (a.rank ?? 99) - (b.rank ?? 99)).slice(0, limit || undefined);
+  const items = (Array.isArray(causes) ? causes : []).filter((c) => c && typeof c === 'object').sort((a, b) => (a.rank ?? 99) - (b.rank ?? 99)).slice(0, limit || undefined);
   if (!items.length) return h('p', { class: 'muted' }, 'No suspected root cause: the sources gave nothing to rank.');
   return h('table', { class: 'grid compact causes' },
     h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Suspected cause'), h('th', {}, 'Kind'), h('th', { class: 'num' }, 'Score'))),
@@ -730,11 +814,27 @@ function causesTable(causes, limit) {
       h('td', { class: 'num' }, typeof c.score === 'number' ? c.score.toFixed(2) : c.score ?? '')))));
 }
 
+/** A result the renderers could not show: as JSON (never an exception in a view). */
+function jsonFallback(r, what, e) {
+  console.warn(`${what} rendering failed; showing JSON`, e);
+  let text;
+  try {
+    text = JSON.stringify(r, null, 2);
+  } catch {
+    text = String(r);
+  }
+  return h('pre', { class: 'json panel' }, text);
+}
+
 /** The triage's headline: summary and the top causes (the incident page shows this much). */
 export function triageBrief(r, limit = 3) {
-  return h('div', { class: 'stack triage-brief' },
-    h('p', { class: 'triage-summary' }, r.summary || h('span', { class: 'muted' }, 'No summary.')),
-    causesTable(r.suspected_root_causes, limit));
+  try {
+    return h('div', { class: 'stack triage-brief' },
+      h('p', { class: 'triage-summary' }, (r && r.summary) || h('span', { class: 'muted' }, 'No summary.')),
+      causesTable(r.suspected_root_causes, limit));
+  } catch (e) {
+    return jsonFallback(r, 'triage brief', e);
+  }
 }
 
 function triageResult(r) {
@@ -852,7 +952,13 @@ function postmortemResult(r) {
 
 /** The postmortem's headline for the incident page. */
 export function postmortemBrief(r) {
-  return h('div', { class: 'stack pm-brief' },
-    h('p', {}, `Attached ${(r.artifacts || []).map((a) => a.name).join(', ') || 'nothing'}; ${(r.followups || []).length} follow-ups added to the timeline.`),
-    h('details', { open: true }, h('summary', {}, 'Draft'), h('div', { class: 'viewer' }, renderMarkdown(r.markdown || ''))));
+  try {
+    const artifacts = Array.isArray(r.artifacts) ? r.artifacts : [];
+    const followups = Array.isArray(r.followups) ? r.followups : [];
+    return h('div', { class: 'stack pm-brief' },
+      h('p', {}, `Attached ${artifacts.map((a) => a && a.name).filter(Boolean).join(', ') || 'nothing'}; ${followups.length} follow-ups added to the timeline.`),
+      h('details', { open: true }, h('summary', {}, 'Draft'), h('div', { class: 'viewer' }, renderMarkdown(typeof r.markdown === 'string' ? r.markdown : ''))));
+  } catch (e) {
+    return jsonFallback(r, 'postmortem brief', e);
+  }
 }
