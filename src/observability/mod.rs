@@ -451,21 +451,21 @@ impl Observability {
             ));
         }
         let ns = |t: OffsetDateTime| t.unix_timestamp_nanos().to_string();
-        let (status, body) = self
-            .get_json(
-                "loki",
-                &q.env,
-                url,
-                "loki/api/v1/query_range",
-                &[
-                    ("query", logql.clone()),
-                    ("start", ns(q.from)),
-                    ("end", ns(q.to)),
-                    ("limit", q.limit.to_string()),
-                    ("direction", "backward".into()),
-                ],
-            )
-            .await?;
+        // One `query_range` over the window: `limit` lines from the newest or the oldest end.
+        let range = |limit: usize, direction: &'static str| {
+            let params = [
+                ("query", logql.clone()),
+                ("start", ns(q.from)),
+                ("end", ns(q.to)),
+                ("limit", limit.to_string()),
+                ("direction", direction.to_string()),
+            ];
+            async move {
+                self.get_json("loki", &q.env, url, "loki/api/v1/query_range", &params)
+                    .await
+            }
+        };
+        let (status, body) = range(q.limit, "backward").await?;
         if body["status"] != "success" {
             let msg = body["error"]
                 .as_str()
@@ -502,21 +502,7 @@ impl Observability {
         // so callers know when matching lines began (triage dates the first error by it).
         let mut first_ns = lines.first().map(|l| l.0);
         if matched >= q.limit {
-            let earliest = self
-                .get_json(
-                    "loki",
-                    &q.env,
-                    url,
-                    "loki/api/v1/query_range",
-                    &[
-                        ("query", logql.clone()),
-                        ("start", ns(q.from)),
-                        ("end", ns(q.to)),
-                        ("limit", "1".into()),
-                        ("direction", "forward".into()),
-                    ],
-                )
-                .await;
+            let earliest = range(1, "forward").await;
             if let Ok((_, b)) = earliest {
                 let oldest = b["data"]["result"]
                     .as_array()
