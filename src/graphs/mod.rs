@@ -438,6 +438,30 @@ pub fn is_cancel(e: &Error) -> bool {
     matches!(e, Error::Conflict(m) if m == CANCELLED)
 }
 
+/// A 422 naming the first key of `obj` that is not in `known` (`{prefix}.{key}`).
+pub fn reject_unknown(
+    obj: &serde_json::Map<String, Json>,
+    prefix: &str,
+    known: &[&str],
+) -> Result<()> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(Error::invalid(
+            &format!("{prefix}.{}", crate::incidents::model::clip(k, 40)),
+            format!("unknown field; fields: {}", known.join(", ")),
+        )),
+    }
+}
+
+/// The step after `node` in a graph whose nodes run in their listed order.
+pub fn next_in_order(nodes: &[Node], node: &str) -> Step {
+    let i = nodes.iter().position(|n| n.name == node);
+    match i.and_then(|i| nodes.get(i + 1)) {
+        Some(n) => Step::Next(n.name),
+        None => Step::Done,
+    }
+}
+
 fn jitter(max: u64) -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
@@ -599,6 +623,17 @@ impl Runner {
         if !input.is_object() {
             return Err(Error::invalid("input", "must be an object"));
         }
+        // `timeouts` is the runner's, for every graph: only `overall_sec` is known.
+        match input.get("timeouts") {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(m)) => reject_unknown(m, "input.timeouts", &["overall_sec"])?,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "input.timeouts",
+                    "must be an object {overall_sec}",
+                ))
+            }
+        }
         let timeout_s = match input.pointer("/timeouts/overall_sec") {
             None | Some(Json::Null) => g.default_timeout_s(),
             Some(v) => v
@@ -655,7 +690,9 @@ impl Runner {
                 }
                 let mut r2 = r2;
                 let details = json!({"graph": r2.graph, "parent": parent});
-                put_run(txn, &mut r2, Some(("run_queued", None, details)))?;
+                let at = r2.created_at;
+                append_event(txn, &mut r2, at, "run_queued", None, details)?;
+                save_run(txn, &r2)?;
                 if let Some(p) = &parent {
                     let mut pr = load_run(txn, p)?.ok_or_else(|| not_found(p))?;
                     if !pr.children.contains(&r2.run_id) {
@@ -802,23 +839,14 @@ impl Runner {
                 } else {
                     ("cancel_requested", json!({}))
                 };
-                run.events += 1;
-                let ev = RunEvent {
-                    seq: run.events,
-                    ts: now,
-                    kind: kind.into(),
-                    node: run.current_node.clone(),
-                    details,
-                };
-                insert_event(txn, &run.run_id, &ev)?;
+                let node = run.current_node.clone();
+                let ev = append_event(txn, &mut run, now, kind, node, details)?;
                 save_run(txn, &run)?;
                 Ok((run, ev))
             })
             .await?;
         let (run, ev) = run;
-        self.inner
-            .bus
-            .publish("ops.run.event", json!({"run_id": run.run_id, "event": ev}));
+        self.publish_event(&run.run_id, &ev);
         if let Ok(c) = self.inner.cancels.lock() {
             if let Some(tx) = c.get(id) {
                 let _ = tx.send(true);
@@ -830,31 +858,27 @@ impl Runner {
 
     /// Append an event to a run (durable before it returns).
     async fn event(&self, id: &str, kind: &str, node: Option<&str>, details: Json) -> Result<()> {
-        let run_id = id.to_string();
-        let (id, kind, node) = (id.to_string(), kind.to_string(), node.map(str::to_string));
+        let (id2, kind, node) = (id.to_string(), kind.to_string(), node.map(str::to_string));
         let ts = self.inner.clock.now();
         let ev = self
             .inner
             .store
             .write(move |txn| {
-                let mut run = load_run(txn, &id)?.ok_or_else(|| not_found(&id))?;
-                run.events += 1;
-                let ev = RunEvent {
-                    seq: run.events,
-                    ts,
-                    kind,
-                    node,
-                    details,
-                };
-                insert_event(txn, &run.run_id, &ev)?;
+                let mut run = load_run(txn, &id2)?.ok_or_else(|| not_found(&id2))?;
+                let ev = append_event(txn, &mut run, ts, &kind, node, details)?;
                 save_run(txn, &run)?;
                 Ok(ev)
             })
             .await?;
+        self.publish_event(id, &ev);
+        Ok(())
+    }
+
+    /// A stored event, to live clients (`ops.run.event`).
+    fn publish_event(&self, run_id: &str, ev: &RunEvent) {
         self.inner
             .bus
             .publish("ops.run.event", json!({"run_id": run_id, "event": ev}));
-        Ok(())
     }
 
     /// Start the workers and the TTL purge; queued and interrupted runs are picked up. Returns
@@ -1244,19 +1268,9 @@ impl Runner {
                         }
                     }
                 }
-                let mut written = None;
-                if let Some((kind, node, details)) = ev {
-                    r.events += 1;
-                    let e = RunEvent {
-                        seq: r.events,
-                        ts,
-                        kind: kind.into(),
-                        node,
-                        details,
-                    };
-                    insert_event(txn, &r.run_id, &e)?;
-                    written = Some(e);
-                }
+                let written = ev
+                    .map(|(kind, node, details)| append_event(txn, &mut r, ts, kind, node, details))
+                    .transpose()?;
                 save_run(txn, &r)?;
                 if let Some(e) = &requeue {
                     requeue::insert(txn, e)?;
@@ -1267,9 +1281,7 @@ impl Runner {
         let (saved, written) = saved;
         // Live clients see every event as it is stored (node ends and the final one too).
         if let Some(e) = written {
-            self.inner
-                .bus
-                .publish("ops.run.event", json!({"run_id": saved.run_id, "event": e}));
+            self.publish_event(&saved.run_id, &e);
         }
         *run = saved;
         Ok(())

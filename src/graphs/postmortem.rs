@@ -9,9 +9,8 @@
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::is_cancel;
-use super::triage::{events_of_run, has_event, one_line, timeline};
-use super::{Graph, Node, NodeCx, NodeFuture, RunStatus, Step};
+use super::triage::{events_of_run, has_event, one_line, str_of as s, timeline};
+use super::{is_cancel, next_in_order, reject_unknown, Graph, Node, NodeCx, NodeFuture, RunStatus};
 use crate::clock::{parse_ts, rfc3339};
 use crate::error::{Error, Result};
 
@@ -48,10 +47,6 @@ impl PostmortemDraft {
     pub fn new(max_window_h: u64) -> Self {
         PostmortemDraft { max_window_h }
     }
-}
-
-fn s(v: &Json) -> String {
-    v.as_str().unwrap_or("").to_string()
 }
 
 /// Minutes from `a` to `b` (RFC 3339 strings), when both are set and in order.
@@ -107,14 +102,8 @@ impl Graph for PostmortemDraft {
         300
     }
     fn init(&self, input: &Json) -> Result<Json> {
-        if let Some(k) = input.as_object().and_then(|m| {
-            m.keys()
-                .find(|k| !matches!(k.as_str(), "incident_id" | "timeouts"))
-        }) {
-            return Err(Error::invalid(
-                &format!("input.{}", crate::incidents::model::clip(k, 40)),
-                "unknown field; fields: incident_id, timeouts",
-            ));
+        if let Some(m) = input.as_object() {
+            reject_unknown(m, "input", &["incident_id", "timeouts"])?;
         }
         let id = match input.get("incident_id") {
             Some(Json::String(s)) => s.trim().to_string(),
@@ -135,29 +124,17 @@ impl Graph for PostmortemDraft {
     fn step<'a>(&'a self, node: &'a str, state: &'a mut Json, cx: &'a NodeCx) -> NodeFuture<'a> {
         Box::pin(async move {
             match node {
-                "load_incident" => {
-                    load_incident(state, cx).await?;
-                    Ok(Step::Next("ensure_triage"))
-                }
-                "ensure_triage" => {
-                    self.ensure_triage(state, cx).await?;
-                    Ok(Step::Next("draft"))
-                }
+                "load_incident" => load_incident(state, cx).await?,
+                "ensure_triage" => self.ensure_triage(state, cx).await?,
                 "draft" => {
                     state["run_id"] = json!(cx.run_id);
                     draft(state, cx.now());
-                    Ok(Step::Next("attach_artifacts"))
                 }
-                "attach_artifacts" => {
-                    attach_artifacts(state, cx).await?;
-                    Ok(Step::Next("followups"))
-                }
-                "followups" => {
-                    followups(state, cx).await?;
-                    Ok(Step::Done)
-                }
-                other => Err(Error::Internal(format!("no node {other}"))),
+                "attach_artifacts" => attach_artifacts(state, cx).await?,
+                "followups" => followups(state, cx).await?,
+                other => return Err(Error::Internal(format!("no node {other}"))),
             }
+            Ok(next_in_order(NODES, node))
         })
     }
 

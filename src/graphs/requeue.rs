@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::tables::{insert_event, load_run, save_run, REQUEUE};
-use super::{definition_hash, Run, RunEvent, RunStatus, Runner};
+use super::tables::{append_event, load_run, save_run, REQUEUE};
+use super::{definition_hash, Run, RunStatus, Runner};
 use crate::error::{Error, Result};
 use crate::gateway::audit::{Audit, AuditRecord};
 
@@ -181,17 +181,14 @@ impl Runner {
                     // A replay gets its whole time budget again.
                     run.started_at = None;
                     run.cancel_requested = false;
-                    run.events += 1;
-                    insert_event(
+                    let details = json!({"requeue_id": e.id, "by": by2});
+                    append_event(
                         txn,
-                        &run.run_id,
-                        &RunEvent {
-                            seq: run.events,
-                            ts: now,
-                            kind: "run_requeued".into(),
-                            node: Some(e.node.clone()),
-                            details: json!({"requeue_id": e.id, "by": by2}),
-                        },
+                        &mut run,
+                        now,
+                        "run_requeued",
+                        Some(e.node.clone()),
+                        details,
                     )?;
                     save_run(txn, &run)?;
                 }

@@ -78,30 +78,29 @@ pub fn save_run(txn: &WriteTx, run: &Run) -> Result<()> {
     Ok(())
 }
 
-/// Save a run, appending an event first when given.
-pub fn put_run(
+/// Append the next event of `run` (its sequence number is the run's new event count); the
+/// caller saves the run in the same write.
+pub fn append_event(
     txn: &WriteTx,
     run: &mut Run,
-    ev: Option<(&str, Option<String>, serde_json::Value)>,
-) -> Result<()> {
-    if let Some((kind, node, details)) = ev {
-        run.events += 1;
-        insert_event(
-            txn,
-            &run.run_id,
-            &RunEvent {
-                seq: run.events,
-                ts: run.finished_at.or(run.started_at).unwrap_or(run.created_at),
-                kind: kind.into(),
-                node,
-                details,
-            },
-        )?;
-    }
-    save_run(txn, run)
+    ts: time::OffsetDateTime,
+    kind: &str,
+    node: Option<String>,
+    details: serde_json::Value,
+) -> Result<RunEvent> {
+    run.events += 1;
+    let ev = RunEvent {
+        seq: run.events,
+        ts,
+        kind: kind.into(),
+        node,
+        details,
+    };
+    insert_event(txn, &run.run_id, &ev)?;
+    Ok(ev)
 }
 
-pub fn insert_event(txn: &WriteTx, id: &str, ev: &RunEvent) -> Result<()> {
+fn insert_event(txn: &WriteTx, id: &str, ev: &RunEvent) -> Result<()> {
     txn.open(RUN_EVENTS)?
         .insert((id, ev.seq), to_json(ev)?.as_slice())?;
     Ok(())

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::{is_cancel, Graph, Node, NodeCx, NodeFuture, Step};
+use super::{is_cancel, next_in_order, reject_unknown, Graph, Node, NodeCx, NodeFuture};
 use crate::clock::{parse_ts, rfc3339, Clock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
@@ -260,7 +260,8 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
-fn str_of(v: &Json) -> String {
+/// A JSON string's text (empty for anything else).
+pub(super) fn str_of(v: &Json) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
@@ -311,14 +312,8 @@ impl Graph for IncidentTriage {
             "incident_id",
             "timeouts",
         ];
-        if let Some(k) = input
-            .as_object()
-            .and_then(|m| m.keys().find(|k| !known.contains(&k.as_str())))
-        {
-            return Err(Error::invalid(
-                &format!("input.{}", crate::incidents::model::clip(k, 40)),
-                format!("unknown field; fields: {}", known.join(", ")),
-            ));
+        if let Some(m) = input.as_object() {
+            reject_unknown(m, "input", &known)?;
         }
         let text = |k: &str, max: usize, required: bool| -> Result<Option<String>> {
             match input.get(k) {
@@ -381,24 +376,8 @@ impl Graph for IncidentTriage {
                 "must be an object {from, to}",
             ));
         }
-        if let Some(k) = tr
-            .as_object()
-            .and_then(|m| m.keys().find(|k| !matches!(k.as_str(), "from" | "to")))
-        {
-            return Err(Error::invalid(
-                &format!("input.time_range.{}", crate::incidents::model::clip(k, 40)),
-                "unknown field; time_range has from and to",
-            ));
-        }
-        match input.get("timeouts") {
-            None | Some(Json::Null) => {}
-            Some(Json::Object(m)) if m.keys().all(|k| k == "overall_sec") => {}
-            Some(_) => {
-                return Err(Error::invalid(
-                    "input.timeouts",
-                    "must be an object {overall_sec}",
-                ))
-            }
+        if let Some(m) = tr.as_object() {
+            reject_unknown(m, "input.time_range", &["from", "to"])?;
         }
         let when = |k: &str| -> Result<Option<OffsetDateTime>> {
             match tr.get(k) {
@@ -448,47 +427,23 @@ impl Graph for IncidentTriage {
     fn step<'a>(&'a self, node: &'a str, state: &'a mut Json, cx: &'a NodeCx) -> NodeFuture<'a> {
         Box::pin(async move {
             match node {
-                "validate_input" => {
-                    self.validate_input(state, cx).await?;
-                    Ok(Step::Next("service_overview"))
-                }
-                "service_overview" => {
-                    self.service_overview(state, cx).await?;
-                    Ok(Step::Next("top_errors_logs"))
-                }
-                "top_errors_logs" => {
-                    self.top_errors_logs(state, cx).await?;
-                    Ok(Step::Next("health_and_runbooks"))
-                }
-                "health_and_runbooks" => {
-                    self.health_and_runbooks(state, cx).await?;
-                    Ok(Step::Next("trace_lookup"))
-                }
-                "trace_lookup" => {
-                    self.trace_lookup(state, cx).await?;
-                    Ok(Step::Next("slo_context"))
-                }
-                "slo_context" => {
-                    self.slo_context(state, cx).await?;
-                    Ok(Step::Next("privacy"))
-                }
-                "privacy" => {
-                    self.privacy(state);
-                    Ok(Step::Next("cost"))
-                }
-                "cost" => {
-                    self.cost(state, cx).await?;
-                    Ok(Step::Next("build_triage_report"))
-                }
+                "validate_input" => self.validate_input(state, cx).await?,
+                "service_overview" => self.service_overview(state, cx).await?,
+                "top_errors_logs" => self.top_errors_logs(state, cx).await?,
+                "health_and_runbooks" => self.health_and_runbooks(state, cx).await?,
+                "trace_lookup" => self.trace_lookup(state, cx).await?,
+                "slo_context" => self.slo_context(state, cx).await?,
+                "privacy" => self.privacy(state),
+                "cost" => self.cost(state, cx).await?,
                 "build_triage_report" => {
                     state["report"] = build_report(state, &cx.run_id);
                     if state["incident_id"].is_string() {
                         attach(state, cx).await?;
                     }
-                    Ok(Step::Done)
                 }
-                other => Err(Error::Internal(format!("no node {other}"))),
+                other => return Err(Error::Internal(format!("no node {other}"))),
             }
+            Ok(next_in_order(NODES, node))
         })
     }
 

@@ -76,7 +76,8 @@ async fn prometheus_double() -> (String, Seen) {
     (format!("http://{addr}"), seen)
 }
 
-async fn tool(app: &TestApp, body: Value) -> (u16, Value) {
+/// `POST /v1/tools/observability_tool` with `body` (`action` + its params).
+pub async fn tool(app: &TestApp, body: Value) -> (u16, Value) {
     let r = app
         .client
         .post(app.url("/v1/tools/observability_tool"))

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use sofiia::clock::SystemClock;
 
 use crate::helpers::*;
+use crate::observability::tool as observability;
 
 // ---------------------------------------------------------------------------------------------
 // Finding Prometheus, and the skip rule.
@@ -522,18 +523,6 @@ pub async fn spawn_with_prometheus(prometheus_url: &str) -> TestApp {
         s.config_dir = Some(config)
     })
     .await
-}
-
-/// `POST /v1/tools/observability_tool` with `body` (`action` + its params).
-pub async fn observability(app: &TestApp, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url("/v1/tools/observability_tool"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    split(r).await
 }
 
 /// The value of an instant-vector answer's first sample.

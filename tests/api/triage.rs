@@ -858,7 +858,7 @@ async fn triage_against_a_real_prometheus_and_log_files() {
     // Wait (bounded) until Prometheus's HighErrorRate rule fires for router.
     let mut firing = false;
     for _ in 0..120 {
-        let (_, v) = crate::realprom::observability(&app, json!({"action": "alerts"})).await;
+        let (_, v) = crate::observability::tool(&app, json!({"action": "alerts"})).await;
         firing = v["result"]["alerts"].as_array().is_some_and(|a| {
             a.iter()
                 .any(|x| x["labels"]["service"] == "router" && x["state"] == "firing")
