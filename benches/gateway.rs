@@ -6,10 +6,10 @@
 use std::time::Instant;
 
 use serde_json::json;
-use sofiia::app::App;
 use sofiia::config::Settings;
 use sofiia::gateway::auth::Principal;
 use sofiia::gateway::ToolCall;
+use sofiia::server::App;
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -78,8 +78,8 @@ fn main() {
                 .into_iter()
                 .next()
                 .unwrap();
-            let rec = sofiia::gateway::audit::AuditRecord {
-                id: sofiia::gateway::audit::Audit::new_id(),
+            let rec = sofiia::audit::AuditRecord {
+                id: sofiia::audit::Audit::new_id(),
                 ..rec
             };
             let t = Instant::now();

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sofiia::app::App;
 use sofiia::config::Settings;
 use sofiia::error::Result;
 use sofiia::graphs::{Graph, Node, NodeCx, NodeFuture, StartRun, Step};
+use sofiia::server::App;
 
 struct NoOp5;
 
@@ -188,8 +188,8 @@ fn main() {
                 failed += 1;
                 continue;
             }
-            let c = sofiia::clock::parse_ts(r["created_at"].as_str().unwrap()).unwrap();
-            let s = sofiia::clock::parse_ts(r["started_at"].as_str().unwrap()).unwrap();
+            let c = sofiia::kernel::clock::parse_ts(r["created_at"].as_str().unwrap()).unwrap();
+            let s = sofiia::kernel::clock::parse_ts(r["started_at"].as_str().unwrap()).unwrap();
             q2s.push((s - c).as_seconds_f64() * 1000.0);
         }
         let runs_per_s = n as f64 / secs;
@@ -235,8 +235,10 @@ fn main() {
             loop {
                 let r = state.runner.get(&run.run_id).await.unwrap();
                 if r["status"] == "succeeded" {
-                    let c = sofiia::clock::parse_ts(r["created_at"].as_str().unwrap()).unwrap();
-                    let s = sofiia::clock::parse_ts(r["started_at"].as_str().unwrap()).unwrap();
+                    let c =
+                        sofiia::kernel::clock::parse_ts(r["created_at"].as_str().unwrap()).unwrap();
+                    let s =
+                        sofiia::kernel::clock::parse_ts(r["started_at"].as_str().unwrap()).unwrap();
                     lat.push((s - c).as_seconds_f64() * 1000.0);
                     break;
                 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, TableDefinition};
 use serde_json::json;
-use sofiia::app::App;
 use sofiia::config::Settings;
 use sofiia::incidents::model::{Incident, Severity, Status};
 use sofiia::incidents::{new_event, tables};
+use sofiia::server::App;
 
 fn secs() -> Duration {
     Duration::from_secs_f64(

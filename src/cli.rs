@@ -8,7 +8,7 @@ use redb::ReadableDatabase;
 
 use crate::config::{Flags, Settings};
 use crate::error::Error;
-use crate::store::{self, Store};
+use crate::store;
 
 /// sofiia: the ops control plane of a small AI-agent platform, in one binary.
 ///
@@ -173,6 +173,7 @@ impl GlobalArgs {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::net::init_tls();
     let settings = Settings::load(&cli.global.flags())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
@@ -219,10 +220,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { dir, force } => {
-            let r =
-                store::backup::restore(&dir, &settings.data_dir, &settings.artifacts_dir, force)?;
+            let r = store::backup::restore(
+                &dir,
+                &crate::app::schema(),
+                &settings.data_dir,
+                &settings.artifacts_dir,
+                force,
+            )?;
             // Open once so an older schema is migrated now, not at the next start.
-            Store::open(&settings.data_dir)?.shutdown();
+            crate::app::open_store(&settings.data_dir)?.shutdown();
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
@@ -240,7 +246,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let env = settings.env;
         let data_dir = settings.data_dir.clone();
         let open_mode = settings.console_api_key.is_none();
-        let app = crate::app::App::build(settings).await?;
+        let app = crate::server::App::build(settings).await?;
         if open_mode {
             tracing::warn!(
                 "auth_open: no SOFIIA_CONSOLE_API_KEY set (ENV=dev): requests need no key, a call's \
@@ -251,15 +257,15 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let addr = app.local_addr();
         tracing::info!(url = %format!("http://{addr}"), env = env.as_str(), data_dir = %data_dir.display(), "sofiia_listening");
         println!("sofiia listening on http://{addr}");
-        app.run_until(crate::app::shutdown_signal()).await?;
+        app.run_until(crate::server::shutdown_signal()).await?;
         Ok(())
     })
 }
 
 /// Ask the sofiia that holds DATA_DIR for a backup under DATA_DIR/backups/; returns its folder.
 fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
-    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
-    let info: crate::app::ServerInfo = serde_json::from_slice(
+    let marker = settings.data_dir.join(crate::server::SERVER_FILE);
+    let info: crate::server::ServerInfo = serde_json::from_slice(
         &std::fs::read(&marker)
             .with_context(|| format!("DATA_DIR is in use but {} is missing", marker.display()))?,
     )
@@ -267,7 +273,7 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
     let name = format!(
         "cli-{}-{}",
         time::OffsetDateTime::now_utc().unix_timestamp(),
-        crate::clock::random_hex(3)
+        crate::kernel::clock::random_hex(3)
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -343,7 +349,7 @@ fn with_snapshot<T>(
             store::DB_FILE
         );
     }
-    match Store::open(&settings.data_dir) {
+    match crate::app::open_store(&settings.data_dir) {
         Ok(s) => {
             let r = f(&s.db().begin_read()?, &settings.artifacts_dir)?;
             s.shutdown();
@@ -364,7 +370,7 @@ fn with_snapshot<T>(
 
 fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
     let r = with_snapshot(settings, |txn, artifacts| {
-        crate::incidents::transfer::export(txn, artifacts, out)
+        crate::transfer::export(txn, artifacts, out)
     })?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
@@ -378,12 +384,13 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             store::DB_FILE
         );
     }
-    match Store::open(&settings.data_dir) {
+    match crate::app::open_store(&settings.data_dir) {
         Ok(s) => {
             let r = s.read_blocking(|txn| {
-                let files = crate::incidents::transfer::artifact_paths(txn)?;
+                let files = crate::transfer::artifact_paths(txn)?;
                 store::backup::backup_snapshot(
                     txn,
+                    s.schema(),
                     &settings.data_dir,
                     &settings.artifacts_dir,
                     &files,
@@ -410,7 +417,7 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
                 std::fs::remove_dir(dir)?;
             }
             move_dir(&snap, dir)?;
-            let m = store::backup::verify(dir)?;
+            let m = store::backup::verify(dir, &crate::app::schema())?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -425,18 +432,18 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
 }
 
 fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
-    let store = Store::open(&settings.data_dir).map_err(|e| match e {
+    let store = crate::app::open_store(&settings.data_dir).map_err(|e| match e {
         Error::Conflict(m) => anyhow::anyhow!("{m}; import needs sofiia stopped"),
         e => e.into(),
     })?;
-    let res = crate::incidents::transfer::import(&store, &settings.artifacts_dir, dir);
+    let res = crate::transfer::import(&store, &settings.artifacts_dir, dir);
     store.shutdown();
     match res {
         Ok(r) => {
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
-        Err(crate::incidents::transfer::ImportError::Lines(lines)) => {
+        Err(crate::transfer::ImportError::Lines(lines)) => {
             for l in &lines {
                 eprintln!("{l}");
             }
@@ -446,27 +453,30 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
                 dir.display()
             )
         }
-        Err(crate::incidents::transfer::ImportError::Other(e)) => {
+        Err(crate::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))
         }
     }
 }
 
 /// The sofiia serving this DATA_DIR, if one is running.
-fn running_server(settings: &Settings) -> Option<crate::app::ServerInfo> {
+fn running_server(settings: &Settings) -> Option<crate::server::ServerInfo> {
     let running = settings.data_dir.join(store::DB_FILE).exists()
-        && matches!(Store::open(&settings.data_dir), Err(Error::Conflict(_)));
+        && matches!(
+            crate::app::open_store(&settings.data_dir),
+            Err(Error::Conflict(_))
+        );
     if !running {
         return None;
     }
-    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
+    let marker = settings.data_dir.join(crate::server::SERVER_FILE);
     serde_json::from_slice(&std::fs::read(marker).ok()?).ok()
 }
 
 /// Call the running sofiia's API with the operator key (if set).
 fn call_server(
     settings: &Settings,
-    info: &crate::app::ServerInfo,
+    info: &crate::server::ServerInfo,
     method: reqwest::Method,
     path_and_query: &str,
     body: Option<serde_json::Value>,
@@ -630,11 +640,14 @@ fn tool_call(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let marker = settings.data_dir.join(crate::app::SERVER_FILE);
+    let marker = settings.data_dir.join(crate::server::SERVER_FILE);
     let running = settings.data_dir.join(store::DB_FILE).exists()
-        && matches!(Store::open(&settings.data_dir), Err(Error::Conflict(_)));
+        && matches!(
+            crate::app::open_store(&settings.data_dir),
+            Err(Error::Conflict(_))
+        );
     let out: serde_json::Value = if running {
-        let info: crate::app::ServerInfo = serde_json::from_slice(&std::fs::read(&marker)?)?;
+        let info: crate::server::ServerInfo = serde_json::from_slice(&std::fs::read(&marker)?)?;
         call_server(
             settings,
             &info,
@@ -648,7 +661,7 @@ fn tool_call(
         rt.block_on(async move {
             let state = crate::app::AppState::open(
                 settings,
-                std::sync::Arc::new(crate::clock::SystemClock),
+                std::sync::Arc::new(crate::kernel::clock::SystemClock),
             )?;
             let call: crate::gateway::ToolCall = serde_json::from_value(call)?;
             // No server: bring the index the tool needs up to date here.

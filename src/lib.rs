@@ -23,18 +23,23 @@
 //! - [`clock`]: injected time, timestamps, random ids.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod error;
-pub mod events;
 pub mod gateway;
 pub mod graphs;
 pub mod http;
 pub mod incidents;
+pub mod intel;
+pub mod kernel;
+pub mod net;
 pub mod observability;
 pub mod search;
+pub mod server;
 pub mod store;
+pub mod tools;
+pub mod transfer;
 
 /// Log to stderr, one `key=value` line per event; `RUST_LOG` overrides the `info` default.
 pub fn init_tracing() {

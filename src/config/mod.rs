@@ -3,6 +3,8 @@
 //! The file is `CONFIG_DIR/sofiia.yml` (optional). `CONFIG_DIR` defaults to `./config` when that
 //! folder exists. Every bad value is an error that names the variable or the file and field.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

@@ -73,7 +73,7 @@ struct KeyState {
 }
 
 fn sha(key: &str) -> String {
-    crate::incidents::sha256_hex(key.as_bytes())
+    crate::kernel::hash::sha256_hex(key.as_bytes())
 }
 
 /// Whether `presented` is `secret`, compared as sha256 digests without an early exit.
@@ -191,23 +191,23 @@ pub fn list_keys(data_dir: &Path) -> Result<Vec<KeyEntry>> {
 
 /// Issue a new key for `agent_id`: store its hash, return the key (shown once).
 pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<(String, PathBuf)> {
-    crate::incidents::model::check_token("agent_id", agent_id, 64)?;
+    crate::kernel::text::check_token("agent_id", agent_id, 64)?;
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(KEYS_FILE);
     let mut file = KeyFile {
         keys: read_keys(&path)?.0,
     };
-    let key = format!("sk_{}", crate::clock::random_hex(24));
+    let key = format!("sk_{}", crate::kernel::clock::random_hex(24));
     file.keys.push(KeyEntry {
         agent_id: agent_id.to_string(),
         role: role.map(str::to_string),
         sha256: sha(&key),
-        created_at: crate::clock::rfc3339(time::OffsetDateTime::now_utc()),
+        created_at: crate::kernel::clock::rfc3339(time::OffsetDateTime::now_utc()),
     });
     let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it\n# (a running sofiia applies changes within 2 s; a file that does not parse is refused and the\n# previous keys stay in force until it is fixed).\n");
     text.push_str(&serde_saphyr::to_string(&file).map_err(|e| Error::Internal(e.to_string()))?);
     let tmp = path.with_extension("yml.tmp");
-    crate::incidents::write_synced(&tmp, text.as_bytes())?;
+    crate::kernel::fs::write_synced(&tmp, text.as_bytes())?;
     std::fs::rename(&tmp, &path)?;
     Ok((key, path))
 }

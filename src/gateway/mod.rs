@@ -7,13 +7,12 @@
 //! hashes and sizes, never payloads, and a call whose audit record cannot be written fails.
 //! Log lines follow the old stack's form: `gateway_call`, `gateway_ok`, `gateway_tool_fail`.
 
-pub mod audit;
 pub mod auth;
 pub mod limits;
-pub mod outbound;
+pub mod pipeline;
 pub mod policy;
 pub mod redact;
-pub mod tools;
+pub mod tool;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,13 +20,16 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::clock::Clock;
+use crate::audit::{Audit, AuditRecord};
 use crate::config::Env;
 use crate::error::{Error, Result};
-use crate::incidents::Incidents;
-use audit::{Audit, AuditRecord};
+use crate::kernel::clock::Clock;
+use crate::kernel::text::clip;
 use auth::{Keys, Principal};
+pub use pipeline::mask_secrets;
+use pipeline::{Acting, Names};
 use policy::Policies;
+pub use tool::{Action, Registry, Tool, ToolCx, ToolFuture, ToolSchema};
 
 /// One tool call as agents send it.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,82 +45,7 @@ pub struct ToolCall {
     pub metadata: Json,
 }
 
-/// What logs and audit records say for a tool or action name the gateway does not know.
-const UNKNOWN: &str = "<unknown>";
-
-/// Tools known to the gateway.
-pub const TOOLS: [&str; 4] = [
-    "oncall_tool",
-    "runbook_tool",
-    "incident_intelligence_tool",
-    "observability_tool",
-];
-
-/// What a tool offers: its actions and the params it declares secret. Secret params are
-/// never logged or audited (nothing of a payload is) and their values are masked wherever
-/// they would appear in a result, for every caller.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ToolSchema {
-    pub name: &'static str,
-    pub actions: &'static [&'static str],
-    pub secret_params: &'static [&'static str],
-}
-
-/// Schemas of every tool (`GET /v1/tools`).
-pub fn schemas() -> Vec<ToolSchema> {
-    vec![
-        ToolSchema {
-            name: "oncall_tool",
-            actions: &tools::oncall::ACTIONS,
-            secret_params: &[],
-        },
-        ToolSchema {
-            name: "runbook_tool",
-            actions: &tools::runbook::ACTIONS,
-            secret_params: &[],
-        },
-        ToolSchema {
-            name: "incident_intelligence_tool",
-            actions: &tools::intelligence::ACTIONS,
-            secret_params: &[],
-        },
-        ToolSchema {
-            name: "observability_tool",
-            actions: &tools::observability::ACTIONS,
-            secret_params: &[],
-        },
-    ]
-}
-
-/// Replace every occurrence of a secret param's value in the result's strings.
-pub fn mask_secrets(result: &mut Json, params: &Json, secret_params: &[&str]) -> usize {
-    let secrets: Vec<String> = secret_params
-        .iter()
-        .filter_map(|p| params.get(*p).and_then(|v| v.as_str()))
-        .filter(|v| v.len() >= 4)
-        .map(str::to_string)
-        .collect();
-    fn walk(v: &mut Json, secrets: &[String]) -> usize {
-        match v {
-            Json::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
-                for x in secrets {
-                    *s = s.replace(x.as_str(), "[REDACTED:secret]");
-                }
-                1
-            }
-            Json::Array(a) => a.iter_mut().map(|x| walk(x, secrets)).sum(),
-            Json::Object(m) => m.values_mut().map(|x| walk(x, secrets)).sum(),
-            _ => 0,
-        }
-    }
-    if secrets.is_empty() {
-        0
-    } else {
-        walk(result, &secrets)
-    }
-}
-
-/// The gateway: policies, keys, limits, audit, and the rooms tools call into.
+/// The gateway: policies, keys, limits, audit, and the registered tools.
 #[derive(Clone)]
 pub struct Gateway(Arc<Inner>);
 
@@ -128,38 +55,37 @@ struct Inner {
     env: Env,
     limiter: limits::RateLimiter,
     audit: Audit,
-    incidents: Incidents,
-    search: crate::search::Search,
-    observability: crate::observability::Observability,
-    reports_dir: std::path::PathBuf,
+    tools: Registry,
     clock: Arc<dyn Clock>,
 }
 
-/// The rooms tools call into.
-pub struct Rooms {
-    pub incidents: Incidents,
-    pub search: crate::search::Search,
-    pub observability: crate::observability::Observability,
-    /// Where reports (digests) are written.
-    pub reports_dir: std::path::PathBuf,
+/// What the log lines and audit records of one call say about it (never its payload).
+struct Trace {
+    names: Names,
+    input_hash: String,
+    input_size: usize,
+    graph_run_id: Option<String>,
+    node: String,
+    attempt: u64,
 }
 
 impl Gateway {
-    /// Assemble the gateway; a key bound to a role the RBAC matrix does not define is refused.
+    /// Assemble the gateway. Policies naming a tool or action the registry does not have, and
+    /// keys bound to a role the RBAC matrix does not define, are refused.
     pub fn new(
         policies: Policies,
         keys: Keys,
         env: Env,
         audit: Audit,
-        rooms: Rooms,
+        tools: Registry,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway> {
-        let Rooms {
-            incidents,
-            search,
-            observability,
-            reports_dir,
-        } = rooms;
+        policies
+            .check_tools(&tools)
+            .map_err(|e| Error::Validation {
+                code: "config",
+                message: e.0,
+            })?;
         if let Some((agent, role)) = keys
             .roles()
             .into_iter()
@@ -178,10 +104,7 @@ impl Gateway {
             env,
             limiter: limits::RateLimiter::default(),
             audit,
-            incidents,
-            search,
-            observability,
-            reports_dir,
+            tools,
             clock,
         })))
     }
@@ -206,6 +129,11 @@ impl Gateway {
         &self.0.audit
     }
 
+    /// Every registered tool's schema (`GET /v1/tools`).
+    pub fn schemas(&self) -> Vec<ToolSchema> {
+        self.0.tools.schemas()
+    }
+
     /// Remove audit records past `data_governance.yml`'s `audit_retention_days`.
     pub async fn purge_expired_audit(&self) -> Result<usize> {
         let days = self.0.policies.redactor.audit_retention_days as i64;
@@ -228,293 +156,101 @@ impl Gateway {
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
         let g = &self.0;
         let started = Instant::now();
-        let mut call = call;
-        // Only names the gateway knows (or a fixed placeholder) reach logs and audit records:
-        // a caller's tool, action, agent or run names are never echoed.
-        let token = |s: &str| crate::incidents::model::check_token("name", s, 64).is_ok();
-        let mut refused: Option<Error> = match schemas().into_iter().find(|s| s.name == call.tool) {
-            None => {
-                call.tool = UNKNOWN.into();
-                call.action = UNKNOWN.into();
-                Some(Error::NotFound(
-                    "no such tool; GET /v1/tools lists them".into(),
-                ))
+        // Stage 1: known names only (a caller's text is never echoed into logs or audit).
+        let (names, mut refused) = pipeline::resolve(&g.tools, &call.tool, &call.action);
+        let agent_id = match pipeline::check_agent_id(call.agent_id.as_deref()) {
+            Ok(a) => a,
+            Err(e) => {
+                refused.get_or_insert(e);
+                None
             }
-            Some(s) if !s.actions.contains(&call.action.as_str()) => {
-                call.action = UNKNOWN.into();
-                Some(Error::NotFound(format!(
-                    "{} has no such action; its actions are {}",
-                    s.name,
-                    s.actions.join(", ")
-                )))
-            }
-            Some(_) => None,
         };
-        if call
-            .agent_id
-            .as_deref()
-            .is_some_and(|a| !a.is_empty() && !token(a))
-        {
-            call.agent_id = None;
-            refused.get_or_insert(Error::invalid(
-                "agent_id",
-                "is not an agent id (letters, digits, . _ : - /)",
-            ));
-        }
-        let input = serde_json::to_vec(&call.params).unwrap_or_default();
-        let input_hash = g.audit.hash(&input);
-        let graph_run_id = call
-            .metadata
-            .get("graph_run_id")
-            .and_then(|v| v.as_str())
-            .filter(|s| token(s))
-            .map(str::to_string);
-        let node = call
-            .metadata
-            .get("node")
-            .and_then(|v| v.as_str())
-            .filter(|s| token(s))
-            .unwrap_or("-")
-            .to_string();
-        let attempt = call
-            .metadata
-            .get("attempt")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(1);
+        let trace = trace_of(&g.audit, names, &call);
         tracing::info!(
-            tool = %call.tool, action = %call.action, node = %node,
-            run = %graph_run_id.as_deref().unwrap_or("-"), hash = %&input_hash[..16.min(input_hash.len())],
-            size = input.len(), attempt, "gateway_call"
+            tool = %trace.names.tool, action = %trace.names.action, node = %trace.node,
+            run = %trace.graph_run_id.as_deref().unwrap_or("-"), hash = %&trace.input_hash[..16.min(trace.input_hash.len())],
+            size = trace.input_size, attempt = trace.attempt, "gateway_call"
         );
-
-        // Who is acting: an agent key can only ever act as its own agent.
-        let agent = match (
-            principal,
-            call.agent_id.as_deref().filter(|a| !a.is_empty()),
-        ) {
-            (Principal::Agent { agent_id, .. }, Some(a)) if a != agent_id => {
-                return self
-                    .deny(
-                        principal,
-                        Some(a),
-                        "-",
-                        &call,
-                        &input_hash,
-                        input.len(),
-                        graph_run_id,
-                        Error::Forbidden {
-                            code: "impersonation",
-                            message: format!(
-                                "this key belongs to agent '{agent_id}' and cannot act as '{}'",
-                                crate::incidents::model::clip(a, 40)
-                            ),
-                        },
-                    )
-                    .await
-            }
-            (Principal::Agent { agent_id, .. }, _) => Some(agent_id.clone()),
-            (_, a) => a.map(str::to_string),
+        // Stage 2: who is acting.
+        let acting = match pipeline::acting(principal, agent_id, &g.policies.rbac) {
+            Ok(a) => a,
+            Err((claimed, e)) => return self.deny(principal, Some(&claimed), "-", &trace, e).await,
         };
         if let Some(e) = refused {
-            return self
-                .deny(
-                    principal,
-                    agent.as_deref(),
-                    "-",
-                    &call,
-                    &input_hash,
-                    input.len(),
-                    graph_run_id,
-                    e,
+            return self.deny(principal, acting.agent(), "-", &trace, e).await;
+        }
+        // Stages 3-5: RBAC, rollout, limits.
+        let checked = pipeline::rbac(&acting, &trace.names, &g.policies.rbac)
+            .and_then(|_| {
+                pipeline::rollout(
+                    &acting,
+                    &trace.names.tool,
+                    g.env.as_str(),
+                    &g.policies.rollout,
                 )
+            })
+            .and_then(|_| {
+                pipeline::limits(
+                    &acting,
+                    &trace.names.tool,
+                    trace.input_size,
+                    &g.policies.limits,
+                    &g.limiter,
+                )
+            });
+        if let Err(e) = checked {
+            return self
+                .deny(principal, acting.agent(), acting.role_name(), &trace, e)
                 .await;
         }
-        // An agent's role applies whenever the call acts as an agent, also when the operator
-        // chooses to act as one; the operator acting as itself may call everything.
-        let role = match (principal, &agent) {
-            (Principal::Agent { role: Some(r), .. }, _) => r.clone(),
-            (_, Some(a)) => g.policies.rbac.role_of(a).to_string(),
-            (Principal::Operator | Principal::Open, None) => "operator".to_string(),
-            (Principal::Agent { .. }, None) => g.policies.rbac.default_role.clone(),
+        let Some(tool) = g.tools.get(&trace.names.tool).cloned() else {
+            // resolve() found it; the registry does not change after start.
+            return Err(Error::Internal("tool vanished from the registry".into()));
         };
-        let check = || -> Result<()> {
-            if !TOOLS.contains(&call.tool.as_str()) {
-                return Err(Error::NotFound(format!(
-                    "no tool '{}'",
-                    crate::incidents::model::clip(&call.tool, 60)
-                )));
-            }
-            if role != "operator" && !g.policies.rbac.allows(&role, &call.tool, &call.action) {
-                return Err(Error::Forbidden {
-                    code: "forbidden",
-                    message: format!(
-                        "role {role} may not call {}.{}",
-                        call.tool,
-                        crate::incidents::model::clip(&call.action, 60)
-                    ),
-                });
-            }
-            let rollout_agent = if role == "operator" {
-                None
-            } else {
-                agent.as_deref()
-            };
-            if !g
-                .policies
-                .rollout
-                .enabled(&call.tool, g.env.as_str(), rollout_agent)
-            {
-                return Err(Error::Forbidden {
-                    code: "tool_disabled",
-                    message: format!(
-                        "{} is not enabled in {} for this caller",
-                        call.tool,
-                        g.env.as_str()
-                    ),
-                });
-            }
-            let lim = g.policies.limits.for_tool(&call.tool);
-            if input.len() > lim.max_payload_bytes {
-                return Err(Error::TooLarge(format!(
-                    "params are {} bytes; {} accepts at most {}",
-                    input.len(),
-                    call.tool,
-                    lim.max_payload_bytes
-                )));
-            }
-            // The rate limit reins in agents; the operator's own console is not throttled.
-            let limited = !matches!(principal, Principal::Operator) || agent.is_some();
-            let counted = match limited {
-                // Counted per acting agent: open-mode callers and the operator acting as
-                // different agents do not share one budget.
-                true => g.limiter.check(
-                    agent.as_deref().unwrap_or(&principal.name()),
-                    &call.tool,
-                    lim.calls_per_minute,
-                ),
-                false => Ok(()),
-            };
-            if let Err(wait) = counted {
-                return Err(Error::TooManyRequests {
-                    message: format!(
-                        "more than {} calls per minute to {}",
-                        lim.calls_per_minute, call.tool
-                    ),
-                    retry_after_s: wait,
-                });
-            }
-            Ok(())
-        };
-        if let Err(e) = check() {
-            return self
-                .deny(
-                    principal,
-                    agent.as_deref(),
-                    &role,
-                    &call,
-                    &input_hash,
-                    input.len(),
-                    graph_run_id,
-                    e,
-                )
-                .await;
-        }
-
-        let timeout =
-            std::time::Duration::from_millis(g.policies.limits.for_tool(&call.tool).timeout_ms);
-        let actor = agent.clone().unwrap_or_else(|| "operator".into());
+        // Stage 6: execute, with the tool's time limit.
         let base = AuditRecord {
             id: Audit::new_id(),
             ts: g.clock.now(),
             principal: principal.name(),
-            agent_id: agent.clone(),
-            role,
-            tool: call.tool.clone(),
-            action: call.action.clone(),
+            agent_id: acting.agent().map(str::to_string),
+            role: acting.role_name().to_string(),
+            tool: trace.names.tool.clone(),
+            action: trace.names.action.clone(),
             decision: "allow".into(),
             status: "ok".into(),
-            input_hash,
-            input_size: input.len() as u64,
+            input_hash: trace.input_hash.clone(),
+            input_size: trace.input_size as u64,
             output_size: 0,
             elapsed_ms: 0,
-            graph_run_id: graph_run_id.clone(),
+            graph_run_id: trace.graph_run_id.clone(),
         };
-        // A call that writes carries its audit record into that same transaction: the
-        // change and its record commit together or not at all.
-        let slot = {
-            let mut rec = base.clone();
-            crate::store::RiderSlot::new(Box::new(move |tx, size| {
-                rec.output_size = size as u64;
-                rec.elapsed_ms = started.elapsed().as_millis() as u64;
-                Audit::insert(tx, &rec)
-            }))
-        };
-        let run = async {
-            match call.tool.as_str() {
-                "oncall_tool" => {
-                    tools::oncall::call(&g.incidents, &call.action, call.params.clone(), &actor)
-                        .await
-                }
-                "incident_intelligence_tool" => {
-                    let ctx = tools::intelligence::Ctx {
-                        incidents: &g.incidents,
-                        index: &g.search.incidents,
-                        policy: &g.policies.intelligence,
-                        now: g.clock.now(),
-                        reports_dir: &g.reports_dir,
-                    };
-                    tools::intelligence::call(ctx, &call.action, call.params.clone(), &actor).await
-                }
-                "observability_tool" => {
-                    tools::observability::call(
-                        &g.observability,
-                        &call.action,
-                        call.params.clone(),
-                        g.clock.now(),
-                    )
-                    .await
-                }
-                "runbook_tool" => {
-                    tools::runbook::call(&g.search.runbooks, &call.action, call.params.clone())
-                        .await
-                }
-                other => Err(Error::NotFound(format!("no tool '{other}'"))),
-            }
-        };
-        let run = crate::store::with_rider(slot.clone(), run);
-        tokio::pin!(run);
-        let result = tokio::select! {
-            r = &mut run => r,
-            _ = tokio::time::sleep(timeout) => {
-                if slot.taken() {
-                    // Its write is already queued: cancelling now would answer "failed" for a
-                    // change that commits anyway. Wait for the outcome instead.
-                    run.await
-                } else {
-                    Err(Error::Timeout(format!(
-                        "{}.{} took longer than {} ms",
-                        call.tool,
-                        call.action,
-                        timeout.as_millis()
-                    )))
-                }
-            }
-        };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let secret = schemas()
-            .into_iter()
-            .find(|t| t.name == call.tool)
-            .map(|t| t.secret_params)
-            .unwrap_or(&[]);
+        let writes = trace.names.declared.is_some_and(|a| a.writes);
+        let (result, rode) = self
+            .run(
+                &*tool,
+                &acting,
+                &trace,
+                call.params.clone(),
+                &base,
+                writes,
+                started,
+            )
+            .await;
+        // Stage 7: redact.
         let result = result.map(|mut v| {
-            mask_secrets(&mut v, &call.params, secret);
-            if agent.is_some() || !matches!(principal, Principal::Operator | Principal::Open) {
-                g.policies.redactor.json(&mut v);
-            }
+            pipeline::redact(
+                &mut v,
+                &call.params,
+                tool.secret_params(),
+                &acting,
+                &g.policies.redactor,
+            );
             v
         });
-        if !(result.is_ok() && slot.written()) {
-            // Reads, refusals and failures: the record is written on its own.
+        // Stage 8: audit. A write carried its record into its own transaction; reads,
+        // refusals and failures are recorded on their own. Fail closed: no record, no answer.
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if !(result.is_ok() && rode) {
             let output_size = result
                 .as_ref()
                 .map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0))
@@ -528,28 +264,81 @@ impl Gateway {
                 elapsed_ms,
                 ..base
             };
-            // Fail closed: no audit record, no answer.
             g.audit.write(rec).await?;
         }
+        let (tool, action, node) = (&trace.names.tool, &trace.names.action, &trace.node);
+        let run = trace.graph_run_id.as_deref().unwrap_or("-");
         match &result {
-            Ok(_) => tracing::info!(tool = %call.tool, action = %call.action, node = %node,
-                run = %graph_run_id.as_deref().unwrap_or("-"), elapsed_ms, "gateway_ok"),
-            Err(e) => tracing::warn!(tool = %call.tool, action = %call.action, node = %node,
-                run = %graph_run_id.as_deref().unwrap_or("-"), code = e.code(), elapsed_ms, "gateway_tool_fail"),
+            Ok(_) => {
+                tracing::info!(tool = %tool, action = %action, node = %node, run = %run, elapsed_ms, "gateway_ok")
+            }
+            Err(e) => {
+                tracing::warn!(tool = %tool, action = %action, node = %node, run = %run, code = e.code(), elapsed_ms, "gateway_tool_fail")
+            }
         }
         result
     }
 
+    /// Stage 6: run the tool within its time limit. A write carries its audit record into
+    /// the transaction of its first successful write (the change and its record commit
+    /// together or not at all); returns whether it did.
     #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        tool: &dyn Tool,
+        acting: &Acting,
+        trace: &Trace,
+        params: Json,
+        base: &AuditRecord,
+        writes: bool,
+        started: Instant,
+    ) -> (Result<Json>, bool) {
+        let g = &self.0;
+        let timeout = std::time::Duration::from_millis(
+            g.policies.limits.for_tool(&trace.names.tool).timeout_ms,
+        );
+        let cx = ToolCx {
+            actor: acting.actor(),
+            now: g.clock.now(),
+        };
+        let work = tool.execute(cx, &trace.names.action, params);
+        if !writes {
+            return match tokio::time::timeout(timeout, work).await {
+                Ok(r) => (r, false),
+                Err(_) => (Err(timed_out(trace, timeout)), false),
+            };
+        }
+        let slot = {
+            let mut rec = base.clone();
+            crate::store::RiderSlot::new(Box::new(move |tx, size| {
+                rec.output_size = size as u64;
+                rec.elapsed_ms = started.elapsed().as_millis() as u64;
+                Audit::insert(tx, &rec)
+            }))
+        };
+        let work = crate::store::with_rider(slot.clone(), work);
+        tokio::pin!(work);
+        let result = tokio::select! {
+            r = &mut work => r,
+            _ = tokio::time::sleep(timeout) => {
+                if slot.taken() {
+                    // Its write is already queued: cancelling now would answer "failed" for a
+                    // change that commits anyway. Wait for the outcome instead.
+                    work.await
+                } else {
+                    Err(timed_out(trace, timeout))
+                }
+            }
+        };
+        (result, slot.written())
+    }
+
     async fn deny(
         &self,
         principal: &Principal,
         agent: Option<&str>,
         role: &str,
-        call: &ToolCall,
-        input_hash: &str,
-        input_size: usize,
-        graph_run_id: Option<String>,
+        trace: &Trace,
         err: Error,
     ) -> Result<Json> {
         let rec = AuditRecord {
@@ -558,34 +347,53 @@ impl Gateway {
             principal: principal.name(),
             agent_id: agent.map(str::to_string),
             role: role.to_string(),
-            tool: crate::incidents::model::clip(&call.tool, 64),
-            action: crate::incidents::model::clip(&call.action, 64),
+            tool: clip(&trace.names.tool, 64),
+            action: clip(&trace.names.action, 64),
             decision: "deny".into(),
             status: err.code().into(),
-            input_hash: input_hash.to_string(),
-            input_size: input_size as u64,
+            input_hash: trace.input_hash.clone(),
+            input_size: trace.input_size as u64,
             output_size: 0,
             elapsed_ms: 0,
-            graph_run_id,
+            graph_run_id: trace.graph_run_id.clone(),
         };
         self.0.audit.write(rec).await?;
-        tracing::warn!(tool = %crate::incidents::model::clip(&call.tool, 64), action = %crate::incidents::model::clip(&call.action, 64),
+        tracing::warn!(tool = %trace.names.tool, action = %trace.names.action,
             code = err.code(), principal = %principal.name(), "gateway_deny");
         Err(err)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn timed_out(trace: &Trace, timeout: std::time::Duration) -> Error {
+    Error::Timeout(format!(
+        "{}.{} took longer than {} ms",
+        trace.names.tool,
+        trace.names.action,
+        timeout.as_millis()
+    ))
+}
 
-    #[test]
-    fn secret_params_are_masked_in_results() {
-        let params = serde_json::json!({"token": "tok-12345-secret", "name": "x"});
-        let mut out = serde_json::json!({"echo": "used tok-12345-secret here", "list": ["tok-12345-secret"], "name": "x"});
-        assert_eq!(mask_secrets(&mut out, &params, &["token"]), 2);
-        assert_eq!(out["echo"], "used [REDACTED:secret] here");
-        assert_eq!(out["name"], "x");
-        assert_eq!(mask_secrets(&mut out, &params, &[]), 0);
+/// Hash and size of the params, and the run, node and attempt a graph sends in `metadata`
+/// (ids that are not plain tokens are dropped, never logged).
+fn trace_of(audit: &Audit, names: Names, call: &ToolCall) -> Trace {
+    let input = serde_json::to_vec(&call.params).unwrap_or_default();
+    let meta_token = |k: &str| {
+        call.metadata
+            .get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| pipeline::loggable(s))
+            .map(str::to_string)
+    };
+    Trace {
+        names,
+        input_hash: audit.hash(&input),
+        input_size: input.len(),
+        graph_run_id: meta_token("graph_run_id"),
+        node: meta_token("node").unwrap_or_else(|| "-".into()),
+        attempt: call
+            .metadata
+            .get("attempt")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1),
     }
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::{parse_yaml, ConfigError};
+use super::tool::Registry;
+use crate::config::policy::load;
+use crate::config::ConfigError;
 
 /// `rbac_tools_matrix.yml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,90 +132,6 @@ pub struct Policies {
     pub limits: ToolLimits,
     pub rollout: ToolsRollout,
     pub redactor: super::redact::Redactor,
-    pub intelligence: IntelligencePolicy,
-}
-
-/// `incident_intelligence.yml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntelligencePolicy {
-    pub correlation: CorrelationPolicy,
-    pub recurrence: RecurrencePolicy,
-    pub digest: DigestPolicy,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorrelationPolicy {
-    pub weights: CorrelationWeights,
-    pub time_window_hours: u32,
-    pub min_score: f64,
-    pub max_results: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorrelationWeights {
-    pub same_service: f64,
-    pub time_proximity: f64,
-    pub text_similarity: f64,
-    pub shared_fingerprints: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecurrencePolicy {
-    pub window_days: u32,
-    pub threshold: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DigestPolicy {
-    pub window_days: u32,
-    pub top_signatures: usize,
-    pub followup_lookback_days: u32,
-}
-
-impl IntelligencePolicy {
-    fn check(&self) -> Result<(), ConfigError> {
-        let w = &self.correlation.weights;
-        let all = [
-            w.same_service,
-            w.time_proximity,
-            w.text_similarity,
-            w.shared_fingerprints,
-        ];
-        if all.iter().any(|x| !x.is_finite() || *x < 0.0) || all.iter().sum::<f64>() <= 0.0 {
-            return Err(ConfigError(
-                "incident_intelligence.yml: correlation.weights must be >= 0 and not all 0".into(),
-            ));
-        }
-        let c = &self.correlation;
-        if c.time_window_hours == 0
-            || !(0.0..=1.0).contains(&c.min_score)
-            || c.max_results == 0
-            || c.max_results > 100
-        {
-            return Err(ConfigError(
-                "incident_intelligence.yml: correlation needs time_window_hours > 0, min_score in 0..1, max_results 1-100".into(),
-            ));
-        }
-        if !(1..=3650).contains(&self.recurrence.window_days) || self.recurrence.threshold < 2 {
-            return Err(ConfigError(
-                "incident_intelligence.yml: recurrence needs window_days 1-3650 and threshold >= 2"
-                    .into(),
-            ));
-        }
-        if !(1..=366).contains(&self.digest.window_days)
-            || !(1..=3650).contains(&self.digest.followup_lookback_days)
-        {
-            return Err(ConfigError(
-                "incident_intelligence.yml: digest needs window_days 1-366 and followup_lookback_days 1-3650".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The defaults, identical to the files shipped in `config/`.
@@ -222,27 +140,8 @@ pub const DEFAULT_RBAC: &str = include_str!("../../config/rbac_tools_matrix.yml"
 pub const DEFAULT_LIMITS: &str = include_str!("../../config/tool_limits.yml");
 /// Default rollout.
 pub const DEFAULT_ROLLOUT: &str = include_str!("../../config/tools_rollout.yml");
-/// Default intelligence weights.
-pub const DEFAULT_INTELLIGENCE: &str = include_str!("../../config/incident_intelligence.yml");
 /// Default data governance.
 pub const DEFAULT_GOVERNANCE: &str = include_str!("../../config/data_governance.yml");
-
-/// `CONFIG_DIR/name` if it exists, else the built-in default text.
-pub(crate) fn load<T: serde::de::DeserializeOwned>(
-    dir: Option<&Path>,
-    name: &str,
-    default: &str,
-) -> Result<T, ConfigError> {
-    if let Some(d) = dir {
-        let path = d.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => return parse_yaml(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ConfigError(format!("{}: {e}", path.display()))),
-        }
-    }
-    parse_yaml(Path::new(&format!("(built-in) {name}")), default)
-}
 
 impl Policies {
     /// Load every policy from `config_dir` (or the built-in defaults) and cross-check them.
@@ -253,12 +152,6 @@ impl Policies {
         let governance: super::redact::DataGovernance =
             load(config_dir, "data_governance.yml", DEFAULT_GOVERNANCE)?;
         let redactor = super::redact::Redactor::new(&governance, "data_governance.yml")?;
-        let intelligence: IntelligencePolicy = load(
-            config_dir,
-            "incident_intelligence.yml",
-            DEFAULT_INTELLIGENCE,
-        )?;
-        intelligence.check()?;
         let governance_days = governance.audit_retention_days;
         for (agent, role) in &rbac.agents {
             if !rbac.roles.contains_key(role) {
@@ -273,30 +166,7 @@ impl Policies {
                     .into(),
             ));
         }
-        let schemas = super::schemas();
-        let known_tool = |t: &str| schemas.iter().any(|s| s.name == t);
-        for (role, tools) in &rbac.roles {
-            for (tool, actions) in tools {
-                let Some(schema) = schemas.iter().find(|s| s.name == tool) else {
-                    return Err(ConfigError(format!(
-                        "rbac_tools_matrix.yml: roles.{role}.{tool}: no such tool"
-                    )));
-                };
-                for a in actions {
-                    if a != "*" && !schema.actions.contains(&a.as_str()) {
-                        return Err(ConfigError(format!(
-                            "rbac_tools_matrix.yml: roles.{role}.{tool}: no action '{a}'"
-                        )));
-                    }
-                }
-            }
-        }
         for (tool, r) in &rollout.tools {
-            if !known_tool(tool) {
-                return Err(ConfigError(format!(
-                    "tools_rollout.yml: tools.{tool}: no such tool"
-                )));
-            }
             if let Some(e) = r
                 .envs
                 .iter()
@@ -310,11 +180,6 @@ impl Policies {
         for (name, l) in std::iter::once(("defaults", &limits.defaults))
             .chain(limits.tools.iter().map(|(k, v)| (k.as_str(), v)))
         {
-            if name != "defaults" && !known_tool(name) {
-                return Err(ConfigError(format!(
-                    "tool_limits.yml: tools.{name}: no such tool"
-                )));
-            }
             if l.max_payload_bytes == Some(0)
                 || l.timeout_ms == Some(0)
                 || l.calls_per_minute == Some(0)
@@ -340,14 +205,71 @@ impl Policies {
             limits,
             rollout,
             redactor,
-            intelligence,
         })
+    }
+
+    /// Cross-check the policies against the registered tools: every tool and action the RBAC
+    /// matrix, the rollout and the limits name must exist.
+    pub fn check_tools(&self, registry: &Registry) -> Result<(), ConfigError> {
+        for (role, tools) in &self.rbac.roles {
+            for (tool, actions) in tools {
+                if !registry.knows(tool) {
+                    return Err(ConfigError(format!(
+                        "rbac_tools_matrix.yml: roles.{role}.{tool}: no such tool"
+                    )));
+                }
+                for a in actions {
+                    if a != "*" && registry.action(tool, a).is_none() {
+                        return Err(ConfigError(format!(
+                            "rbac_tools_matrix.yml: roles.{role}.{tool}: no action '{a}'"
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(tool) = self.rollout.tools.keys().find(|t| !registry.knows(t)) {
+            return Err(ConfigError(format!(
+                "tools_rollout.yml: tools.{tool}: no such tool"
+            )));
+        }
+        if let Some(tool) = self.limits.tools.keys().find(|t| !registry.knows(t)) {
+            return Err(ConfigError(format!(
+                "tool_limits.yml: tools.{tool}: no such tool"
+            )));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::tool::{Action, Tool, ToolCx, ToolFuture};
+
+    /// A registry with one tool named like the incident tool (names are all the check reads).
+    fn oncall_only() -> Registry {
+        struct Oncall;
+        impl Tool for Oncall {
+            fn name(&self) -> &'static str {
+                "oncall_tool"
+            }
+            fn actions(&self) -> &'static [Action] {
+                const A: &[Action] = &[Action::read("incident_get")];
+                A
+            }
+            fn execute<'a>(
+                &'a self,
+                _: ToolCx<'a>,
+                _: &'a str,
+                p: serde_json::Value,
+            ) -> ToolFuture<'a> {
+                Box::pin(async move { Ok(p) })
+            }
+        }
+        let mut r = Registry::default();
+        r.register(std::sync::Arc::new(Oncall)).unwrap();
+        r
+    }
 
     #[test]
     fn shipped_defaults_load_and_encode_the_seed_roles() {
@@ -409,7 +331,9 @@ mod tests {
             ),
         ] {
             std::fs::write(dir.path().join("rbac_tools_matrix.yml"), bad).unwrap();
-            let e = Policies::load(Some(dir.path())).unwrap_err();
+            let e = Policies::load(Some(dir.path()))
+                .and_then(|p| p.check_tools(&oncall_only()))
+                .unwrap_err();
             assert!(e.0.contains(needle), "{e}");
         }
         std::fs::remove_file(dir.path().join("rbac_tools_matrix.yml")).unwrap();

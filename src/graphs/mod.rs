@@ -32,10 +32,10 @@ use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
-use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
 use crate::gateway::{Gateway, ToolCall};
+use crate::kernel::clock::Clock;
 use crate::store::Store;
 use tables::*;
 
@@ -90,7 +90,7 @@ pub fn definition_hash(g: &dyn Graph) -> String {
         .map(|n| format!("{}:{}", n.name, n.safe_to_repeat))
         .collect();
     let text = format!("{}|v{}|{}", g.name(), g.version(), nodes.join(","));
-    crate::incidents::sha256_hex(text.as_bytes())[..16].to_string()
+    crate::kernel::hash::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
 /// Run states.
@@ -148,11 +148,11 @@ pub struct Run {
     pub next_node: Option<String>,
     /// Set while a node runs (cleared by its checkpoint): what a restart finds interrupted.
     pub current_node: Option<String>,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub created_at: OffsetDateTime,
-    #[serde(default, with = "crate::clock::serde_ts::option")]
+    #[serde(default, with = "crate::kernel::clock::serde_ts::option")]
     pub started_at: Option<OffsetDateTime>,
-    #[serde(default, with = "crate::clock::serde_ts::option")]
+    #[serde(default, with = "crate::kernel::clock::serde_ts::option")]
     pub finished_at: Option<OffsetDateTime>,
     pub timeout_s: u64,
     pub result: Option<Json>,
@@ -169,7 +169,7 @@ pub struct Run {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunEvent {
     pub seq: u64,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub ts: OffsetDateTime,
     #[serde(rename = "type")]
     pub kind: String,
@@ -243,7 +243,7 @@ impl NodeCx {
     pub async fn tool(&self, tool: &str, action: &str, params: Json) -> Result<Json> {
         let r = &self.runner.inner;
         let size = params.to_string().len();
-        let hash = crate::incidents::sha256_hex(params.to_string().as_bytes());
+        let hash = crate::kernel::hash::sha256_hex(params.to_string().as_bytes());
         let mut attempt = 1u32;
         loop {
             self.runner
@@ -277,7 +277,7 @@ impl NodeCx {
                             None,
                             json!({"tool": tool, "action": action, "attempt": attempt, "ok": true,
                                "result_bytes": text.len(), "elapsed_ms": elapsed_ms,
-                               "result_sha256": &crate::incidents::sha256_hex(text.as_bytes())[..16]}),
+                               "result_sha256": &crate::kernel::hash::sha256_hex(text.as_bytes())[..16]}),
                         )
                         .await?;
                     return Ok(v);
@@ -447,7 +447,7 @@ pub fn reject_unknown(
     match obj.keys().find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
         Some(k) => Err(Error::invalid(
-            &format!("{prefix}.{}", crate::incidents::model::clip(k, 40)),
+            &format!("{prefix}.{}", crate::kernel::text::clip(k, 40)),
             format!("unknown field; fields: {}", known.join(", ")),
         )),
     }
@@ -472,7 +472,7 @@ struct RInner {
     store: Store,
     gateway: Gateway,
     clock: Arc<dyn Clock>,
-    bus: crate::events::Bus,
+    bus: crate::kernel::events::Bus,
     opts: RunnerOptions,
     graphs: RwLock<HashMap<&'static str, Arc<dyn Graph>>>,
     queue: Mutex<VecDeque<String>>,
@@ -504,7 +504,7 @@ impl Runner {
         store: Store,
         gateway: Gateway,
         clock: Arc<dyn Clock>,
-        bus: crate::events::Bus,
+        bus: crate::kernel::events::Bus,
         opts: RunnerOptions,
     ) -> Runner {
         Runner {
@@ -597,7 +597,7 @@ impl Runner {
         let g = self.graph(graph).ok_or_else(|| {
             Error::NotFound(format!(
                 "no graph '{}'",
-                crate::incidents::model::clip(graph, 60)
+                crate::kernel::text::clip(graph, 60)
             ))
         })?;
         for (field, v) in [
@@ -605,7 +605,7 @@ impl Runner {
             ("user_id", &req.user_id),
             ("agent_id", &req.agent_id),
         ] {
-            crate::incidents::model::check_token(field, v, 64)?;
+            crate::kernel::text::check_token(field, v, 64)?;
         }
         if let Some(k) = &idempotency_key {
             if k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()) {
@@ -647,7 +647,7 @@ impl Runner {
         let state = g.init(&input)?;
         let now = self.inner.clock.now();
         let run = Run {
-            run_id: format!("gr_{}", crate::clock::random_hex(10)),
+            run_id: format!("gr_{}", crate::kernel::clock::random_hex(10)),
             graph: g.name().to_string(),
             graph_hash: definition_hash(g.as_ref()),
             status: RunStatus::Queued,
@@ -790,7 +790,7 @@ impl Runner {
                     let (k, _) = row?;
                     let (ts, id) = k.value();
                     let Some(g) = runs.get(id)? else { continue };
-                    let run: Run = crate::incidents::tables::from_json(g.value())?;
+                    let run: Run = crate::store::from_json(g.value())?;
                     if q.graph.as_deref().is_some_and(|x| x != run.graph)
                         || q.status.is_some_and(|s| s != run.status)
                     {
@@ -802,8 +802,8 @@ impl Runner {
                     }
                     items.push(
                         json!({"run_id": run.run_id, "graph": run.graph, "status": run.status,
-                        "created_at": crate::clock::rfc3339(run.created_at),
-                        "finished_at": run.finished_at.map(crate::clock::rfc3339),
+                        "created_at": crate::kernel::clock::rfc3339(run.created_at),
+                        "finished_at": run.finished_at.map(crate::kernel::clock::rfc3339),
                         "agent_id": run.agent_id, "error": run.error}),
                     );
                 }
@@ -982,7 +982,7 @@ impl Runner {
                     let runs = txn.open(RUNS)?;
                     for row in runs.iter()? {
                         let (_, v) = row?;
-                        let run: Run = crate::incidents::tables::from_json(v.value())?;
+                        let run: Run = crate::store::from_json(v.value())?;
                         let keep = if run.status == RunStatus::Failed {
                             failed_ttl
                         } else {
@@ -1214,7 +1214,7 @@ impl Runner {
                     };
                     let details = json!({
                         "elapsed_ms": elapsed_ms, "state_bytes": text.len(),
-                        "state_sha256": &crate::incidents::sha256_hex(text.as_bytes())[..16],
+                        "state_sha256": &crate::kernel::hash::sha256_hex(text.as_bytes())[..16],
                         "next": run.next_node});
                     self.checkpoint(&mut run, Some(("node_end", Some(node.clone()), details)))
                         .await?;
@@ -1346,7 +1346,7 @@ fn bad_cursor() -> Error {
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!(
         "run {} not found",
-        crate::incidents::model::clip(id, 60)
+        crate::kernel::text::clip(id, 60)
     ))
 }
 

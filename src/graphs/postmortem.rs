@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::triage::{events_of_run, has_event, one_line, str_of as s, timeline};
 use super::{is_cancel, next_in_order, reject_unknown, Graph, Node, NodeCx, NodeFuture, RunStatus};
-use crate::clock::{parse_ts, rfc3339};
 use crate::error::{Error, Result};
+use crate::kernel::clock::{parse_ts, rfc3339};
 
 const NODES: &[Node] = &[
     Node {
@@ -221,7 +221,7 @@ impl PostmortemDraft {
         } else {
             from
         };
-        let symptom = crate::incidents::model::clip(&s(&inc["title"]), 480);
+        let symptom = crate::kernel::text::clip(&s(&inc["title"]), 480);
         // An env triage does not know (incidents accept any env name) triages as prod.
         let env = match crate::config::Env::parse(&s(&inc["env"])) {
             Some(e) => e.as_str().to_string(),
@@ -300,7 +300,7 @@ fn action_items(state: &Json, now: OffsetDateTime) -> Vec<Json> {
             "traces" => format!("Add timeouts and fallbacks for the call path: {cause}"),
             _ => format!("Confirm or rule out: {cause}"),
         };
-        items.push(crate::incidents::model::clip(&one_line(&item), 290));
+        items.push(crate::kernel::text::clip(&one_line(&item), 290));
     }
     for (what, st) in t["sources"].as_object().into_iter().flatten() {
         if st == "not_configured" && matches!(what.as_str(), "metrics" | "logs") {
@@ -313,7 +313,7 @@ fn action_items(state: &Json, now: OffsetDateTime) -> Vec<Json> {
         .as_array()
         .is_none_or(|a| a.is_empty())
     {
-        items.push(crate::incidents::model::clip(
+        items.push(crate::kernel::text::clip(
             &one_line(&format!("Write a runbook for {svc}: {}", s(&inc["title"]))),
             290,
         ));
@@ -480,7 +480,7 @@ fn draft(state: &mut Json, now: OffsetDateTime) {
             "- **{}** `{}` {}{}\n",
             s(&e["ts"]),
             s(&e["type"]),
-            cell(&crate::incidents::model::clip(&s(&e["message"]), 300)),
+            cell(&crate::kernel::text::clip(&s(&e["message"]), 300)),
             match e["actor"].as_str() {
                 Some(a) if !a.is_empty() => format!(" — {}", cell(a)),
                 _ => String::new(),
@@ -573,7 +573,7 @@ async fn attach_artifacts(state: &mut Json, cx: &NodeCx) -> Result<()> {
     let existing = d["artifacts"].as_array().cloned().unwrap_or_default();
     let mut out = Vec::new();
     for (ext, content) in [("md", md), ("json", js)] {
-        let sha = crate::incidents::sha256_hex(content.as_bytes());
+        let sha = crate::kernel::hash::sha256_hex(content.as_bytes());
         let a = match existing
             .iter()
             .find(|a| a["sha256"].as_str() == Some(sha.as_str()))

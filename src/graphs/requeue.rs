@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::tables::{append_event, load_run, save_run, REQUEUE};
 use super::{definition_hash, Run, RunStatus, Runner};
+use crate::audit::{Audit, AuditRecord};
 use crate::error::{Error, Result};
-use crate::gateway::audit::{Audit, AuditRecord};
 
 /// One entry of the requeue list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,9 +26,9 @@ pub struct RequeueEntry {
     pub reason: String,
     /// `pending`, `replayed` or `dropped`.
     pub status: String,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub created_at: OffsetDateTime,
-    #[serde(default, with = "crate::clock::serde_ts::option")]
+    #[serde(default, with = "crate::kernel::clock::serde_ts::option")]
     pub resolved_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub resolved_by: Option<String>,
@@ -61,12 +61,12 @@ impl Runner {
     /// An entry for a run that failed in `node` (written with the run's failure).
     pub(super) fn requeue_entry(&self, run: &Run, node: &str, reason: &str) -> RequeueEntry {
         RequeueEntry {
-            id: format!("rq_{}", crate::clock::random_hex(8)),
+            id: format!("rq_{}", crate::kernel::clock::random_hex(8)),
             kind: "retries_exhausted".into(),
             run_id: run.run_id.clone(),
             graph: run.graph.clone(),
             node: node.to_string(),
-            reason: crate::incidents::model::clip(reason, 500),
+            reason: crate::kernel::text::clip(reason, 500),
             status: "pending".into(),
             created_at: self.inner.clock.now(),
             resolved_at: None,
@@ -91,7 +91,7 @@ impl Runner {
                 let mut out: Vec<RequeueEntry> = Vec::new();
                 for row in t.iter()? {
                     let (_, v) = row?;
-                    let e: RequeueEntry = crate::incidents::tables::from_json(v.value())?;
+                    let e: RequeueEntry = crate::store::from_json(v.value())?;
                     if status.as_deref().is_none_or(|s| s == e.status) {
                         out.push(e);
                     }
@@ -132,11 +132,11 @@ impl Runner {
                     let t = txn.open(REQUEUE)?;
                     let g = t.get(id2.as_str())?;
                     match g {
-                        Some(g) => crate::incidents::tables::from_json(g.value())?,
+                        Some(g) => crate::store::from_json(g.value())?,
                         None => {
                             return Err(Error::NotFound(format!(
                                 "requeue entry {} not found",
-                                crate::incidents::model::clip(&id2, 60)
+                                crate::kernel::text::clip(&id2, 60)
                             )))
                         }
                     }

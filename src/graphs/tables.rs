@@ -4,7 +4,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Run, RunEvent};
 use crate::error::Result;
-use crate::incidents::tables::from_json;
+use crate::store::from_json;
 use crate::store::{AnyTable, WriteTx};
 
 /// run id → run JSON.
@@ -72,7 +72,10 @@ pub fn save_run(txn: &WriteTx, run: &Run) -> Result<()> {
     txn.open(RUNS)?
         .insert(run.run_id.as_str(), to_json(run)?.as_slice())?;
     txn.open(RUNS_BY_TIME)?.insert(
-        (crate::clock::micros(run.created_at), run.run_id.as_str()),
+        (
+            crate::kernel::clock::micros(run.created_at),
+            run.run_id.as_str(),
+        ),
         run.status.as_str(),
     )?;
     Ok(())
@@ -109,8 +112,10 @@ fn insert_event(txn: &WriteTx, id: &str, ev: &RunEvent) -> Result<()> {
 /// Remove a run, its events, its index entry and its idempotency key.
 pub fn delete_run(txn: &WriteTx, run: &Run) -> Result<()> {
     txn.open(RUNS)?.remove(run.run_id.as_str())?;
-    txn.open(RUNS_BY_TIME)?
-        .remove((crate::clock::micros(run.created_at), run.run_id.as_str()))?;
+    txn.open(RUNS_BY_TIME)?.remove((
+        crate::kernel::clock::micros(run.created_at),
+        run.run_id.as_str(),
+    ))?;
     if let Some(k) = &run.idempotency_key {
         let key = format!("{}|{k}", run.graph);
         txn.open(RUN_IDEMPOTENCY)?.remove(key.as_str())?;
@@ -135,3 +140,9 @@ pub fn delete_run(txn: &WriteTx, run: &Run) -> Result<()> {
     }
     Ok(())
 }
+
+/// The runner's schema steps (its tables are created empty).
+pub const MIGRATIONS: &[crate::store::Migration] = &[
+    crate::store::Migration::tables_added(3, "graph runs, run events and checkpoints"),
+    crate::store::Migration::tables_added(4, "the runner's requeue list"),
+];

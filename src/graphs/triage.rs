@@ -17,10 +17,10 @@ use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
 use super::{is_cancel, next_in_order, reject_unknown, Graph, Node, NodeCx, NodeFuture};
-use crate::clock::{parse_ts, rfc3339, Clock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::gateway::redact::Redactor;
+use crate::kernel::clock::{parse_ts, rfc3339, Clock};
 
 const NODES: &[Node] = &[
     Node {
@@ -103,7 +103,7 @@ impl CostWeights {
     /// `CONFIG_DIR/cost_weights.yml`, or the built-in defaults.
     pub fn load(config_dir: Option<&std::path::Path>) -> std::result::Result<Self, ConfigError> {
         let w: CostWeights =
-            crate::gateway::policy::load(config_dir, "cost_weights.yml", DEFAULT_COST_WEIGHTS)?;
+            crate::config::policy::load(config_dir, "cost_weights.yml", DEFAULT_COST_WEIGHTS)?;
         let bad = |x: f64| !x.is_finite() || x < 0.0;
         if bad(w.defaults.cost_per_failed_request) || bad(w.defaults.cost_per_minute_unavailable) {
             return Err(ConfigError(
@@ -171,7 +171,7 @@ fn source_state(e: &Error) -> String {
     if matches!(e, Error::NotFound(_)) && m.contains("source is configured") {
         "not_configured".into()
     } else {
-        format!("unavailable: {}", crate::incidents::model::clip(&m, 200))
+        format!("unavailable: {}", crate::kernel::text::clip(&m, 200))
     }
 }
 
@@ -337,7 +337,7 @@ impl Graph for IncidentTriage {
             }
         };
         let service = text("service", 64, true)?.unwrap_or_default();
-        crate::incidents::model::check_token("input.service", &service, 64)?;
+        crate::kernel::text::check_token("input.service", &service, 64)?;
         let symptom = text("symptom", 500, true)?.unwrap_or_default();
         let env = match text("env", 20, false)? {
             None => "prod".to_string(),
@@ -538,7 +538,7 @@ impl IncidentTriage {
             let same_service = item["incident"]["service"].as_str() == Some(svc.as_str())
                 || ev["meta"]["service"].as_str() == Some(svc.as_str());
             if same_service && ts >= lookback && ts <= to {
-                deploys.push(json!({"ts": rfc3339(ts), "message": crate::incidents::model::clip(&one_line(&str_of(&ev["message"])), 200), "incident_id": ev["incident_id"],
+                deploys.push(json!({"ts": rfc3339(ts), "message": crate::kernel::text::clip(&one_line(&str_of(&ev["message"])), 200), "incident_id": ev["incident_id"],
                                     "version": ev["meta"]["version"]}));
             }
         }
@@ -579,7 +579,7 @@ impl IncidentTriage {
                     .into_iter()
                     .map(|(t, (n, first, last, sample))| {
                         json!({"template": t, "count": n, "first_ts": first, "last_ts": last,
-                               "sample": crate::incidents::model::clip(&sample, 300)})
+                               "sample": crate::kernel::text::clip(&sample, 300)})
                     })
                     .collect();
                 cl.sort_by(|a, b| {
@@ -597,7 +597,7 @@ impl IncidentTriage {
                     .rev()
                     .take(8)
                     .map(|l| {
-                        crate::incidents::model::clip(
+                        crate::kernel::text::clip(
                             &format!(
                                 "{} {} {}",
                                 str_of(&l["ts"]),
@@ -662,7 +662,7 @@ impl IncidentTriage {
                 q.push_str(&w);
             }
         }
-        let q = crate::incidents::model::clip(&q, 400);
+        let q = crate::kernel::text::clip(&q, 400);
         // The service's own runbooks and all runbooks, merged by score: a strong general
         // match (disk full) beats a weak one that merely names the service.
         let mut hits: Vec<Json> = Vec::new();
@@ -1340,7 +1340,7 @@ async fn attach(state: &mut Json, cx: &NodeCx) -> Result<()> {
             "oncall_tool",
             "incident_append_event",
             json!({"incident_id": id, "type": "triage",
-                   "message": crate::incidents::model::clip(&str_of(&state["report"]["summary"]), 2000),
+                   "message": crate::kernel::text::clip(&str_of(&state["report"]["summary"]), 2000),
                    "meta": {"run_id": cx.run_id, "artifact": name, "top_cause": top}}),
         )
         .await?;

@@ -16,69 +16,9 @@ use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
 use crate::gateway::ToolCall;
 use crate::incidents::model::{
-    validate_incident_id, IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
+    validate_incident_id, IncidentPatch, NewArtifact, NewEvent, NewIncident,
 };
-use crate::incidents::ListQuery;
-
-/// Query of `GET /api/incidents` (and params of `oncall_tool.incident_list`).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    /// One status or a comma-separated list.
-    status: Option<String>,
-    service: Option<String>,
-    env: Option<String>,
-    /// One severity or a comma-separated list.
-    severity: Option<String>,
-    since: Option<String>,
-    limit: Option<usize>,
-    cursor: Option<String>,
-    /// Words that must all appear in the id, title, summary, service, owner or labels.
-    q: Option<String>,
-}
-
-fn split<T>(field: &str, v: Option<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
-    let Some(v) = v else { return Ok(Vec::new()) };
-    v.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            parse(s).ok_or_else(|| {
-                Error::invalid(field, format!("'{}' is not a valid value", s.trim()))
-            })
-        })
-        .collect()
-}
-
-impl ListParams {
-    /// Convert to the room's query, validating every value.
-    pub fn into_query(self) -> Result<ListQuery> {
-        let since = match self.since {
-            None => None,
-            Some(s) => Some(crate::clock::parse_ts(&s).ok_or_else(|| {
-                Error::invalid("since", format!("'{s}' is not an RFC 3339 time or date"))
-            })?),
-        };
-        Ok(ListQuery {
-            status: split("status", self.status, Status::parse)?,
-            severity: split("severity", self.severity, Severity::parse)?,
-            service: self.service.filter(|s| !s.is_empty()),
-            env: self
-                .env
-                .filter(|s| !s.is_empty())
-                .map(|e| e.to_ascii_lowercase()),
-            since,
-            limit: self.limit.unwrap_or(0),
-            cursor: self.cursor.filter(|c| !c.is_empty()),
-            text: match self.q.map(|q| q.trim().to_string()) {
-                Some(q) if q.chars().count() > 200 => {
-                    return Err(Error::invalid("q", "at most 200 characters"))
-                }
-                Some(q) if !q.is_empty() => Some(q),
-                _ => None,
-            },
-        })
-    }
-}
+use crate::tools::oncall::ListParams;
 
 /// Optional note for close/reopen and follow-up close.
 #[derive(Debug, Deserialize)]
@@ -333,7 +273,7 @@ pub async fn stats(
 /// `GET /api/events/recent`: every incident's timeline events, newest first.
 pub async fn recent_events(
     State(s): State<AppState>,
-    ApiQuery(p): ApiQuery<crate::gateway::tools::oncall::FeedParams>,
+    ApiQuery(p): ApiQuery<crate::tools::oncall::FeedParams>,
 ) -> Result<Response> {
     query_action(&s, "incident_feed", &p).await
 }

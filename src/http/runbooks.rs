@@ -11,8 +11,8 @@ use super::extract::{ApiPath, ApiQuery, OptionalJson};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
-use crate::gateway::tools::runbook::SearchArgs;
 use crate::gateway::ToolCall;
+use crate::tools::runbook::SearchArgs;
 
 async fn via_gateway(s: &AppState, action: &str, params: serde_json::Value) -> Result<Response> {
     let call = ToolCall {

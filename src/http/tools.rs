@@ -9,8 +9,8 @@ use serde_json::{Map, Value as Json_};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
+use crate::audit::AuditQuery;
 use crate::error::{Error, Result};
-use crate::gateway::audit::AuditQuery;
 use crate::gateway::auth::Principal;
 use crate::gateway::ToolCall;
 
@@ -125,7 +125,7 @@ pub async fn audit(
     let since = match p.since {
         None => None,
         Some(t) => Some(
-            crate::clock::parse_ts(&t)
+            crate::kernel::clock::parse_ts(&t)
                 .ok_or_else(|| Error::invalid("since", "not an RFC 3339 time"))?,
         ),
     };
@@ -148,5 +148,5 @@ pub async fn audit(
 /// `GET /v1/tools`: tools, actions and secret params.
 pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Response> {
     s.gateway.authenticate(presented_key(&headers).as_deref())?;
-    Ok(Json(serde_json::json!({"tools": crate::gateway::schemas()})).into_response())
+    Ok(Json(serde_json::json!({"tools": s.gateway.schemas()})).into_response())
 }

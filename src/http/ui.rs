@@ -46,7 +46,7 @@ pub fn assets_version() -> String {
                 h.update(f.metadata.sha256_hash());
             }
         }
-        crate::clock::hex(&h.finalize()[..6])
+        crate::kernel::clock::hex(&h.finalize()[..6])
     }
     if cfg!(debug_assertions) {
         // Files come from disk in debug builds and may change under a running server.
@@ -128,7 +128,7 @@ fn serve(headers: &HeaderMap, path: &str, cache: &'static str) -> Response {
 }
 
 fn short_hash(h: &[u8; 32]) -> String {
-    crate::clock::hex(&h[..8])
+    crate::kernel::clock::hex(&h[..8])
 }
 
 /// Which compression the client takes, best first.

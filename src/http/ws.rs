@@ -43,7 +43,7 @@ pub async fn events(
 async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     let mut rx = s.bus.subscribe();
     let mut closing = s.closing.subscribe();
-    let hello = serde_json::json!({"type": "hello", "ts": crate::clock::rfc3339(s.clock.now()),
+    let hello = serde_json::json!({"type": "hello", "ts": crate::kernel::clock::rfc3339(s.clock.now()),
         "data": {"service": "sofiia", "version": env!("CARGO_PKG_VERSION")}});
     if socket
         .send(Message::Text(hello.to_string().into()))
@@ -68,7 +68,7 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let warn = serde_json::json!({"type": "error", "ts": crate::clock::rfc3339(s.clock.now()),
+                    let warn = serde_json::json!({"type": "error", "ts": crate::kernel::clock::rfc3339(s.clock.now()),
                         "data": {"message": format!("this connection fell behind and missed {n} events; reload to resync")}});
                     if socket.send(Message::Text(warn.to_string().into())).await.is_err() {
                         return;

@@ -3,10 +3,8 @@
 //! [`Incidents`] exposes plain async functions; the REST API and the `oncall_tool` both call
 //! them. Every change appends a timeline event in the same transaction as the change itself.
 
-pub mod intelligence;
 pub mod model;
 pub mod tables;
-pub mod transfer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,8 +15,10 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use crate::clock::{micros, random_hex, rfc3339, Clock};
 use crate::error::{Error, Result};
+use crate::kernel::clock::{micros, random_hex, rfc3339, Clock};
+use crate::kernel::fs::{sync_dir, write_synced};
+use crate::kernel::hash::sha256_hex;
 use crate::store::Store;
 use model::*;
 use tables::*;
@@ -37,7 +37,7 @@ pub struct Incidents {
     clock: Arc<dyn Clock>,
     artifacts_dir: PathBuf,
     attach_lock: Arc<tokio::sync::Mutex<()>>,
-    bus: crate::events::Bus,
+    bus: crate::kernel::events::Bus,
 }
 
 /// One page of a list.
@@ -139,7 +139,7 @@ pub struct IncidentBrief {
     pub severity: Severity,
     pub status: Status,
     pub title: String,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub started_at: OffsetDateTime,
 }
 
@@ -149,7 +149,7 @@ pub struct FollowupsSummary {
     pub service: Option<String>,
     pub env: Option<String>,
     pub window_days: u32,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub since: OffsetDateTime,
     /// Every active (open, acknowledged or mitigated) P0/P1 incident, whatever its age.
     pub open_incidents: Vec<IncidentBrief>,
@@ -177,12 +177,12 @@ impl Incidents {
             clock,
             artifacts_dir,
             attach_lock: Arc::new(tokio::sync::Mutex::new(())),
-            bus: crate::events::Bus::default(),
+            bus: crate::kernel::events::Bus::default(),
         }
     }
 
     /// Publish changes on `bus` (after they are durable).
-    pub fn with_bus(mut self, bus: crate::events::Bus) -> Self {
+    pub fn with_bus(mut self, bus: crate::kernel::events::Bus) -> Self {
         self.bus = bus;
         self
     }
@@ -1323,7 +1323,7 @@ fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> FollowupVie
     let due = s("due");
     let overdue = due
         .as_deref()
-        .and_then(crate::clock::parse_ts)
+        .and_then(crate::kernel::clock::parse_ts)
         .is_some_and(|d| d < now);
     FollowupView {
         incident_id: ev.incident_id.clone(),
@@ -1392,28 +1392,6 @@ pub fn artifact_rel_path(a: &Artifact) -> Result<PathBuf> {
         )));
     }
     Ok(Path::new(&a.incident_id).join(&a.name))
-}
-
-/// Lowercase hex sha256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::clock::hex(&sha2::Sha256::digest(bytes))
-}
-
-/// Write a file and fsync it.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// Best-effort fsync of a directory so a rename inside it is durable.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 #[cfg(test)]

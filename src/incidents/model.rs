@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
 
-use crate::clock::serde_ts;
 use crate::error::{Error, Result};
+use crate::kernel::clock::serde_ts;
+pub use crate::kernel::text::{check_line, check_text, check_token, clip};
 
 /// Severity, P0 (worst) to P3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -374,74 +375,6 @@ pub fn validate_record_id(kind: &str, prefix: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Shorten untrusted text for an error message.
-pub fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
-}
-
-/// A short identifier: letters, digits and `._:-/`, 1..=max bytes.
-pub fn check_token(field: &str, v: &str, max: usize) -> Result<()> {
-    if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if v.len() > max {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {max} characters"),
-        ));
-    }
-    if !v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-' | b'/'))
-    {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "'{}' may only contain letters, digits and . _ : - /",
-                clip(v, 64)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// One line of text without control characters.
-pub fn check_line(field: &str, v: &str, max: usize) -> Result<()> {
-    if v.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {max} characters"),
-        ));
-    }
-    if v.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(
-            field,
-            "must not contain control characters or newlines",
-        ));
-    }
-    Ok(())
-}
-
-/// Multi-line text: no control characters other than newline and tab.
-pub fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
-    if v.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {max} characters"),
-        ));
-    }
-    if v.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
 /// A non-empty title of at most 300 characters.
 pub fn check_title(v: &str) -> Result<()> {
     if v.trim().is_empty() {
@@ -510,23 +443,26 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
     }
     match m.get("due") {
         None | Some(Json::Null) => {}
-        Some(Json::String(s)) if crate::clock::parse_date(s).is_some() => {
+        Some(Json::String(s)) if crate::kernel::clock::parse_date(s).is_some() => {
             // A due date with no time means "by the end of that day" (UTC).
-            let end = crate::clock::parse_ts(s)
+            let end = crate::kernel::clock::parse_ts(s)
                 .map(|d| d + time::Duration::days(1) - time::Duration::milliseconds(1))
                 .ok_or_else(|| {
                     Error::invalid("meta.due", format!("'{}' is out of range", clip(s, 40)))
                 })?;
-            m.insert("due".into(), Json::String(crate::clock::rfc3339(end)));
+            m.insert(
+                "due".into(),
+                Json::String(crate::kernel::clock::rfc3339(end)),
+            );
         }
         Some(Json::String(s)) => {
-            let t = crate::clock::parse_ts(s).ok_or_else(|| {
+            let t = crate::kernel::clock::parse_ts(s).ok_or_else(|| {
                 Error::invalid(
                     "meta.due",
                     format!("'{}' is not a date or RFC 3339 time", clip(s, 40)),
                 )
             })?;
-            m.insert("due".into(), Json::String(crate::clock::rfc3339(t)));
+            m.insert("due".into(), Json::String(crate::kernel::clock::rfc3339(t)));
         }
         Some(_) => return Err(Error::invalid("meta.due", "must be a date string")),
     }

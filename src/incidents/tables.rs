@@ -10,6 +10,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::model::{Artifact, Event, Incident, Severity, Status};
 use crate::error::{Error, Result};
+use crate::store::Migration;
 use crate::store::{AnyTable, WriteTx};
 
 /// id → incident JSON.
@@ -42,6 +43,14 @@ pub const ALL: &[&dyn AnyTable] = &[
     &OPEN_FOLLOWUPS,
     &EVENT_FEED,
 ];
+
+/// The incident log's schema steps: version 2 fills the time-ordered event feed from the
+/// timelines already stored.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 2,
+    what: "time-ordered event feed from the stored timelines",
+    run: backfill_event_feed,
+}];
 
 /// The index dimension names for an incident.
 pub fn dims(inc: &Incident) -> [String; 5] {
@@ -89,10 +98,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encode: {e}")))
 }
 
-/// Decode a stored record.
-pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
-}
+pub use crate::store::from_json;
 
 /// Load an incident from an open incidents table.
 pub fn load_incident(
@@ -110,7 +116,7 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
     let bytes = to_json(new)?;
     txn.open(INCIDENTS)?
         .insert(new.id.as_str(), bytes.as_slice())?;
-    let ts = crate::clock::micros(new.created_at);
+    let ts = crate::kernel::clock::micros(new.created_at);
     let brief = brief_of(new);
     let old_dims: Vec<String> = match old {
         // Only status, service, env and severity are indexed: most updates (a new event, a
@@ -122,7 +128,7 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
     let new_dims = dims(new);
     let mut idx = txn.open(INDEX)?;
     if let Some(o) = old {
-        let old_ts = crate::clock::micros(o.created_at);
+        let old_ts = crate::kernel::clock::micros(o.created_at);
         for d in old_dims
             .iter()
             .filter(|d| old_ts != ts || !new_dims.contains(d))
@@ -164,7 +170,11 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
     let bytes = to_json(&*ev)?;
     events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
     txn.open(EVENT_FEED)?.insert(
-        (crate::clock::micros(ev.ts), ev.incident_id.as_str(), ev.seq),
+        (
+            crate::kernel::clock::micros(ev.ts),
+            ev.incident_id.as_str(),
+            ev.seq,
+        ),
         ev.kind.as_str(),
     )?;
     if is_open_followup(ev) {
@@ -238,7 +248,10 @@ pub fn backfill_event_feed(txn: &redb::WriteTransaction) -> Result<()> {
         let (k, v) = row?;
         let ev: Event = from_json(v.value())?;
         let (inc, seq) = k.value();
-        feed.insert((crate::clock::micros(ev.ts), inc, seq), ev.kind.as_str())?;
+        feed.insert(
+            (crate::kernel::clock::micros(ev.ts), inc, seq),
+            ev.kind.as_str(),
+        )?;
     }
     Ok(())
 }

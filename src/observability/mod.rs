@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
-use crate::gateway::outbound::Outbound;
+use crate::net::Outbound;
 
 /// `observability_sources.yml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -108,7 +108,7 @@ pub const DEFAULT_SLO: &str = include_str!("../../config/slo_policy.yml");
 
 impl SloPolicy {
     pub fn load(config_dir: Option<&Path>) -> std::result::Result<SloPolicy, ConfigError> {
-        let p: SloPolicy = crate::gateway::policy::load(config_dir, "slo_policy.yml", DEFAULT_SLO)?;
+        let p: SloPolicy = crate::config::policy::load(config_dir, "slo_policy.yml", DEFAULT_SLO)?;
         let check = |name: &str, a: Option<f64>, l: Option<f64>| {
             if a.is_some_and(|a| !(0.5..1.0).contains(&a))
                 || l.is_some_and(|l| l.is_nan() || l <= 0.0)
@@ -155,7 +155,7 @@ pub const DEFAULT_SOURCES: &str = include_str!("../../config/observability_sourc
 impl Sources {
     pub fn load(config_dir: Option<&Path>) -> std::result::Result<Sources, ConfigError> {
         let s: Sources =
-            crate::gateway::policy::load(config_dir, "observability_sources.yml", DEFAULT_SOURCES)?;
+            crate::config::policy::load(config_dir, "observability_sources.yml", DEFAULT_SOURCES)?;
         let mut s = s;
         // Canonical env names (`production` is `prod`), as tool calls name them.
         let mut canonical = BTreeMap::new();
@@ -228,7 +228,7 @@ pub struct Observability {
 fn unavailable(what: &str, env: &str) -> Error {
     Error::NotFound(format!(
         "no {what} source is configured for env '{}' (config/observability_sources.yml)",
-        crate::incidents::model::clip(env, 20)
+        crate::kernel::text::clip(env, 20)
     ))
 }
 
@@ -251,7 +251,7 @@ impl Observability {
         service: &str,
         at: Option<OffsetDateTime>,
     ) -> Result<Json> {
-        crate::incidents::model::check_token("service", service, 64)?;
+        crate::kernel::text::check_token("service", service, 64)?;
         let slo = self.slo.for_service(service);
         let q = |t: &str| t.replace("{service}", service);
         let err = first_value(
@@ -490,7 +490,7 @@ impl Observability {
                 let (_, level, service, msg) = parse_line(line).unwrap_or_default();
                 lines.push((
                     ts_ns,
-                    json!({"ts": ts.map(crate::clock::rfc3339), "level": level,
+                    json!({"ts": ts.map(crate::kernel::clock::rfc3339), "level": level,
                            "service": if service.is_empty() { labels[label].clone() } else { json!(service) },
                            "message": msg, "trace_id": trace_id_of(line)}),
                 ));
@@ -519,7 +519,7 @@ impl Observability {
         }
         let first_ts = first_ns
             .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
-            .map(crate::clock::rfc3339);
+            .map(crate::kernel::clock::rfc3339);
         Ok(
             json!({"source": "loki", "query": logql, "matched": matched, "first_ts": first_ts,
                   "lines": lines.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}),
@@ -660,7 +660,7 @@ fn parse_line(line: &str) -> Option<(Option<OffsetDateTime>, String, String, Str
             let ts = ["ts", "time", "timestamp", "@timestamp"]
                 .iter()
                 .find_map(|k| v.get(*k).and_then(|x| x.as_str()))
-                .and_then(crate::clock::parse_ts);
+                .and_then(crate::kernel::clock::parse_ts);
             return Some((
                 ts,
                 s(&["level", "severity", "lvl"]).to_lowercase(),
@@ -671,7 +671,7 @@ fn parse_line(line: &str) -> Option<(Option<OffsetDateTime>, String, String, Str
     }
     // Plain text: an RFC 3339 time first if there is one, a level word if present.
     let first = t.split_whitespace().next().unwrap_or("");
-    let ts = crate::clock::parse_ts(first.trim_matches(|c| c == '[' || c == ']'));
+    let ts = crate::kernel::clock::parse_ts(first.trim_matches(|c| c == '[' || c == ']'));
     let lower = t.to_lowercase();
     let level = ["error", "warn", "info", "debug"]
         .iter()
@@ -732,14 +732,14 @@ fn read_logs(logs: &Logs, q: &LogQuery) -> Result<Json> {
             let trace_id = trace_id_of(&line);
             lines.push((
                 ts,
-                json!({"ts": crate::clock::rfc3339(ts), "level": level, "service": service,
+                json!({"ts": crate::kernel::clock::rfc3339(ts), "level": level, "service": service,
                                    "message": m, "trace_id": trace_id}),
             ));
         }
     }
     lines.sort_by_key(|l| l.0);
     let total = lines.len();
-    let first_ts = lines.first().map(|l| crate::clock::rfc3339(l.0));
+    let first_ts = lines.first().map(|l| crate::kernel::clock::rfc3339(l.0));
     let keep: Vec<Json> = lines
         .into_iter()
         .skip(total.saturating_sub(q.limit))

@@ -85,7 +85,10 @@ pub struct IncidentIndex {
 
 /// An incident as the index sees it: its version and its document.
 fn version(inc: &Incident, last_seq: u64) -> String {
-    format!("{}:{last_seq}", crate::clock::micros(inc.updated_at))
+    format!(
+        "{}:{last_seq}",
+        crate::kernel::clock::micros(inc.updated_at)
+    )
 }
 
 impl IncidentIndex {
@@ -324,7 +327,7 @@ impl IncidentIndex {
     /// Start the background work: open and reconcile, then follow the bus until `closing`.
     pub fn spawn(
         &self,
-        bus: &crate::events::Bus,
+        bus: &crate::kernel::events::Bus,
         mut closing: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();

@@ -327,7 +327,7 @@ impl Runbooks {
                     continue;
                 }
             };
-            let sha = crate::incidents::sha256_hex(&bytes);
+            let sha = crate::kernel::hash::sha256_hex(&bytes);
             let Ok(text) = String::from_utf8(bytes) else {
                 report.errors.push(format!("{rel}: not UTF-8 text"));
                 continue;
@@ -853,7 +853,7 @@ fn write_manifest(dir: &Path, files: &BTreeMap<String, String>) -> Result<()> {
 fn not_found(path: &str) -> Error {
     Error::NotFound(format!(
         "no runbook {}",
-        crate::incidents::model::clip(path, 200)
+        crate::kernel::text::clip(path, 200)
     ))
 }
 

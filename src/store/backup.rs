@@ -13,9 +13,9 @@ use std::time::Instant;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
-use super::{all_tables, read_schema_version, DB_FILE, SCHEMA_VERSION};
-use crate::clock::{random_hex, rfc3339};
+use super::{read_schema_version, Schema, DB_FILE};
 use crate::error::{Error, Result};
+use crate::kernel::clock::{random_hex, rfc3339};
 
 /// Manifest file name inside a backup folder.
 pub const MANIFEST: &str = "backup.json";
@@ -93,6 +93,7 @@ fn sibling_tmp(p: &Path, tag: &str) -> PathBuf {
 /// `files` are artifact paths relative to `artifacts_dir` that the snapshot references.
 pub fn backup_snapshot(
     src: &ReadTransaction,
+    schema: &Schema,
     data_dir: &Path,
     artifacts_dir: &Path,
     files: &[String],
@@ -116,7 +117,7 @@ pub fn backup_snapshot(
         {
             let dst = Database::create(tmp.join(DB_FILE))?;
             let txn = dst.begin_write()?;
-            for t in all_tables() {
+            for t in schema.tables() {
                 tables.insert(t.name().to_string(), t.copy(src, &txn)?);
             }
             txn.commit()?;
@@ -132,12 +133,12 @@ pub fn backup_snapshot(
                 std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
             }
             let data = std::fs::read(&from).map_err(|e| io(&from, e))?;
-            crate::incidents::write_synced(&to, &data)?;
+            crate::kernel::fs::write_synced(&to, &data)?;
             bytes += data.len() as u64;
             entries.push(FileEntry {
                 path: format!("{ARTIFACTS}/{rel}"),
                 size: data.len() as u64,
-                sha256: crate::incidents::sha256_hex(&data),
+                sha256: crate::kernel::hash::sha256_hex(&data),
             });
         }
         let mut install = Vec::new();
@@ -148,12 +149,12 @@ pub fn backup_snapshot(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io(&from, e)),
             };
-            crate::incidents::write_synced(&tmp.join(name), &data)?;
+            crate::kernel::fs::write_synced(&tmp.join(name), &data)?;
             private(&tmp.join(name))?;
             install.push(FileEntry {
                 path: name.to_string(),
                 size: data.len() as u64,
-                sha256: crate::incidents::sha256_hex(&data),
+                sha256: crate::kernel::hash::sha256_hex(&data),
             });
         }
         let manifest = Manifest {
@@ -168,8 +169,8 @@ pub fn backup_snapshot(
         };
         let text =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::incidents::write_synced(&tmp.join(MANIFEST), &text)?;
-        crate::incidents::sync_dir(&tmp);
+        crate::kernel::fs::write_synced(&tmp.join(MANIFEST), &text)?;
+        crate::kernel::fs::sync_dir(&tmp);
         Ok(BackupReport {
             path: out.to_path_buf(),
             schema_version,
@@ -186,7 +187,7 @@ pub fn backup_snapshot(
             }
             std::fs::rename(&tmp, out).map_err(|e| io(out, e))?;
             if let Some(parent) = out.parent() {
-                crate::incidents::sync_dir(parent);
+                crate::kernel::fs::sync_dir(parent);
             }
             r.elapsed_ms = started.elapsed().as_millis() as u64;
             Ok(r)
@@ -202,7 +203,7 @@ pub fn backup_snapshot(
 fn check_file(backup: &Path, f: &FileEntry) -> Result<()> {
     let p = backup.join(&f.path);
     let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
-    if crate::incidents::sha256_hex(&data) != f.sha256 {
+    if crate::kernel::hash::sha256_hex(&data) != f.sha256 {
         return Err(Error::Storage(format!(
             "{} does not match its checksum",
             p.display()
@@ -212,7 +213,7 @@ fn check_file(backup: &Path, f: &FileEntry) -> Result<()> {
 }
 
 /// Read and check a backup folder: manifest, database, schema version and every file's checksum.
-pub fn verify(backup: &Path) -> Result<Manifest> {
+pub fn verify(backup: &Path, schema: &Schema) -> Result<Manifest> {
     let mpath = backup.join(MANIFEST);
     let text = std::fs::read(&mpath).map_err(|e| {
         Error::NotFound(format!(
@@ -228,12 +229,13 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
             format!("unknown backup format {} v{}", m.format, m.format_version),
         ));
     }
-    if m.schema_version > SCHEMA_VERSION {
+    if m.schema_version > schema.version() {
         return Err(Error::invalid(
             MANIFEST,
             format!(
-                "backup has schema {}, newer than this sofiia ({SCHEMA_VERSION})",
-                m.schema_version
+                "backup has schema {}, newer than this sofiia ({})",
+                m.schema_version,
+                schema.version()
             ),
         ));
     }
@@ -242,7 +244,7 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
             .open_read_only(backup.join(DB_FILE))
             .map_err(|e| Error::Storage(format!("{}: {e}", backup.join(DB_FILE).display())))?;
         let txn = db.begin_read()?;
-        for t in all_tables() {
+        for t in schema.tables() {
             if let Some(want) = m.tables.get(t.name()) {
                 let got = t.rows(&txn).unwrap_or(0);
                 if got != *want {
@@ -276,11 +278,12 @@ pub fn verify(backup: &Path) -> Result<Manifest> {
 /// case the old folder is moved aside (never deleted). Refuses while sofiia runs on it.
 pub fn restore(
     backup: &Path,
+    schema: &Schema,
     data_dir: &Path,
     artifacts_dir: &Path,
     force: bool,
 ) -> Result<RestoreReport> {
-    let manifest = verify(backup)?;
+    let manifest = verify(backup, schema)?;
     let db_path = data_dir.join(DB_FILE);
     if db_path.exists() {
         // A running sofiia holds the file: opening it exclusively fails.

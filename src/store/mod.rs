@@ -11,9 +11,11 @@
 
 pub mod backup;
 pub mod jsonl;
+pub mod schema;
 pub mod wal;
 pub mod writer;
 
+pub use schema::{Migration, Schema};
 pub use wal::{LoggedTable, WriteTx};
 
 use std::path::{Path, PathBuf};
@@ -29,27 +31,13 @@ use crate::error::{Error, Result};
 /// File name of the database inside `DATA_DIR`.
 pub const DB_FILE: &str = "sofiia.redb";
 
-/// Schema version this build writes. Bump it and add a step to [`MIGRATIONS`] when a table's
-/// layout changes.
-pub const SCHEMA_VERSION: u32 = 4;
-
 /// Key/value metadata: `schema_version`, `created_at`, …
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
-/// A migration step from version `n - 1` to `n` (index 0 migrates 0 → 1).
-type Migration = fn(&WriteTransaction) -> Result<()>;
-
-/// Forward migrations, applied in order inside one write transaction on open.
-/// Version 0 is "no schema yet" (a new file); step 1 only needs the tables that
-/// [`all_tables`] creates, so it has nothing to convert. Step 2 fills the time-ordered event
-/// feed from the timelines already stored. Step 3 adds the graph runner's tables (created
-/// empty by [`all_tables`]). Step 4 adds the runner's requeue list (created empty too).
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
-    |_txn| Ok(()),
-    crate::incidents::tables::backfill_event_feed,
-    |_txn| Ok(()),
-    |_txn| Ok(()),
-];
+/// Decode a stored record.
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+}
 
 /// A table the store knows how to create, count and copy without knowing its types.
 pub trait AnyTable: Sync {
@@ -102,15 +90,6 @@ impl<K: Key + Sync + 'static, V: Value + Sync + 'static> AnyTable
     }
 }
 
-/// Every table of every room. Backups copy exactly these; a room adding a table adds it here.
-pub fn all_tables() -> Vec<&'static dyn AnyTable> {
-    let mut v: Vec<&'static dyn AnyTable> = vec![&META];
-    v.extend_from_slice(crate::incidents::tables::ALL);
-    v.extend_from_slice(crate::gateway::audit::TABLES);
-    v.extend_from_slice(crate::graphs::tables::ALL);
-    v
-}
-
 /// A write that rides along with the next successful write of a task (see [`Store::write`]).
 /// It receives the transaction and the serialized size of that write's result.
 pub type RiderFn = Box<dyn FnOnce(&WriteTx, usize) -> Result<()> + Send>;
@@ -156,17 +135,23 @@ pub struct Store {
     db: Arc<Database>,
     writer: Arc<writer::Writer>,
     path: PathBuf,
+    schema: Arc<Schema>,
 }
 
 impl Store {
     /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it, fold in the write-ahead log left by
     /// a crash, and start the writer thread.
-    pub fn open(data_dir: &Path) -> Result<Store> {
-        Self::open_with(data_dir, writer::Checkpoints::default())
+    pub fn open(data_dir: &Path, schema: Arc<Schema>) -> Result<Store> {
+        Self::open_with(data_dir, schema, writer::Checkpoints::default())
     }
 
     /// [`Store::open`] with an explicit checkpoint policy.
-    pub fn open_with(data_dir: &Path, policy: writer::Checkpoints) -> Result<Store> {
+    pub fn open_with(
+        data_dir: &Path,
+        schema: Arc<Schema>,
+        policy: writer::Checkpoints,
+    ) -> Result<Store> {
+        schema.check()?;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Io(format!(
                 "DATA_DIR: cannot create {}: {e}",
@@ -175,19 +160,29 @@ impl Store {
         })?;
         let path = data_dir.join(DB_FILE);
         let db = open_db(&path)?;
-        let (mut log, records) = wal::Wal::open(&data_dir.join(wal::WAL_FILE), SCHEMA_VERSION)?;
-        migrate(&db, &path)?;
+        let (mut log, records) = wal::Wal::open(&data_dir.join(wal::WAL_FILE), schema.version())?;
+        migrate(&db, &path, &schema)?;
         if !records.is_empty() {
-            let ops = replay(&db, &records)?;
+            let ops = replay(&db, &records, &schema)?;
             tracing::info!(records = records.len(), ops, "wal_replayed");
         }
         // Always start a fresh generation stamped with this build's schema version, so records
         // this run writes are never mixed with, or judged by, an older header.
         log.reset()?;
-        crate::incidents::sync_dir(data_dir);
+        crate::kernel::fs::sync_dir(data_dir);
         let db = Arc::new(db);
         let writer = Arc::new(writer::Writer::start(db.clone(), log, policy));
-        Ok(Store { db, writer, path })
+        Ok(Store {
+            db,
+            writer,
+            path,
+            schema,
+        })
+    }
+
+    /// The registered tables and migrations.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// Path of the database file.
@@ -296,12 +291,10 @@ fn open_db(path: &Path) -> Result<Database> {
 }
 
 /// Apply log records to `db` in one durable commit; returns the number of operations.
-fn replay(db: &Database, records: &[Vec<u8>]) -> Result<usize> {
-    let tables = all_tables();
+fn replay(db: &Database, records: &[Vec<u8>], schema: &Schema) -> Result<usize> {
     let find = |name: &str| {
-        tables
-            .iter()
-            .find(|t| t.name() == name)
+        schema
+            .table(name)
             .ok_or_else(|| Error::Storage(format!("write-ahead log names unknown table {name}")))
     };
     let txn = db.begin_write()?;
@@ -346,32 +339,36 @@ pub fn read_schema_version(txn: &ReadTransaction) -> Result<u32> {
     }
 }
 
-fn migrate(db: &Database, path: &Path) -> Result<()> {
+fn migrate(db: &Database, path: &Path, schema: &Schema) -> Result<()> {
+    let target = schema.version();
     let current = read_schema_version(&db.begin_read()?)?;
-    if current > SCHEMA_VERSION {
+    if current > target {
         return Err(Error::Storage(format!(
-            "{} has schema version {current}, newer than this sofiia understands ({SCHEMA_VERSION}); \
+            "{} has schema version {current}, newer than this sofiia understands ({target}); \
              upgrade sofiia or restore an older backup",
             path.display()
         )));
     }
     let txn = db.begin_write()?;
-    for step in MIGRATIONS.iter().skip(current as usize) {
-        step(&txn)?;
+    for step in schema.steps_after(current) {
+        (step.run)(&txn)?;
+        if current > 0 {
+            tracing::info!(to = step.version, what = step.what, "store_migration_step");
+        }
     }
-    for t in all_tables() {
+    for t in schema.tables() {
         t.create(&txn)?;
     }
-    if current < SCHEMA_VERSION {
+    if current < target {
         let mut meta = txn.open_table(META)?;
-        let v = SCHEMA_VERSION.to_string();
+        let v = target.to_string();
         meta.insert("schema_version", v.as_str())?;
         if meta.get("created_at")?.is_none() {
-            let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+            let now = crate::kernel::clock::rfc3339(time::OffsetDateTime::now_utc());
             meta.insert("created_at", now.as_str())?;
         }
         drop(meta);
-        tracing::info!(from = current, to = SCHEMA_VERSION, "store_migrated");
+        tracing::info!(from = current, to = target, "store_migrated");
     }
     txn.commit()?;
     Ok(())
@@ -381,14 +378,19 @@ fn migrate(db: &Database, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new())
+    }
+    const SCHEMA_VERSION: u32 = 1;
+
     #[test]
     fn fresh_store_records_schema_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path(), schema()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         s.shutdown();
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path(), schema()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     }
 
@@ -404,7 +406,7 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
         }
-        let err = Store::open(dir.path()).err().unwrap().to_string();
+        let err = Store::open(dir.path(), schema()).err().unwrap().to_string();
         assert!(err.contains("schema version 99"), "{err}");
     }
 
@@ -415,11 +417,11 @@ mod tests {
             let db = Database::create(dir.path().join(DB_FILE)).unwrap();
             db.begin_write().unwrap().commit().unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path(), schema()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         // every table exists afterwards, so reads never meet a missing table
         s.read_blocking(|txn| {
-            for t in all_tables() {
+            for t in schema().tables() {
                 t.rows(txn)?;
             }
             Ok(())
@@ -430,8 +432,8 @@ mod tests {
     #[test]
     fn second_open_is_a_clear_conflict() {
         let dir = tempfile::tempdir().unwrap();
-        let _s = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path()).err().unwrap();
+        let _s = Store::open(dir.path(), schema()).unwrap();
+        let err = Store::open(dir.path(), schema()).err().unwrap();
         assert!(matches!(err, Error::Conflict(_)), "{err}");
     }
 }

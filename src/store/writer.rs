@@ -407,7 +407,7 @@ mod tests {
 
     fn start(dir: &std::path::Path) -> (Arc<Database>, Writer) {
         let db = Arc::new(Database::create(dir.join("t.redb")).unwrap());
-        let (wal, _) = Wal::open(&dir.join("t.wal"), crate::store::SCHEMA_VERSION).unwrap();
+        let (wal, _) = Wal::open(&dir.join("t.wal"), 1).unwrap();
         let w = Writer::start(db.clone(), wal, Checkpoints::default());
         (db, w)
     }

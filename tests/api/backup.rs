@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::json;
-use sofiia::clock::SystemClock;
+use sofiia::kernel::clock::SystemClock;
 use sofiia::store::backup::restore;
 
 use crate::helpers::*;
@@ -48,7 +48,7 @@ async fn check_consistent(app: &TestApp) -> usize {
             assert_eq!(r.status(), 200);
             let body = r.bytes().await.unwrap();
             assert_eq!(
-                sofiia::incidents::sha256_hex(&body),
+                sofiia::kernel::hash::sha256_hex(&body),
                 a["sha256"].as_str().unwrap()
             );
         }
@@ -146,7 +146,14 @@ async fn backups_taken_during_concurrent_writes_restore_consistently() {
     for backup in [http_backup, cli_out] {
         let target = tempfile::tempdir().unwrap();
         let data = target.path().join("data");
-        let r = restore(&backup, &data, &data.join("incidents"), false).unwrap();
+        let r = restore(
+            &backup,
+            &sofiia::app::schema(),
+            &data,
+            &data.join("incidents"),
+            false,
+        )
+        .unwrap();
         assert!(r.previous_moved_to.is_none());
         let restored = spawn_in(target, Arc::new(SystemClock)).await;
         let n = check_consistent(&restored).await;
@@ -219,6 +226,7 @@ async fn restore_refuses_a_non_empty_or_running_data_dir() {
     let target = tempfile::tempdir().unwrap();
     assert!(restore(
         bad.path(),
+        &sofiia::app::schema(),
         &target.path().join("d"),
         &target.path().join("d/incidents"),
         false

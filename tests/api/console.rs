@@ -342,7 +342,7 @@ async fn the_feed_is_rebuilt_for_a_store_of_schema_1() {
         txn.commit().unwrap();
     }
 
-    let app = spawn_in(dir, std::sync::Arc::new(sofiia::clock::SystemClock)).await;
+    let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (s, v) = app.get("/api/events/recent").await;
     assert_eq!(s, 200, "{v}");
     let msgs: Vec<&str> = v["items"]

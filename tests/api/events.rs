@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
+use sofiia::kernel::clock::SystemClock;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;

@@ -2,8 +2,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
 use sofiia::gateway::auth::issue_key;
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 
@@ -414,7 +414,7 @@ async fn no_payload_byte_reaches_the_audit_log() {
     assert_eq!(rec["input_hash"].as_str().unwrap().len(), 64);
     assert!(rec["input_size"].as_u64().unwrap() > marker.len() as u64);
     // The hash is keyed: it is not the plain sha256 of the input.
-    let plain = sofiia::incidents::sha256_hex(
+    let plain = sofiia::kernel::hash::sha256_hex(
         serde_json::to_vec(
             &json!({"service":"gateway","severity":"P1","title": marker, "summary": marker}),
         )
@@ -429,7 +429,7 @@ async fn no_payload_byte_reaches_the_audit_log() {
         .app
         .state
         .store
-        .read(move |txn| sofiia::gateway::audit::export(txn, &out_path))
+        .read(move |txn| sofiia::audit::export(txn, &out_path))
         .await
         .unwrap();
     assert!(n >= 1);

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
 use sofiia::error::Result;
 use sofiia::graphs::{Graph, Node, NodeCx, NodeFuture, Step};
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 
@@ -389,7 +389,7 @@ async fn cancel_takes_effect_during_a_slow_call_and_timeouts_fail_the_run() {
         started.push(run["started_at"].as_str().unwrap().to_string());
         finished.push(run["finished_at"].as_str().unwrap().to_string());
     }
-    let parse = |t: &str| sofiia::clock::parse_ts(t).unwrap();
+    let parse = |t: &str| sofiia::kernel::clock::parse_ts(t).unwrap();
     let last_start = started.iter().map(|t| parse(t)).max().unwrap();
     let first_end = finished.iter().map(|t| parse(t)).min().unwrap();
     assert!(

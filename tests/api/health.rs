@@ -39,7 +39,7 @@ async fn health_endpoints_and_the_console_page() {
     // folder of a stopped sofiia is a complete copy.
     let (_, pending) = sofiia::store::wal::Wal::open(
         &dir.path().join("data").join("sofiia.wal"),
-        sofiia::store::SCHEMA_VERSION,
+        sofiia::app::schema().version(),
     )
     .unwrap();
     assert!(pending.is_empty());

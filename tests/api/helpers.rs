@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sofiia::app::App;
-use sofiia::clock::{Clock, ManualClock, SystemClock};
 use sofiia::config::Settings;
+use sofiia::kernel::clock::{Clock, ManualClock, SystemClock};
+use sofiia::server::App;
 
 pub struct TestApp {
     pub base: String,

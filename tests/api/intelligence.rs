@@ -3,7 +3,7 @@
 //! timestamps, recurrences while a follow-up was open, saved reports), through the gateway.
 
 use serde_json::{json, Value};
-use sofiia::clock::Clock;
+use sofiia::kernel::clock::Clock;
 
 use crate::helpers::*;
 
@@ -301,10 +301,10 @@ async fn recurrence_and_weekly_digest_on_a_known_history() {
 }
 
 fn rfc(t: time::OffsetDateTime) -> String {
-    sofiia::clock::rfc3339(t)
+    sofiia::kernel::clock::rfc3339(t)
 }
 
-fn clock_now_minus(clock: &sofiia::clock::ManualClock, minutes: i64) -> String {
+fn clock_now_minus(clock: &sofiia::kernel::clock::ManualClock, minutes: i64) -> String {
     rfc(clock.now() - time::Duration::minutes(minutes))
 }
 
@@ -326,7 +326,7 @@ async fn a_deleted_incident_index_is_rebuilt_from_the_store() {
     settle(&app, &a).await;
     let dir = app.stop().await;
     std::fs::remove_dir_all(dir.path().join("data").join("index").join("incidents")).unwrap();
-    let app = spawn_in(dir, std::sync::Arc::new(sofiia::clock::SystemClock)).await;
+    let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     // /healthz answers at once; the index is rebuilt in the background.
     assert_eq!(app.get("/healthz").await.0, 200);
     settle(&app, &a).await;

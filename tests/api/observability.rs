@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use sofiia::gateway::outbound::{Allowlist, Options, Outbound, OutboundError};
+use sofiia::net::{Allowlist, Options, Outbound, OutboundError};
 
 /// A server whose `/flaky` fails `fail_first` times, `/down` always fails; counts hits.
 async fn server(fail_first: usize) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 use crate::observability::tool as observability;

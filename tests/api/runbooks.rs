@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
 use sofiia::gateway::auth::issue_key;
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 

@@ -2,9 +2,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use sofiia::clock::SystemClock;
-use sofiia::incidents::transfer::{export, ImportError, ImportReport};
+use sofiia::kernel::clock::SystemClock;
 use sofiia::store::Store;
+use sofiia::transfer::{export, ImportError, ImportReport};
 
 use crate::helpers::*;
 
@@ -31,14 +31,14 @@ fn read_all(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Import from a plain thread (the blocking writer API must not run on the async executor).
 fn import(store: &Store, artifacts: &Path, dir: &Path) -> Result<ImportReport, ImportError> {
     std::thread::scope(|s| {
-        s.spawn(|| sofiia::incidents::transfer::import(store, artifacts, dir))
+        s.spawn(|| sofiia::transfer::import(store, artifacts, dir))
             .join()
             .unwrap()
     })
 }
 
 fn export_dir(data: &Path, out: &Path) {
-    let store = Store::open(data).unwrap();
+    let store = sofiia::app::open_store(data).unwrap();
     store
         .read_blocking(|txn| export(txn, &data.join("incidents"), out))
         .unwrap();
@@ -101,7 +101,7 @@ async fn export_import_round_trip_is_identical_and_idempotent() {
     // Import into a fresh data dir, export again: byte-identical.
     let fresh = tempfile::tempdir().unwrap();
     let data2 = fresh.path().join("data");
-    let store = Store::open(&data2).unwrap();
+    let store = sofiia::app::open_store(&data2).unwrap();
     let r = import(&store, &data2.join("incidents"), &out1).unwrap();
     assert_eq!(r.incidents.imported, 5);
     assert_eq!(r.events.imported, first_lines(&out1, "events.jsonl"));
@@ -161,7 +161,7 @@ async fn one_broken_line_imports_nothing_and_names_the_line() {
 
     let fresh = tempfile::tempdir().unwrap();
     let data = fresh.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let store = sofiia::app::open_store(&data).unwrap();
     match import(&store, &data.join("incidents"), &out) {
         Err(ImportError::Lines(errs)) => {
             let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -248,7 +248,7 @@ async fn imports_the_old_stack_layout_without_ids() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let store = sofiia::app::open_store(&data).unwrap();
     let r = import(&store, &data.join("incidents"), &src).unwrap();
     assert_eq!(
         (
@@ -325,7 +325,7 @@ async fn import_applies_the_api_rules_to_every_line() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let store = sofiia::app::open_store(&data).unwrap();
     let errs = match import(&store, &data.join("incidents"), &src) {
         Err(ImportError::Lines(e)) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         other => panic!("expected line errors, got {other:?}"),

@@ -10,9 +10,9 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sofiia::clock::SystemClock;
 use sofiia::error::Result;
 use sofiia::graphs::{Graph, Node, NodeCx, NodeFuture, Step};
+use sofiia::kernel::clock::SystemClock;
 
 use crate::helpers::*;
 
@@ -837,7 +837,7 @@ async fn triage_against_a_real_prometheus_and_log_files() {
     let now = time::OffsetDateTime::now_utc();
     let mut text = String::new();
     for i in 0..4 {
-        let ts = sofiia::clock::rfc3339(now - time::Duration::seconds(150 - i * 20));
+        let ts = sofiia::kernel::clock::rfc3339(now - time::Duration::seconds(150 - i * 20));
         text.push_str(&format!(
             "{ts} ERROR router: upstream payments returned 503 for order {} trace_id=a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d{i}\n",
             1000 + i
@@ -874,8 +874,8 @@ async fn triage_against_a_real_prometheus_and_log_files() {
         &app,
         "incident_triage",
         json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "checkout errors",
-               "time_range": {"from": sofiia::clock::rfc3339(now - time::Duration::minutes(10)),
-                              "to": sofiia::clock::rfc3339(time::OffsetDateTime::now_utc())}}}),
+               "time_range": {"from": sofiia::kernel::clock::rfc3339(now - time::Duration::minutes(10)),
+                              "to": sofiia::kernel::clock::rfc3339(time::OffsetDateTime::now_utc())}}}),
     )
     .await;
     let run = wait_finished(&app, &id).await;

@@ -3,27 +3,33 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::{parse, take_str};
+use super::{no_action, object, parse, take_str, to_json};
 use crate::error::{Error, Result};
-use crate::incidents::model::{IncidentPatch, NewArtifact, NewEvent, NewIncident};
+use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
+use crate::incidents::model::{
+    IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
+};
 use crate::incidents::Incidents;
+use crate::incidents::ListQuery;
 
-/// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 14] = [
-    "incident_create",
-    "incident_get",
-    "incident_events",
-    "incident_list",
-    "incident_update",
-    "incident_close",
-    "incident_reopen",
-    "incident_append_event",
-    "incident_followup_close",
-    "incident_attach_artifact",
-    "incident_artifact_get",
-    "incident_followups_summary",
-    "incident_stats",
-    "incident_feed",
+const NAME: &str = "oncall_tool";
+
+/// Every action, in the order `GET /v1/tools` lists them.
+const ACTIONS: &[Action] = &[
+    Action::write("incident_create"),
+    Action::read("incident_get"),
+    Action::read("incident_events"),
+    Action::read("incident_list"),
+    Action::write("incident_update"),
+    Action::write("incident_close"),
+    Action::write("incident_reopen"),
+    Action::write("incident_append_event"),
+    Action::write("incident_followup_close"),
+    Action::write("incident_attach_artifact"),
+    Action::read("incident_artifact_get"),
+    Action::read("incident_followups_summary"),
+    Action::read("incident_stats"),
+    Action::read("incident_feed"),
 ];
 
 #[derive(Deserialize)]
@@ -64,6 +70,66 @@ struct Summary {
     window_days: Option<u32>,
 }
 
+/// Query of `GET /api/incidents` (and params of `oncall_tool.incident_list`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// One status or a comma-separated list.
+    status: Option<String>,
+    service: Option<String>,
+    env: Option<String>,
+    /// One severity or a comma-separated list.
+    severity: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    /// Words that must all appear in the id, title, summary, service, owner or labels.
+    q: Option<String>,
+}
+
+fn split<T>(field: &str, v: Option<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            parse(s).ok_or_else(|| {
+                Error::invalid(field, format!("'{}' is not a valid value", s.trim()))
+            })
+        })
+        .collect()
+}
+
+impl ListParams {
+    /// Convert to the room's query, validating every value.
+    pub fn into_query(self) -> Result<ListQuery> {
+        let since = match self.since {
+            None => None,
+            Some(s) => Some(crate::kernel::clock::parse_ts(&s).ok_or_else(|| {
+                Error::invalid("since", format!("'{s}' is not an RFC 3339 time or date"))
+            })?),
+        };
+        Ok(ListQuery {
+            status: split("status", self.status, Status::parse)?,
+            severity: split("severity", self.severity, Severity::parse)?,
+            service: self.service.filter(|s| !s.is_empty()),
+            env: self
+                .env
+                .filter(|s| !s.is_empty())
+                .map(|e| e.to_ascii_lowercase()),
+            since,
+            limit: self.limit.unwrap_or(0),
+            cursor: self.cursor.filter(|c| !c.is_empty()),
+            text: match self.q.map(|q| q.trim().to_string()) {
+                Some(q) if q.chars().count() > 200 => {
+                    return Err(Error::invalid("q", "at most 200 characters"))
+                }
+                Some(q) if !q.is_empty() => Some(q),
+                _ => None,
+            },
+        })
+    }
+}
+
 /// Refuse params left over after the ones an action takes.
 fn no_more(rest: Map<String, Json>, usage: &str) -> Result<()> {
     if rest.is_empty() {
@@ -73,17 +139,9 @@ fn no_more(rest: Map<String, Json>, usage: &str) -> Result<()> {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
-}
-
 /// Run one action as `actor`.
-pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> Result<Json> {
-    let mut p: Map<String, Json> = match params {
-        Json::Object(m) => m,
-        Json::Null => Map::new(),
-        _ => return Err(Error::invalid("params", "must be an object")),
-    };
+async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> Result<Json> {
+    let mut p = object(params)?;
     match action {
         "incident_create" => to_json(inc.create(parse::<NewIncident>(p)?, actor).await?),
         "incident_get" => {
@@ -100,7 +158,7 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
             )
         }
         "incident_list" => {
-            let q: crate::http::incidents::ListParams = parse(p)?;
+            let q: ListParams = parse(p)?;
             to_json(inc.list(q.into_query()?).await?)
         }
         "incident_update" => {
@@ -174,10 +232,30 @@ pub async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> R
                 .await?,
             )
         }
-        other => Err(Error::NotFound(format!(
-            "oncall_tool has no action '{}'; actions: {}",
-            crate::incidents::model::clip(other, 60),
-            json!(ACTIONS)
-        ))),
+        other => Err(no_action(NAME, other, ACTIONS)),
+    }
+}
+
+/// `oncall_tool`, over the incident room.
+pub struct OncallTool {
+    incidents: Incidents,
+}
+
+impl OncallTool {
+    /// The tool over `incidents`.
+    pub fn new(incidents: Incidents) -> OncallTool {
+        OncallTool { incidents }
+    }
+}
+
+impl Tool for OncallTool {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn actions(&self) -> &'static [Action] {
+        ACTIONS
+    }
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
+        Box::pin(call(&self.incidents, action, params, cx.actor))
     }
 }

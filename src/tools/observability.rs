@@ -3,20 +3,23 @@
 //! (Jaeger or Tempo), per env.
 
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use time::OffsetDateTime;
 
-use super::parse;
+use super::{no_action, object, parse};
 use crate::error::{Error, Result};
+use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
 use crate::observability::{LogQuery, Observability};
 
-/// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 5] = [
-    "metrics_query",
-    "alerts",
-    "logs_query",
-    "traces_lookup",
-    "slo_status",
+const NAME: &str = "observability_tool";
+
+/// Every action, in the order `GET /v1/tools` lists them.
+const ACTIONS: &[Action] = &[
+    Action::read("metrics_query"),
+    Action::read("alerts"),
+    Action::read("logs_query"),
+    Action::read("traces_lookup"),
+    Action::read("slo_status"),
 ];
 
 fn default_env() -> String {
@@ -82,12 +85,12 @@ fn env_of(s: &str) -> Result<String> {
 
 fn ts(field: &str, v: Option<String>) -> Result<Option<OffsetDateTime>> {
     v.map(|s| {
-        crate::clock::parse_ts(&s).ok_or_else(|| {
+        crate::kernel::clock::parse_ts(&s).ok_or_else(|| {
             Error::invalid(
                 field,
                 format!(
                     "'{}' is not an RFC 3339 time",
-                    crate::incidents::model::clip(&s, 40)
+                    crate::kernel::text::clip(&s, 40)
                 ),
             )
         })
@@ -96,17 +99,8 @@ fn ts(field: &str, v: Option<String>) -> Result<Option<OffsetDateTime>> {
 }
 
 /// Run one action.
-pub async fn call(
-    o: &Observability,
-    action: &str,
-    params: Json,
-    now: OffsetDateTime,
-) -> Result<Json> {
-    let p: Map<String, Json> = match params {
-        Json::Object(m) => m,
-        Json::Null => Map::new(),
-        _ => return Err(Error::invalid("params", "must be an object")),
-    };
+async fn call(o: &Observability, action: &str, params: Json, now: OffsetDateTime) -> Result<Json> {
+    let p = object(params)?;
     match action {
         "metrics_query" => {
             let a: MetricsArgs = parse(p)?;
@@ -149,10 +143,30 @@ pub async fn call(
             let a: TraceArgs = parse(p)?;
             o.trace(&env_of(&a.env)?, &a.trace_id).await
         }
-        other => Err(Error::NotFound(format!(
-            "observability_tool has no action '{}'; actions: {}",
-            crate::incidents::model::clip(other, 60),
-            serde_json::json!(ACTIONS)
-        ))),
+        other => Err(no_action(NAME, other, ACTIONS)),
+    }
+}
+
+/// `observability_tool`, over the configured sources.
+pub struct ObservabilityTool {
+    obs: Observability,
+}
+
+impl ObservabilityTool {
+    /// The tool over `obs`.
+    pub fn new(obs: Observability) -> ObservabilityTool {
+        ObservabilityTool { obs }
+    }
+}
+
+impl Tool for ObservabilityTool {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn actions(&self) -> &'static [Action] {
+        ACTIONS
+    }
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
+        Box::pin(call(&self.obs, action, params, cx.now))
     }
 }

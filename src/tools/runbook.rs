@@ -1,14 +1,17 @@
 //! `runbook_tool`: search the runbook index and read a runbook (SPEC §6).
 
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use super::parse;
+use super::{no_action, object, parse, to_json};
 use crate::error::{Error, Result};
+use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
 use crate::search::runbooks::{Runbooks, SearchParams};
 
-/// Every action, for RBAC matrices and `GET /v1/tools`.
-pub const ACTIONS: [&str; 2] = ["search", "get"];
+const NAME: &str = "runbook_tool";
+
+/// Every action, in the order `GET /v1/tools` lists them.
+const ACTIONS: &[Action] = &[Action::read("search"), Action::read("get")];
 
 /// Params of `search` (and the query of `GET /api/runbooks/search`).
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -27,17 +30,9 @@ struct GetArgs {
     path: String,
 }
 
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
-}
-
 /// Run one action. Index work is blocking, so it runs on the blocking pool.
-pub async fn call(rb: &Runbooks, action: &str, params: Json) -> Result<Json> {
-    let p: Map<String, Json> = match params {
-        Json::Object(m) => m,
-        Json::Null => Map::new(),
-        _ => return Err(Error::invalid("params", "must be an object")),
-    };
+async fn call(rb: &Runbooks, action: &str, params: Json) -> Result<Json> {
+    let p = object(params)?;
     let rb = rb.clone();
     match action {
         "search" => {
@@ -54,11 +49,7 @@ pub async fn call(rb: &Runbooks, action: &str, params: Json) -> Result<Json> {
             let a: GetArgs = parse(p)?;
             blocking(move || rb.get(&a.path).and_then(to_json)).await
         }
-        other => Err(Error::NotFound(format!(
-            "runbook_tool has no action '{}'; actions: {}",
-            crate::incidents::model::clip(other, 60),
-            serde_json::json!(ACTIONS)
-        ))),
+        other => Err(no_action(NAME, other, ACTIONS)),
     }
 }
 
@@ -66,4 +57,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(format!("search task failed: {e}")))?
+}
+
+/// `runbook_tool`, over the runbook index.
+pub struct RunbookTool {
+    runbooks: Runbooks,
+}
+
+impl RunbookTool {
+    /// The tool over `runbooks`.
+    pub fn new(runbooks: Runbooks) -> RunbookTool {
+        RunbookTool { runbooks }
+    }
+}
+
+impl Tool for RunbookTool {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn actions(&self) -> &'static [Action] {
+        ACTIONS
+    }
+    fn execute<'a>(&'a self, _: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
+        Box::pin(call(&self.runbooks, action, params))
+    }
 }

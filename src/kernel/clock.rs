@@ -191,7 +191,7 @@ pub mod serde_ts {
             match s {
                 None => Ok(None),
                 Some(s) if s.is_empty() => Ok(None),
-                Some(s) => crate::clock::parse_ts(&s).map(Some).ok_or_else(|| {
+                Some(s) => crate::kernel::clock::parse_ts(&s).map(Some).ok_or_else(|| {
                     serde::de::Error::custom(format!("'{s}' is not an RFC 3339 timestamp"))
                 }),
             }

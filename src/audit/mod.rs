@@ -9,8 +9,8 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::clock::{micros, random_hex, serde_ts};
 use crate::error::{Error, Result};
+use crate::kernel::clock::{micros, random_hex, serde_ts};
 use crate::store::{AnyTable, Store};
 
 /// (ts µs, id) → record JSON.
@@ -93,7 +93,7 @@ impl Audit {
         match Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
             Ok(mut m) => {
                 m.update(input);
-                crate::clock::hex(&m.finalize().into_bytes())
+                crate::kernel::clock::hex(&m.finalize().into_bytes())
             }
             Err(_) => String::new(),
         }
@@ -129,7 +129,7 @@ impl Audit {
                 let hi = q.before_us.unwrap_or(i64::MAX);
                 let mut out = Vec::new();
                 for row in t.range((lo, "")..(hi, ""))?.rev() {
-                    let r: AuditRecord = crate::incidents::tables::from_json(row?.1.value())?;
+                    let r: AuditRecord = crate::store::from_json(row?.1.value())?;
                     let ok = q.tool.as_deref().is_none_or(|x| x == r.tool)
                         && q.principal.as_deref().is_none_or(|x| x == r.principal)
                         && q.decision.as_deref().is_none_or(|x| x == r.decision)
@@ -194,7 +194,7 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 pub fn export(txn: &redb::ReadTransaction, out: &Path) -> Result<usize> {
     let mut recs: Vec<AuditRecord> = Vec::new();
     for row in txn.open_table(AUDIT)?.iter()? {
-        recs.push(crate::incidents::tables::from_json(row?.1.value())?);
+        recs.push(crate::store::from_json(row?.1.value())?);
     }
     crate::store::jsonl::write_file(&out.join(AUDIT_FILE), &recs)
 }

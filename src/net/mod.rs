@@ -2,6 +2,12 @@
 //! connect and total timeouts, retries with backoff and jitter for idempotent requests, and a
 //! circuit breaker per host so a dead node costs nothing after a few failures.
 
+/// Install rustls's `ring` crypto provider as the process default, once, before any HTTPS
+/// client is built (the build carries no other provider). Later calls do nothing.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -113,7 +119,7 @@ impl Outbound {
         opts: Options,
     ) -> Result<Outbound, ConfigError> {
         let allow: Allowlist =
-            super::policy::load(config_dir, "network_allowlist.yml", DEFAULT_ALLOWLIST)?;
+            crate::config::policy::load(config_dir, "network_allowlist.yml", DEFAULT_ALLOWLIST)?;
         Self::with_allowlist(allow, opts)
     }
 
@@ -121,6 +127,7 @@ impl Outbound {
     pub fn with_allowlist(allow: Allowlist, opts: Options) -> Result<Outbound, ConfigError> {
         // No redirects (they could leave the allowlist) and no proxy from the environment
         // (it would route allowlisted calls elsewhere).
+        init_tls();
         let client = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.total_timeout)
@@ -241,7 +248,7 @@ impl Outbound {
                         v.get("error")
                             .or_else(|| v.get("message"))
                             .and_then(|m| m.as_str())
-                            .map(|m| crate::incidents::model::clip(m, 200))
+                            .map(|m| crate::kernel::text::clip(m, 200))
                     });
                     Err(OutboundError::Status {
                         host: host.clone(),
@@ -272,7 +279,7 @@ impl Outbound {
                         // Exponential backoff with jitter: base·2^(n-1) · [0.5, 1.5).
                         let base =
                             self.opts.backoff.as_millis() as u64 * (1 << (attempt - 1).min(6));
-                        let jitter = u64::from_str_radix(&crate::clock::random_hex(2), 16)
+                        let jitter = u64::from_str_radix(&crate::kernel::clock::random_hex(2), 16)
                             .unwrap_or(0)
                             % base.max(1);
                         tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
@@ -301,6 +308,28 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn https_clients_build_on_the_ring_provider_and_speak_tls() {
+        init_tls();
+        let client = reqwest::Client::builder().build().expect("a TLS client");
+        // A listener that answers the TLS hello with plain text: the failure must come
+        // from the TLS layer (a handshake error), which needs a working provider.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let e = client
+            .get(format!("https://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+    }
 
     #[test]
     fn allowlist_matches_hosts_and_subdomains_only() {

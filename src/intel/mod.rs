@@ -15,13 +15,15 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 
-use super::model::{Event, Incident, NewEvent, Severity};
-use super::tables::{from_json, load_incident, EVENTS, INCIDENTS, INDEX};
-use super::Incidents;
-use crate::clock::{micros, rfc3339};
 use crate::error::{Error, Result};
-use crate::gateway::policy::IntelligencePolicy;
+use crate::incidents::model::{Event, Incident, NewEvent, Severity};
+use crate::incidents::tables::{from_json, load_incident, EVENTS, INCIDENTS, INDEX};
+use crate::incidents::Incidents;
+use crate::kernel::clock::{micros, rfc3339};
+pub mod policy;
+
 use crate::search::incidents::IncidentIndex;
+use policy::IntelligencePolicy;
 
 /// One reason two incidents are related.
 #[derive(Debug, Clone, Serialize)]
@@ -40,8 +42,8 @@ pub struct Related {
     pub title: String,
     pub service: String,
     pub severity: Severity,
-    pub status: super::model::Status,
-    #[serde(with = "crate::clock::serde_ts")]
+    pub status: crate::incidents::model::Status,
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub started_at: OffsetDateTime,
     pub score: f64,
     pub reasons: Vec<Reason>,
@@ -335,9 +337,9 @@ pub struct Signature {
     pub key: String,
     pub from_alert: bool,
     pub count: usize,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub first_seen: OffsetDateTime,
-    #[serde(with = "crate::clock::serde_ts")]
+    #[serde(with = "crate::kernel::clock::serde_ts")]
     pub last_seen: OffsetDateTime,
     pub worst_severity: Severity,
     pub over_threshold: bool,
@@ -526,7 +528,7 @@ pub async fn weekly_digest(
                 .meta
                 .get("done_at")
                 .and_then(|v| v.as_str())
-                .and_then(crate::clock::parse_ts);
+                .and_then(crate::kernel::clock::parse_ts);
             let open_then = fu.ts <= b.created_at && done_at.is_none_or(|d| d > b.created_at);
             if open_then {
                 while_open.push(json!({
@@ -562,8 +564,8 @@ pub async fn weekly_digest(
         let md_path = dir.join(format!("{week_id}.md"));
         let body =
             serde_json::to_vec_pretty(&digest).map_err(|e| Error::Internal(e.to_string()))?;
-        super::write_synced(&json_path, &body)?;
-        super::write_synced(&md_path, digest_markdown(&digest).as_bytes())?;
+        crate::kernel::fs::write_synced(&json_path, &body)?;
+        crate::kernel::fs::write_synced(&md_path, digest_markdown(&digest).as_bytes())?;
         digest["artifacts"] = json!([json_path, md_path]);
     }
     Ok(digest)

@@ -26,7 +26,7 @@ impl Default for Bus {
 impl Bus {
     /// Publish an event of `kind` (e.g. `incident.created`) with its data.
     pub fn publish(&self, kind: &str, data: Json) {
-        let ts = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+        let ts = crate::kernel::clock::rfc3339(time::OffsetDateTime::now_utc());
         let msg = json!({"type": kind, "ts": ts, "data": data}).to_string();
         // No receiver is not an error: nobody is watching.
         let _ = self.tx.send(Arc::from(msg));

@@ -9,14 +9,16 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::model::{
+use crate::error::{Error, Result};
+use crate::incidents::artifact_rel_path;
+use crate::incidents::model::{
     check_event_type, check_line, check_text, normalize_followup_meta, sanitize_artifact_name,
     validate_incident_id, Artifact, Event, Incident, MAX_ARTIFACT_BYTES, MAX_META_BYTES,
     MAX_SUMMARY,
 };
-use super::tables::*;
-use super::{artifact_rel_path, sha256_hex, sync_dir, write_synced};
-use crate::error::{Error, Result};
+use crate::incidents::tables::*;
+use crate::kernel::fs::{sync_dir, write_synced};
+use crate::kernel::hash::sha256_hex;
 use crate::store::jsonl::{read_file, write_file, LineError};
 use crate::store::Store;
 
@@ -104,7 +106,7 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
         incidents: write_file(&out.join(INCIDENTS_FILE), &incidents)?,
         events: write_file(&out.join(EVENTS_FILE), &events)?,
         artifacts: write_file(&out.join(ARTIFACTS_FILE), &artifacts)?,
-        audit: crate::gateway::audit::export(txn, out)?,
+        audit: crate::audit::export(txn, out)?,
     };
     sync_dir(out);
     Ok(report)
@@ -160,7 +162,7 @@ fn check_other_id(id: &str) -> std::result::Result<(), String> {
     } else {
         Err(format!(
             "'{}' is not a valid id (1-64 of A-Z a-z 0-9 _ -)",
-            super::model::clip(id, 70)
+            crate::kernel::text::clip(id, 70)
         ))
     }
 }
@@ -242,7 +244,9 @@ pub fn import(
                     .iter()
                     .find_map(|k| m.get(*k).filter(|v| v.is_string()).cloned())
                     .unwrap_or_else(|| {
-                        Json::String(crate::clock::rfc3339(time::OffsetDateTime::now_utc()))
+                        Json::String(crate::kernel::clock::rfc3339(
+                            time::OffsetDateTime::now_utc(),
+                        ))
                     });
                 m.remove("ts");
                 m.remove("uploaded_at");
@@ -360,7 +364,7 @@ pub fn import(
         if validate_incident_id(&ev.incident_id).is_err() || orphan(&ev.incident_id) {
             bad(format!(
                 "incident_id: no incident {} in this import or the store",
-                super::model::clip(&ev.incident_id, 60)
+                crate::kernel::text::clip(&ev.incident_id, 60)
             ));
         }
         if let Err(e) = check_event_type(&ev.kind) {
@@ -387,7 +391,7 @@ pub fn import(
         if validate_incident_id(&a.incident_id).is_err() || orphan(&a.incident_id) {
             bad(format!(
                 "incident_id: no incident {} in this import or the store",
-                super::model::clip(&a.incident_id, 60)
+                crate::kernel::text::clip(&a.incident_id, 60)
             ));
             continue;
         }
@@ -408,7 +412,7 @@ pub fn import(
         if name != a.name {
             bad(format!(
                 "name: '{}' is not a safe file name (would be '{name}')",
-                super::model::clip(&a.name, 80)
+                crate::kernel::text::clip(&a.name, 80)
             ));
             continue;
         }
@@ -479,7 +483,7 @@ pub fn import(
         files.push((src, a));
     }
 
-    let audit = crate::gateway::audit::read_import(dir, &mut errors)?;
+    let audit = crate::audit::read_import(dir, &mut errors)?;
 
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -565,7 +569,7 @@ pub fn import(
             Ok(())
         })?;
     }
-    let (imported, skipped_existing) = crate::gateway::audit::import(store, audit)?;
+    let (imported, skipped_existing) = crate::audit::import(store, audit)?;
     report.audit = Counts {
         imported,
         skipped_existing,

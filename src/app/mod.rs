@@ -1,0 +1,251 @@
+//! The wiring: [`AppState`] opens the store with every room's tables ([`schema`]), builds the
+//! rooms, registers their tools with the gateway ([`tools`]) and the graphs with the runner.
+//! Adding a room is its folder plus a line here. Serving lives in [`crate::server`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::gateway::Registry;
+use crate::incidents::Incidents;
+use crate::kernel::clock::Clock;
+use crate::store::backup::BackupReport;
+use crate::store::{Schema, Store};
+
+/// Shared handles of every room (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Store,
+    pub incidents: Incidents,
+    pub gateway: crate::gateway::Gateway,
+    /// The only way out to other systems (allowlist, timeouts, retries, circuit breakers).
+    pub outbound: Arc<crate::net::Outbound>,
+    /// Live events for `/ws/events`.
+    pub bus: crate::kernel::events::Bus,
+    /// Runbook search and incident similarity (tantivy).
+    pub search: crate::search::Search,
+    /// The graph runner (supervisor runs).
+    pub runner: crate::graphs::Runner,
+    /// Flips to true when sofiia is stopping (open WebSockets close on it).
+    pub closing: tokio::sync::watch::Sender<bool>,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+    backup_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Open the store and build every room.
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
+        // Only a developer's own machine may run without keys.
+        let prod = settings.env != crate::config::Env::Dev;
+        if prod && settings.console_api_key.is_none() {
+            return Err(Error::Validation {
+                code: "config",
+                message: format!(
+                    "SOFIIA_CONSOLE_API_KEY: ENV={} requires an operator key; for example \
+                     export SOFIIA_CONSOLE_API_KEY={}",
+                    settings.env.as_str(),
+                    crate::kernel::clock::random_hex(24)
+                ),
+            });
+        }
+        let policies = crate::gateway::policy::Policies::load(settings.config_dir.as_deref())
+            .map_err(config_error)?;
+        let outbound = Arc::new(
+            crate::net::Outbound::new(
+                settings.config_dir.as_deref(),
+                crate::net::Options::default(),
+            )
+            .map_err(config_error)?,
+        );
+        let policy = crate::store::writer::Checkpoints {
+            interval: std::time::Duration::from_millis(settings.checkpoint_ms),
+            ..Default::default()
+        };
+        let store = Store::open_with(&settings.data_dir, schema(), policy)?;
+        std::fs::create_dir_all(&settings.artifacts_dir).map_err(|e| {
+            Error::Io(format!(
+                "INCIDENT_ARTIFACTS_DIR: cannot create {}: {e}",
+                settings.artifacts_dir.display()
+            ))
+        })?;
+        let bus = crate::kernel::events::Bus::default();
+        let incidents =
+            Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone())
+                .with_bus(bus.clone());
+        let keys = crate::gateway::auth::Keys::load(
+            &settings.data_dir,
+            settings.console_api_key.as_deref(),
+            prod,
+        )?;
+        let audit = crate::audit::Audit::open(store.clone(), &settings.data_dir)?;
+        let search = crate::search::Search::new(&settings, store.clone());
+        match search.runbooks.seed_starter() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runbooks = n, "starter_runbooks_written"),
+            Err(e) => tracing::warn!(error = %e, "starter_runbooks_not_written"),
+        }
+        let sources = crate::observability::Sources::load(settings.config_dir.as_deref())
+            .map_err(config_error)?;
+        let observability = crate::observability::Observability::new(
+            sources,
+            crate::observability::SloPolicy::load(settings.config_dir.as_deref())
+                .map_err(config_error)?,
+            outbound.clone(),
+        );
+        let intelligence =
+            crate::intel::policy::IntelligencePolicy::load(settings.config_dir.as_deref())
+                .map_err(config_error)?;
+        let registry = tools(Rooms {
+            incidents: &incidents,
+            search: &search,
+            observability,
+            intelligence,
+            reports_dir: settings.data_dir.join("reports"),
+        })?;
+        let gateway = crate::gateway::Gateway::new(
+            policies,
+            keys,
+            settings.env,
+            audit,
+            registry,
+            clock.clone(),
+        )?;
+        let runner = crate::graphs::Runner::new(
+            store.clone(),
+            gateway.clone(),
+            clock.clone(),
+            bus.clone(),
+            crate::graphs::RunnerOptions {
+                workers: settings.graph_workers,
+                ttl: std::time::Duration::from_secs(settings.run_ttl_sec),
+                failed_ttl: std::time::Duration::from_secs(settings.run_ttl_sec * 4),
+                ..Default::default()
+            },
+        );
+        let cost = crate::graphs::triage::CostWeights::load(settings.config_dir.as_deref())
+            .map_err(config_error)?;
+        runner.register(Arc::new(crate::graphs::triage::IncidentTriage::new(
+            clock.clone(),
+            settings.incident_max_time_window_h,
+            gateway.redactor().clone(),
+            cost,
+        )));
+        runner.register(Arc::new(crate::graphs::postmortem::PostmortemDraft::new(
+            settings.incident_max_time_window_h,
+        )));
+        Ok(AppState(Arc::new(Inner {
+            settings,
+            store,
+            incidents,
+            gateway,
+            outbound,
+            bus,
+            search,
+            runner,
+            closing: tokio::sync::watch::channel(false).0,
+            clock,
+            started: Instant::now(),
+            backup_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })))
+    }
+
+    /// Consistent snapshot into `out` while serving; one backup at a time.
+    pub async fn backup_to(&self, out: PathBuf) -> Result<BackupReport> {
+        // The guard moves into the task: a client that disconnects does not free the slot
+        // while its backup is still being written.
+        let guard = self
+            .backup_lock
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| Error::Conflict("a backup is already running".into()))?;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            use redb::ReadableDatabase;
+            let txn = state.store.db().begin_read()?;
+            let files = crate::transfer::artifact_paths(&txn)?;
+            crate::store::backup::backup_snapshot(
+                &txn,
+                state.store.schema(),
+                &state.settings.data_dir,
+                &state.settings.artifacts_dir,
+                &files,
+                &out,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// Every room's tables and migration steps, in the order their versions were introduced.
+pub fn schema() -> Arc<Schema> {
+    Arc::new(
+        Schema::new()
+            .room(
+                crate::incidents::tables::ALL,
+                crate::incidents::tables::MIGRATIONS,
+            )
+            .room(crate::audit::TABLES, &[])
+            .room(
+                crate::graphs::tables::ALL,
+                crate::graphs::tables::MIGRATIONS,
+            ),
+    )
+}
+
+/// Open `DATA_DIR`'s store with every room's tables (the CLI's offline commands and tests).
+pub fn open_store(data_dir: &std::path::Path) -> Result<Store> {
+    Store::open(data_dir, schema())
+}
+
+/// The room handles the tools are built over.
+pub struct Rooms<'a> {
+    pub incidents: &'a Incidents,
+    pub search: &'a crate::search::Search,
+    pub observability: crate::observability::Observability,
+    pub intelligence: crate::intel::policy::IntelligencePolicy,
+    /// Where reports (digests) are written.
+    pub reports_dir: PathBuf,
+}
+
+/// Every tool of this build: one line per tool.
+pub fn tools(rooms: Rooms<'_>) -> Result<Registry> {
+    use crate::tools::*;
+    let mut r = Registry::default();
+    r.register(Arc::new(oncall::OncallTool::new(rooms.incidents.clone())))?
+        .register(Arc::new(runbook::RunbookTool::new(
+            rooms.search.runbooks.clone(),
+        )))?
+        .register(Arc::new(intelligence::IntelligenceTool::new(
+            rooms.incidents.clone(),
+            rooms.search.incidents.clone(),
+            rooms.intelligence,
+            rooms.reports_dir,
+        )))?
+        .register(Arc::new(observability::ObservabilityTool::new(
+            rooms.observability,
+        )))?;
+    Ok(r)
+}
+
+fn config_error(e: crate::config::ConfigError) -> Error {
+    Error::Validation {
+        code: "config",
+        message: e.0,
+    }
+}

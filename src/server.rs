@@ -1,0 +1,149 @@
+//! Serving: [`App`] binds the port, serves the router of [`crate::http`] until a shutdown
+//! signal, then drains requests, stops the background tasks and closes the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::kernel::clock::{Clock, SystemClock};
+
+/// File in `DATA_DIR` naming the server that holds the store (for the CLI to find it).
+pub const SERVER_FILE: &str = "server.json";
+
+/// Contents of [`SERVER_FILE`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub url: String,
+    pub version: String,
+}
+
+/// A bound, ready-to-serve sofiia.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Open the store and bind the port (0 = any free port).
+    pub async fn build(settings: Settings) -> Result<App> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with an injected clock (tests).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<App> {
+        let addr = format!("{}:{}", settings.host, settings.port);
+        let state = tokio::task::spawn_blocking(move || AppState::open(settings, clock))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Io(format!("PORT: cannot listen on {addr}: {e}")))?;
+        Ok(App { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The rooms (for in-process callers such as tests and the CLI).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; then finish in-flight requests, let queued writes
+    /// commit, and close the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let state = self.state.clone();
+        let marker = state.settings.data_dir.join(SERVER_FILE);
+        let info = ServerInfo {
+            pid: std::process::id(),
+            url: format!("http://{}", self.local_addr()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if let Ok(text) = serde_json::to_vec_pretty(&info) {
+            let _ = crate::kernel::fs::write_synced(&marker, &text);
+        }
+        // Audit retention: an hour after start, then hourly (until the jobs room schedules it).
+        let purger = {
+            let gw = state.gateway.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+                    std::time::Duration::from_secs(3600),
+                );
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = gw.purge_expired_audit().await {
+                        tracing::warn!(error = %e, "audit_purge_failed");
+                    }
+                }
+            })
+        };
+        // Indexes build and follow their sources in the background: start-up does not wait.
+        let background = [
+            state.search.runbooks.spawn(state.closing.subscribe()),
+            state
+                .search
+                .incidents
+                .spawn(&state.bus, state.closing.subscribe()),
+            state.runner.spawn(state.closing.subscribe()),
+        ];
+        let router = crate::http::router(self.state);
+        // axum waits for requests but not for WebSockets: tell those to close.
+        let closing = state.closing.clone();
+        let res = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = closing.send(true);
+            })
+            .await;
+        purger.abort();
+        // The indexes finish what they are doing (a long reconcile stops at its next chunk)
+        // and let go of the store before it closes.
+        let _ = state.closing.send(true);
+        state.search.incidents.stop();
+        for task in background {
+            let _ = task.await;
+        }
+        let store = state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        let _ = std::fs::remove_file(&marker);
+        tracing::info!("sofiia_stopped");
+        res.map_err(|e| Error::Io(e.to_string()))
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown_requested");
+}
