@@ -1,9 +1,7 @@
-//! The crate's error type and its mapping to an HTTP status and the JSON envelope
-//! `{"error":{"code":"…","message":"…"}}` that every endpoint returns on failure.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+//! The crate's error type: what every room reports, with a stable machine-readable
+//! [`Error::code`]. It knows nothing of HTTP: `http::error` maps it to a status and the JSON
+//! envelope `{"error":{"code":"…","message":"…"}}`, and hides the text of internal failures.
+//! Failures of redb and of the file system keep their cause as the error's `source`.
 
 /// Result alias used by every room.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -56,6 +54,12 @@ pub enum Error {
     /// A bug: something that should not happen did.
     #[error("internal error: {0}")]
     Internal(String),
+    /// redb failed; the write (if any) was not committed. Keeps redb's error as the source.
+    #[error("storage error: {0}")]
+    Db(#[from] redb::Error),
+    /// The file system failed. Keeps the OS error as the source.
+    #[error("i/o error: {0}")]
+    File(#[from] std::io::Error),
 }
 
 impl Error {
@@ -75,27 +79,6 @@ impl Error {
         }
     }
 
-    /// HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Storage(_) | Error::Io(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-
     /// Stable machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -110,15 +93,53 @@ impl Error {
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Unavailable { .. } => "unavailable",
             Error::Timeout(_) => "timeout",
-            Error::Storage(_) => "storage_error",
-            Error::Io(_) => "io_error",
+            Error::Storage(_) | Error::Db(_) => "storage_error",
+            Error::Io(_) | Error::File(_) => "io_error",
             Error::Internal(_) => "internal_error",
         }
     }
 
     /// Whether this error means the store itself failed (poisons a group commit).
     pub fn is_storage(&self) -> bool {
-        matches!(self, Error::Storage(_))
+        matches!(self, Error::Storage(_) | Error::Db(_))
+    }
+
+    /// Whether this is a failure of sofiia itself (store, files, a bug), whose text is for
+    /// the log and never for a client.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Storage(_) | Error::Db(_) | Error::Io(_) | Error::File(_) | Error::Internal(_)
+        )
+    }
+
+    /// Whether trying again later may succeed (a slow or busy dependency, a store hiccup).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout(_)
+                | Error::TooManyRequests { .. }
+                | Error::Unavailable { .. }
+                | Error::Storage(_)
+                | Error::Db(_)
+                | Error::Io(_)
+                | Error::File(_)
+        )
+    }
+
+    /// The error and its chain of causes, for log lines.
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            let t = e.to_string();
+            if !s.contains(&t) {
+                s.push_str(": ");
+                s.push_str(&t);
+            }
+            cur = e.source();
+        }
+        s
     }
 }
 
@@ -126,13 +147,12 @@ macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::Storage(e.to_string())
+                Error::Db(redb::Error::from(e))
             }
         }
     )*};
 }
 storage_from!(
-    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -140,36 +160,23 @@ storage_from!(
     redb::CommitError
 );
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e.to_string())
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request_failed");
-        }
-        let message = self.to_string();
-        let mut body = json!({"error": {"code": self.code(), "message": message}});
-        // A field error names its field on its own too, so a form can mark the input.
-        if self.code() == "invalid_field" {
-            if let Some((field, _)) = message.split_once(": ") {
-                if !field.is_empty() && field.len() <= 64 && !field.contains(' ') {
-                    body["error"]["field"] = json!(field);
-                }
-            }
-        }
-        let mut res = (status, axum::Json(body)).into_response();
-        if let Error::TooManyRequests { retry_after_s, .. }
-        | Error::Unavailable { retry_after_s, .. } = &self
-        {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
-                res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
-        }
-        res
+    #[test]
+    fn store_and_file_failures_keep_their_cause() {
+        let e = Error::from(std::io::Error::other("disk on fire"));
+        assert_eq!(e.code(), "io_error");
+        assert!(e.is_internal() && e.is_transient());
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(e.chain().contains("disk on fire"));
+        let e = Error::from(redb::StorageError::Corrupted("page 7".into()));
+        assert!(
+            e.is_storage() && e.chain().contains("page 7"),
+            "{}",
+            e.chain()
+        );
+        assert!(!Error::NotFound("x".into()).is_internal());
     }
 }

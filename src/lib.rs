@@ -2,25 +2,32 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap commands (`serve`, `export`, `import`, `backup`, `restore`) → library calls.
-//! - [`app`]: `AppState` wiring the rooms together; start-up and graceful shutdown.
-//! - [`config`]: settings, layered flag > environment > `CONFIG_DIR/sofiia.yml` > default.
-//! - [`store`]: the redb file, schema version and migrations, the group-commit writer,
-//!   JSONL helpers, backup and restore.
-//! - [`incidents`]: the incident log: incidents, timeline events, follow-ups, artifacts,
-//!   JSONL export/import.
-//! - [`gateway`]: the tool pipeline (auth → RBAC → rollout → limits → execute → audit),
-//!   policies, keys, audit records, and the tools (`tools/`, one file each).
-//! - [`http`]: the axum router, extractors that keep every error in one JSON envelope, the
-//!   WebSocket event stream, and the console's embedded files (`http::ui`: versioned,
-//!   compressed, cached). The console itself is plain ES modules in `ui/`.
-//! - [`graphs`]: the graph runner: durable runs of node graphs, cancel, timeouts, resume,
-//!   idempotency, TTL purge; every side effect through the gateway.
-//! - [`observability`]: metrics (Prometheus HTTP API) and logs (local files) per env.
-//! - [`search`]: tantivy indexes: runbook sections and incident similarity.
-//! - [`error`]: the crate's error type and its HTTP mapping.
-//! - [`events`]: the broadcast bus behind `WS /ws/events`.
-//! - [`clock`]: injected time, timestamps, random ids.
+//! The house has layers and its arrows point down only: a module names (`crate::x`) only
+//! modules of lower layers. `tests/api/layers.rs` checks it on every test run.
+//!
+//! 0. [`error`]: the crate's error type with stable codes (no HTTP in it).
+//! 1. [`kernel`]: leaf helpers: injected clock and random ids, sha256, durable file writes,
+//!    checks of untrusted text, and the typed live [`kernel::events`].
+//! 2. [`config`]: settings (flag > environment > `CONFIG_DIR/sofiia.yml` > default) and
+//!    [`config::policy::load`] for the YAML policy files.
+//! 3. [`store`]: the redb file, write-ahead log and group commit, the table registry
+//!    ([`store::Schema`]: rooms declare their tables and migrations, the store knows no
+//!    room), backup and restore, JSONL helpers. [`net`]: the only way out (allowlist,
+//!    timeouts, retries, circuit breakers; rustls on `ring`).
+//! 4. Rooms: [`incidents`] (incidents, timelines, follow-ups, artifacts), [`audit`] (the
+//!    gateway's audit records), [`observability`] (Prometheus, Loki or log files, traces,
+//!    SLOs); then [`search`] (tantivy: runbook sections, incident similarity); then
+//!    [`intel`] (correlation, recurrence, digests) and [`transfer`] (JSONL export/import).
+//! 5. [`gateway`]: the pipeline every tool call passes (auth → RBAC → rollout → limits →
+//!    execute → redact → audit), the [`gateway::Tool`] trait and the [`gateway::Registry`].
+//! 6. [`tools`]: one adapter per tool, its params types inside, calling its room.
+//! 7. [`graphs`]: the graph runner (durable runs, checkpoints, cancel, requeue) and the
+//!    built-in graphs; nodes reach rooms only through gateway tools.
+//! 8. [`app`]: the wiring: `AppState`, the store's [`app::schema`], the [`app::tools`]
+//!    registry, the graphs. A new room is its folder plus a line here.
+//! 9. [`http`]: the axum router, the error edge (status, envelope, request ids), extractors,
+//!    the WebSocket stream, the console's embedded files (`ui/`: plain ES modules).
+//! 10. [`server`]: bind, serve, graceful shutdown; [`cli`]: clap commands → library calls.
 
 pub mod app;
 pub mod audit;

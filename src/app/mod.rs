@@ -82,7 +82,7 @@ impl AppState {
                 settings.artifacts_dir.display()
             ))
         })?;
-        let bus = crate::kernel::events::Bus::default();
+        let bus = crate::kernel::events::Bus::new(clock.clone());
         let incidents =
             Incidents::new(store.clone(), clock.clone(), settings.artifacts_dir.clone())
                 .with_bus(bus.clone());

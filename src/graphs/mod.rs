@@ -720,12 +720,12 @@ impl Runner {
     }
 
     fn announce(&self, run: &Run) {
-        self.inner.bus.publish(
-            "ops.run",
-            json!({"run_id": run.run_id, "graph": run.graph, "status": run.status,
+        self.inner.bus.publish(crate::kernel::events::Event::Run {
+            run_id: run.run_id.clone(),
+            summary: json!({"run_id": run.run_id, "graph": run.graph, "status": run.status,
                    "next_node": run.next_node, "error": run.error,
                    "cancel_requested": run.cancel_requested}),
-        );
+        });
     }
 
     /// A run with its events (at most the first 1000; page with [`Runner::events`]).
@@ -878,7 +878,10 @@ impl Runner {
     fn publish_event(&self, run_id: &str, ev: &RunEvent) {
         self.inner
             .bus
-            .publish("ops.run.event", json!({"run_id": run_id, "event": ev}));
+            .publish(crate::kernel::events::Event::RunEvent {
+                run_id: run_id.to_string(),
+                event: json!(ev),
+            });
     }
 
     /// Start the workers and the TTL purge; queued and interrupted runs are picked up. Returns

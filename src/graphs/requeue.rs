@@ -79,7 +79,9 @@ impl Runner {
         tracing::warn!(run = %e.run_id, node = %e.node, requeue = %e.id, "run_requeue_waiting");
         self.inner
             .bus
-            .publish("ops.requeue", serde_json::to_value(e).unwrap_or_default());
+            .publish(crate::kernel::events::Event::Requeue {
+                entry: serde_json::to_value(e).unwrap_or_default(),
+            });
     }
 
     /// Entries, oldest first; `status` filters (`pending` by default in the API).
@@ -223,10 +225,11 @@ impl Runner {
             self.announce(&run);
             self.enqueue(run.run_id.clone());
         }
-        self.inner.bus.publish(
-            "ops.requeue",
-            serde_json::to_value(&entry).unwrap_or_default(),
-        );
+        self.inner
+            .bus
+            .publish(crate::kernel::events::Event::Requeue {
+                entry: serde_json::to_value(&entry).unwrap_or_default(),
+            });
         Ok(json!({"entry": entry, "run_id": run.run_id, "run_status": run.status}))
     }
 }

@@ -1,5 +1,6 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
+pub mod error;
 pub mod extract;
 pub mod graphs;
 pub mod incidents;
@@ -137,13 +138,17 @@ async fn log_requests(req: Request, next: Next) -> Response {
                 "(static)".into()
             }
         });
-    let res = next.run(req).await;
+    let id = error::new_request_id();
+    let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if path == "/healthz" || path == "/api/health" {
-        tracing::debug!(%method, %path, status, elapsed_ms, "http");
+        tracing::debug!(%method, %path, status, elapsed_ms, request_id = %id, "http");
     } else {
-        tracing::info!(%method, %path, status, elapsed_ms = format!("{elapsed_ms:.2}"), "http");
+        tracing::info!(%method, %path, status, elapsed_ms = format!("{elapsed_ms:.2}"), request_id = %id, "http");
     }
     res
 }

@@ -52,18 +52,14 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     {
         return;
     }
-    let wanted = |msg: &str| {
-        types.is_empty()
-            || serde_json::from_str::<serde_json::Value>(msg)
-                .ok()
-                .and_then(|v| v["type"].as_str().map(|t| types.iter().any(|x| x == t)))
-                .unwrap_or(false)
+    let wanted = |msg: &crate::kernel::events::Stamped| {
+        types.is_empty() || types.iter().any(|x| x == msg.event.kind())
     };
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Ok(msg) => {
-                    if wanted(&msg) && socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                    if wanted(&msg) && socket.send(Message::Text(msg.to_frame().into())).await.is_err() {
                         return;
                     }
                 }

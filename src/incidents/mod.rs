@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::kernel::clock::{micros, random_hex, rfc3339, Clock};
+use crate::kernel::events::{Event as LiveEvent, IncidentChange};
 use crate::kernel::fs::{sync_dir, write_synced};
 use crate::kernel::hash::sha256_hex;
 use crate::store::Store;
@@ -187,9 +188,13 @@ impl Incidents {
         self
     }
 
-    fn announce<T: Serialize>(&self, kind: &str, key: &str, v: &T) {
-        if let Ok(data) = serde_json::to_value(v) {
-            self.bus.publish(kind, json!({ key: data }));
+    fn announce<T: Serialize>(&self, change: IncidentChange, incident_id: &str, v: &T) {
+        if let Ok(record) = serde_json::to_value(v) {
+            self.bus.publish(LiveEvent::Incident {
+                change,
+                incident_id: incident_id.to_string(),
+                record,
+            });
         }
     }
 
@@ -284,7 +289,7 @@ impl Incidents {
                 Ok(inc)
             })
             .await?;
-        self.announce("incident.created", "incident", &inc);
+        self.announce(IncidentChange::Created, &inc.id, &inc);
         Ok(inc)
     }
 
@@ -376,7 +381,7 @@ impl Incidents {
             .store
             .write(move |txn| apply_patch(txn, &id, patch, &actor, now, None))
             .await?;
-        self.announce("incident.updated", "incident", &inc);
+        self.announce(IncidentChange::Updated, &inc.id, &inc);
         Ok(inc)
     }
 
@@ -410,7 +415,7 @@ impl Incidents {
             .store
             .write(move |txn| apply_patch(txn, &id, patch, &actor, now, Some(to)))
             .await?;
-        self.announce("incident.updated", "incident", &inc);
+        self.announce(IncidentChange::Updated, &inc.id, &inc);
         Ok(inc)
     }
 
@@ -459,7 +464,7 @@ impl Incidents {
                 Ok(ev)
             })
             .await?;
-        self.announce("incident.event", "event", &ev);
+        self.announce(IncidentChange::Event, &ev.incident_id, &ev);
         Ok(ev)
     }
 
@@ -534,7 +539,7 @@ impl Incidents {
                 Ok(fu)
             })
             .await?;
-        self.announce("incident.event", "event", &fu);
+        self.announce(IncidentChange::Event, &fu.incident_id, &fu);
         Ok(fu)
     }
 
@@ -655,7 +660,7 @@ impl Incidents {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(e);
         }
-        self.announce("incident.artifact", "artifact", &art);
+        self.announce(IncidentChange::Artifact, &art.incident_id, &art);
         Ok(art)
     }
 

@@ -346,8 +346,8 @@ impl IncidentIndex {
                 tokio::select! {
                     msg = rx.recv() => match msg {
                         Ok(m) => {
-                            if let Some(id) = incident_id_of(&m) {
-                                me.touch(&id);
+                            if let Some(id) = m.event.incident_id() {
+                                me.touch(id);
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => resync = true,
@@ -473,16 +473,6 @@ impl IncidentIndex {
 }
 
 /// The incident an event envelope concerns.
-fn incident_id_of(msg: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(msg).ok()?;
-    let d = &v["data"];
-    d["incident"]["id"]
-        .as_str()
-        .or_else(|| d["event"]["incident_id"].as_str())
-        .or_else(|| d["artifact"]["incident_id"].as_str())
-        .map(str::to_string)
-}
-
 fn open_engine(dir: &Path) -> Result<Engine> {
     let (schema, f) = schema();
     let ok = std::fs::read(dir.join(MANIFEST))

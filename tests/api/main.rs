@@ -11,6 +11,7 @@ mod gateway;
 mod graphs;
 mod health;
 mod intelligence;
+mod layers;
 mod lifecycle;
 mod listing;
 mod observability;
