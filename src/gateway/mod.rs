@@ -29,7 +29,7 @@ use auth::{Keys, Principal};
 pub use pipeline::mask_secrets;
 use pipeline::{Acting, Names};
 use policy::Policies;
-pub use tool::{Action, Registry, Tool, ToolCx, ToolFuture, ToolSchema};
+pub use tool::{Action, Params, Registry, Tool, ToolCx, ToolFuture, ToolSchema, TypedCall};
 
 /// One tool call as agents send it.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +57,19 @@ struct Inner {
     audit: Audit,
     tools: Registry,
     clock: Arc<dyn Clock>,
+}
+
+/// One call on its way into the pipeline.
+struct Request<'a> {
+    tool: &'a str,
+    action: &'a str,
+    agent_id: Option<&'a str>,
+    metadata: &'a Json,
+    /// The params as JSON bytes (hashed and measured for the audit record, never stored).
+    input: Vec<u8>,
+    /// The params as JSON for masking secret values in the result (`null` when the tool has
+    /// no secret params).
+    mask: Json,
 }
 
 /// What the log lines and audit records of one call say about it (never its payload).
@@ -152,13 +165,59 @@ impl Gateway {
         Ok(total)
     }
 
-    /// Run one call through the whole pipeline.
+    /// Run one call, as agents send it, through the whole pipeline.
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
+        let input = serde_json::to_vec(&call.params).unwrap_or_default();
+        let req = Request {
+            tool: &call.tool,
+            action: &call.action,
+            agent_id: call.agent_id.as_deref(),
+            metadata: &call.metadata,
+            input,
+            mask: call.params.clone(),
+        };
+        self.pipeline(principal, req, Params::Json(call.params))
+            .await
+    }
+
+    /// Run a typed call an in-process caller built (an HTTP handler, as the operator or the
+    /// presented key's principal) through the same pipeline: the tool receives the value
+    /// itself, and the audit record hashes the JSON an agent would have sent for it.
+    pub async fn call<C: TypedCall>(&self, principal: &Principal, call: C) -> Result<Json> {
+        let input = serde_json::to_vec(&call).map_err(|e| Error::Internal(e.to_string()))?;
+        let secret = self
+            .0
+            .tools
+            .get(C::TOOL)
+            .is_some_and(|t| !t.secret_params().is_empty());
+        let mask = match secret {
+            true => serde_json::from_slice(&input).unwrap_or(Json::Null),
+            false => Json::Null,
+        };
+        let action = call.action();
+        let req = Request {
+            tool: C::TOOL,
+            action,
+            agent_id: None,
+            metadata: &Json::Null,
+            input,
+            mask,
+        };
+        self.pipeline(principal, req, Params::Typed(Box::new(call)))
+            .await
+    }
+
+    async fn pipeline(
+        &self,
+        principal: &Principal,
+        call: Request<'_>,
+        params: Params,
+    ) -> Result<Json> {
         let g = &self.0;
         let started = Instant::now();
         // Stage 1: known names only (a caller's text is never echoed into logs or audit).
-        let (names, mut refused) = pipeline::resolve(&g.tools, &call.tool, &call.action);
-        let agent_id = match pipeline::check_agent_id(call.agent_id.as_deref()) {
+        let (names, mut refused) = pipeline::resolve(&g.tools, call.tool, call.action);
+        let agent_id = match pipeline::check_agent_id(call.agent_id) {
             Ok(a) => a,
             Err(e) => {
                 refused.get_or_insert(e);
@@ -226,21 +285,13 @@ impl Gateway {
         };
         let writes = trace.names.declared.is_some_and(|a| a.writes);
         let (result, rode) = self
-            .run(
-                &*tool,
-                &acting,
-                &trace,
-                call.params.clone(),
-                &base,
-                writes,
-                started,
-            )
+            .run(&*tool, &acting, &trace, params, &base, writes, started)
             .await;
         // Stage 7: redact.
         let result = result.map(|mut v| {
             pipeline::redact(
                 &mut v,
-                &call.params,
+                &call.mask,
                 tool.secret_params(),
                 &acting,
                 &g.policies.redactor,
@@ -288,7 +339,7 @@ impl Gateway {
         tool: &dyn Tool,
         acting: &Acting,
         trace: &Trace,
-        params: Json,
+        params: Params,
         base: &AuditRecord,
         writes: bool,
         started: Instant,
@@ -375,8 +426,8 @@ fn timed_out(trace: &Trace, timeout: std::time::Duration) -> Error {
 
 /// Hash and size of the params, and the run, node and attempt a graph sends in `metadata`
 /// (ids that are not plain tokens are dropped, never logged).
-fn trace_of(audit: &Audit, names: Names, call: &ToolCall) -> Trace {
-    let input = serde_json::to_vec(&call.params).unwrap_or_default();
+fn trace_of(audit: &Audit, names: Names, call: &Request<'_>) -> Trace {
+    let input = &call.input;
     let meta_token = |k: &str| {
         call.metadata
             .get(k)
@@ -386,7 +437,7 @@ fn trace_of(audit: &Audit, names: Names, call: &ToolCall) -> Trace {
     };
     Trace {
         names,
-        input_hash: audit.hash(&input),
+        input_hash: audit.hash(input),
         input_size: input.len(),
         graph_run_id: meta_token("graph_run_id"),
         node: meta_token("node").unwrap_or_else(|| "-".into()),

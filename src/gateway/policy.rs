@@ -244,7 +244,7 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::tool::{Action, Tool, ToolCx, ToolFuture};
+    use crate::gateway::tool::{Action, Params, Tool, ToolCx, ToolFuture};
 
     /// A registry with one tool named like the incident tool (names are all the check reads).
     fn oncall_only() -> Registry {
@@ -257,13 +257,8 @@ mod tests {
                 const A: &[Action] = &[Action::read("incident_get")];
                 A
             }
-            fn execute<'a>(
-                &'a self,
-                _: ToolCx<'a>,
-                _: &'a str,
-                p: serde_json::Value,
-            ) -> ToolFuture<'a> {
-                Box::pin(async move { Ok(p) })
+            fn execute<'a>(&'a self, _: ToolCx<'a>, _: &'a str, p: Params) -> ToolFuture<'a> {
+                Box::pin(async move { p.into_json() })
             }
         }
         let mut r = Registry::default();

@@ -40,6 +40,42 @@ impl Action {
     }
 }
 
+/// A call's params: JSON from agents and graphs, or the typed value an in-process caller
+/// (an HTTP handler) built, so the tool runs it without turning it into JSON and back.
+pub enum Params {
+    /// As sent over `/v1/tools/*` or by a graph node.
+    Json(Json),
+    /// The tool's own typed call (see [`TypedCall`]).
+    Typed(Box<dyn std::any::Any + Send>),
+}
+
+impl Params {
+    /// The typed call `T` the caller built, or the JSON parsed by `parse`.
+    pub fn into_typed<T: 'static>(self, parse: impl FnOnce(Json) -> Result<T>) -> Result<T> {
+        match self {
+            Params::Json(j) => parse(j),
+            Params::Typed(b) => b
+                .downcast::<T>()
+                .map(|b| *b)
+                .map_err(|_| Error::Internal("typed params of another tool".into())),
+        }
+    }
+
+    /// The JSON params (tools without typed calls).
+    pub fn into_json(self) -> Result<Json> {
+        self.into_typed(Ok)
+    }
+}
+
+/// A typed call of one tool, built in process: it names its tool and action, and serializes
+/// to the params an agent would send (what the audit record hashes).
+pub trait TypedCall: Serialize + Send + 'static {
+    /// The tool it is for.
+    const TOOL: &'static str;
+    /// The action it runs.
+    fn action(&self) -> &'static str;
+}
+
 /// What a tool is told about the call it runs (after auth, RBAC, rollout and limits).
 #[derive(Debug, Clone, Copy)]
 pub struct ToolCx<'a> {
@@ -62,7 +98,7 @@ pub trait Tool: Send + Sync + 'static {
         &[]
     }
     /// Run `action` (one of [`Tool::actions`]) with `params`.
-    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a>;
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a>;
 }
 
 /// What `GET /v1/tools` says of a tool.
@@ -158,10 +194,10 @@ pub(crate) mod tests {
         fn secret_params(&self) -> &'static [&'static str] {
             &["token"]
         }
-        fn execute<'a>(&'a self, _: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
+        fn execute<'a>(&'a self, _: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
             Box::pin(async move {
                 match action {
-                    "echo" => Ok(params),
+                    "echo" => params.into_json(),
                     _ => Err(Error::Conflict("failed on purpose".into())),
                 }
             })

@@ -18,7 +18,7 @@ use crate::gateway::ToolCall;
 use crate::incidents::model::{
     validate_incident_id, IncidentPatch, NewArtifact, NewEvent, NewIncident,
 };
-use crate::tools::oncall::ListParams;
+use crate::tools::oncall::{FeedParams, ListParams, OncallCall, StatsParams, SummaryParams};
 
 /// Optional note for close/reopen and follow-up close.
 #[derive(Debug, Deserialize)]
@@ -27,57 +27,39 @@ pub struct NoteBody {
     message: Option<String>,
 }
 
-/// Run an `oncall_tool` action as the operator through the gateway (RBAC, limits, audit).
-async fn via_gateway(s: &AppState, action: &str, params: Json_) -> Result<Json_> {
-    let call = ToolCall {
-        tool: "oncall_tool".into(),
-        action: action.into(),
-        params,
-        agent_id: None,
-        metadata: Json_::Null,
-    };
-    s.gateway.execute(&Principal::Operator, call).await
+/// Run a typed `oncall_tool` call as the operator through the gateway (RBAC, limits, audit).
+async fn oncall(s: &AppState, call: OncallCall) -> Result<Json_> {
+    s.gateway.call(&Principal::Operator, call).await
 }
 
-/// A GET endpoint whose (already typed) query is the action's params, answered as JSON.
-async fn query_action<Q: serde::Serialize>(s: &AppState, action: &str, q: &Q) -> Result<Response> {
-    let params = serde_json::to_value(q).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(via_gateway(s, action, params).await?).into_response())
-}
-
-/// Check a body against the action's typed input first, so REST callers get 422
-/// `invalid_body` naming the field, as for every other endpoint.
-fn checked<T: serde::de::DeserializeOwned>(body: Json_) -> Result<Json_> {
-    serde_json::from_value::<T>(body.clone()).map_err(|e| Error::Validation {
+/// A JSON body as the action's typed input: a 422 `invalid_body` naming the field, as for
+/// every other endpoint. The incident id is in the path, never in the body.
+fn body<T: serde::de::DeserializeOwned>(body: Json_) -> Result<T> {
+    let invalid = |message: String| Error::Validation {
         code: "invalid_body",
-        message: e.to_string(),
-    })?;
-    Ok(body)
-}
-
-fn with_id(id: String, body: Json_) -> Result<Json_> {
-    let mut m = match body {
-        Json_::Object(m) => m,
-        Json_::Null => Map::new(),
-        _ => {
-            return Err(Error::Validation {
-                code: "invalid_body",
-                message: "expected a JSON object".into(),
-            })
-        }
+        message,
     };
-    if m.contains_key("incident_id") {
-        return Err(Error::Validation {
-            code: "invalid_body",
-            message: "unknown field `incident_id`: the id is in the path".into(),
-        });
+    match &body {
+        Json_::Object(m) if m.contains_key("incident_id") => {
+            return Err(invalid(
+                "unknown field `incident_id`: the id is in the path".into(),
+            ))
+        }
+        Json_::Object(_) | Json_::Null => {}
+        _ => return Err(invalid("expected a JSON object".into())),
     }
-    m.insert("incident_id".into(), Json_::String(id));
-    Ok(Json_::Object(m))
+    let body = match body {
+        Json_::Null => Json_::Object(Map::new()),
+        b => b,
+    };
+    serde_json::from_value::<T>(body).map_err(|e| invalid(e.to_string()))
 }
 
-pub async fn create(State(s): State<AppState>, ApiJson(body): ApiJson<Json_>) -> Result<Response> {
-    let inc = via_gateway(&s, "incident_create", checked::<NewIncident>(body)?).await?;
+pub async fn create(
+    State(s): State<AppState>,
+    ApiJson(payload): ApiJson<Json_>,
+) -> Result<Response> {
+    let inc = oncall(&s, OncallCall::Create(body::<NewIncident>(payload)?)).await?;
     Ok((StatusCode::CREATED, Json(inc)).into_response())
 }
 
@@ -86,12 +68,12 @@ pub async fn list(
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Response> {
     p.clone().into_query()?;
-    query_action(&s, "incident_list", &p).await
+    Ok(Json(oncall(&s, OncallCall::List(p)).await?).into_response())
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
     validate_incident_id(&id)?;
-    Ok(Json(via_gateway(&s, "incident_get", json!({"incident_id": id})).await?).into_response())
+    Ok(Json(oncall(&s, OncallCall::Get { incident_id: id }).await?).into_response())
 }
 
 pub async fn update(
@@ -100,20 +82,32 @@ pub async fn update(
     ApiJson(patch): ApiJson<Json_>,
 ) -> Result<Response> {
     validate_incident_id(&id)?;
-    let params = with_id(id, checked::<IncidentPatch>(patch)?)?;
-    Ok(Json(via_gateway(&s, "incident_update", params).await?).into_response())
+    let call = OncallCall::Update {
+        incident_id: id,
+        patch: body::<IncidentPatch>(patch)?,
+    };
+    Ok(Json(oncall(&s, call).await?).into_response())
 }
 
 async fn note_action(
     s: &AppState,
-    action: &str,
-    id: String,
+    close: bool,
+    incident_id: String,
     body: Option<NoteBody>,
 ) -> Result<Response> {
-    validate_incident_id(&id)?;
-    let msg = body.and_then(|b| b.message);
-    let out = via_gateway(s, action, json!({"incident_id": id, "message": msg})).await?;
-    Ok(Json(out).into_response())
+    validate_incident_id(&incident_id)?;
+    let message = body.and_then(|b| b.message);
+    let call = match close {
+        true => OncallCall::Close {
+            incident_id,
+            message,
+        },
+        false => OncallCall::Reopen {
+            incident_id,
+            message,
+        },
+    };
+    Ok(Json(oncall(s, call).await?).into_response())
 }
 
 pub async fn close(
@@ -121,7 +115,7 @@ pub async fn close(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
-    note_action(&s, "incident_close", id, body).await
+    note_action(&s, true, id, body).await
 }
 
 pub async fn reopen(
@@ -129,7 +123,7 @@ pub async fn reopen(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<Response> {
-    note_action(&s, "incident_reopen", id, body).await
+    note_action(&s, false, id, body).await
 }
 
 /// Query of `GET /api/incidents/{id}/events`.
@@ -146,18 +140,25 @@ pub async fn events(
     ApiQuery(p): ApiQuery<EventsParams>,
 ) -> Result<Response> {
     validate_incident_id(&id)?;
-    let params = json!({"incident_id": id, "after": p.after, "limit": p.limit});
-    Ok(Json(via_gateway(&s, "incident_events", params).await?).into_response())
+    let call = OncallCall::Events {
+        incident_id: id,
+        after: p.after,
+        limit: p.limit,
+    };
+    Ok(Json(oncall(&s, call).await?).into_response())
 }
 
 pub async fn append_event(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Json_>,
+    ApiJson(payload): ApiJson<Json_>,
 ) -> Result<Response> {
     validate_incident_id(&id)?;
-    let params = with_id(id, checked::<NewEvent>(body)?)?;
-    let ev = via_gateway(&s, "incident_append_event", params).await?;
+    let call = OncallCall::AppendEvent {
+        incident_id: id,
+        event: body::<NewEvent>(payload)?,
+    };
+    let ev = oncall(&s, call).await?;
     Ok((StatusCode::CREATED, Json(ev)).into_response())
 }
 
@@ -168,9 +169,12 @@ pub async fn close_followup(
 ) -> Result<Response> {
     validate_incident_id(&id)?;
     crate::incidents::model::validate_record_id("event", "ev", &event_id)?;
-    let msg = body.and_then(|b| b.message);
-    let params = json!({"incident_id": id, "event_id": event_id, "message": msg});
-    Ok(Json(via_gateway(&s, "incident_followup_close", params).await?).into_response())
+    let call = OncallCall::FollowupClose {
+        incident_id: id,
+        event_id,
+        message: body.and_then(|b| b.message),
+    };
+    Ok(Json(oncall(&s, call).await?).into_response())
 }
 
 pub async fn list_artifacts(
@@ -178,18 +182,21 @@ pub async fn list_artifacts(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     validate_incident_id(&id)?;
-    let d = via_gateway(&s, "incident_get", json!({"incident_id": id})).await?;
+    let d = oncall(&s, OncallCall::Get { incident_id: id }).await?;
     Ok(Json(json!({"items": d["artifacts"]})).into_response())
 }
 
 pub async fn attach_artifact(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Json_>,
+    ApiJson(payload): ApiJson<Json_>,
 ) -> Result<Response> {
     validate_incident_id(&id)?;
-    let params = with_id(id, checked::<NewArtifact>(body)?)?;
-    let a = via_gateway(&s, "incident_attach_artifact", params).await?;
+    let call = OncallCall::AttachArtifact {
+        incident_id: id,
+        artifact: body::<NewArtifact>(payload)?,
+    };
+    let a = oncall(&s, call).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -199,10 +206,12 @@ pub async fn download_artifact(
 ) -> Result<Response> {
     validate_incident_id(&id)?;
     // Through the gateway like every other console call, so downloads are audited too.
-    let out = via_gateway(
+    let out = oncall(
         &s,
-        "incident_artifact_get",
-        json!({"incident_id": id, "name": name}),
+        OncallCall::ArtifactGet {
+            incident_id: id,
+            name,
+        },
     )
     .await?;
     let a: crate::incidents::model::Artifact = serde_json::from_value(out["artifact"].clone())
@@ -239,43 +248,28 @@ pub async fn download_artifact(
         .into_response())
 }
 
-/// Query of `GET /api/followups/summary`.
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SummaryParams {
-    service: Option<String>,
-    env: Option<String>,
-    window_days: Option<u32>,
-}
-
+/// `GET /api/followups/summary`: open P0/P1 incidents and open and overdue follow-ups.
 pub async fn followups_summary(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<SummaryParams>,
 ) -> Result<Response> {
-    query_action(&s, "incident_followups_summary", &p).await
-}
-
-/// Query of `GET /api/incidents/stats`.
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatsQuery {
-    env: Option<String>,
+    Ok(Json(oncall(&s, OncallCall::FollowupsSummary(p)).await?).into_response())
 }
 
 /// `GET /api/incidents/stats`: counts for the overview.
 pub async fn stats(
     State(s): State<AppState>,
-    ApiQuery(p): ApiQuery<StatsQuery>,
+    ApiQuery(p): ApiQuery<StatsParams>,
 ) -> Result<Response> {
-    query_action(&s, "incident_stats", &p).await
+    Ok(Json(oncall(&s, OncallCall::Stats(p)).await?).into_response())
 }
 
 /// `GET /api/events/recent`: every incident's timeline events, newest first.
 pub async fn recent_events(
     State(s): State<AppState>,
-    ApiQuery(p): ApiQuery<crate::tools::oncall::FeedParams>,
+    ApiQuery(p): ApiQuery<FeedParams>,
 ) -> Result<Response> {
-    query_action(&s, "incident_feed", &p).await
+    Ok(Json(oncall(&s, OncallCall::Feed(p)).await?).into_response())
 }
 
 /// `GET /api/incidents/{id}/related`: related incidents with scores and reasons

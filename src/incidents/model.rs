@@ -231,7 +231,7 @@ pub struct Artifact {
 }
 
 /// What a caller sends to create an incident.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
     pub service: String,
@@ -259,7 +259,7 @@ fn default_env() -> String {
 }
 
 /// What a caller sends to change an incident; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
     pub status: Option<Status>,
@@ -279,7 +279,7 @@ pub struct IncidentPatch {
 }
 
 /// What a caller sends to append a timeline event.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     #[serde(rename = "type")]
@@ -294,7 +294,7 @@ pub struct NewEvent {
 }
 
 /// What a caller sends to attach an artifact.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewArtifact {
     #[serde(alias = "filename")]

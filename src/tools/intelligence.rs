@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 
 use super::{no_action, object, parse};
 use crate::error::Result;
-use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
+use crate::gateway::{Action, Params, Tool, ToolCx, ToolFuture};
 use crate::incidents::Incidents;
 use crate::intel;
 use crate::intel::policy::IntelligencePolicy;
@@ -75,8 +75,8 @@ impl Tool for IntelligenceTool {
     fn actions(&self) -> &'static [Action] {
         ACTIONS
     }
-    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
-        Box::pin(call(self, cx, action, params))
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
+        Box::pin(async move { call(self, cx, action, params.into_json()?).await })
     }
 }
 

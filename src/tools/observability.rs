@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{no_action, object, parse};
 use crate::error::{Error, Result};
-use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
+use crate::gateway::{Action, Params, Tool, ToolCx, ToolFuture};
 use crate::observability::{LogQuery, Observability};
 
 const NAME: &str = "observability_tool";
@@ -166,7 +166,7 @@ impl Tool for ObservabilityTool {
     fn actions(&self) -> &'static [Action] {
         ACTIONS
     }
-    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
-        Box::pin(call(&self.obs, action, params, cx.now))
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
+        Box::pin(async move { call(&self.obs, action, params.into_json()?, cx.now).await })
     }
 }

@@ -1,11 +1,11 @@
 //! `oncall_tool`: the incident log's actions (SPEC §4), calling the incident room.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
 use super::{no_action, object, parse, take_str, to_json};
 use crate::error::{Error, Result};
-use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
+use crate::gateway::{Action, Params, Tool, ToolCx, ToolFuture, TypedCall};
 use crate::incidents::model::{
     IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
 };
@@ -46,14 +46,15 @@ struct EventsPage {
     limit: Option<usize>,
 }
 
-#[derive(Deserialize)]
+/// Params of `incident_stats` (and the query of `GET /api/incidents/stats`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct StatsParams {
-    env: Option<String>,
+pub struct StatsParams {
+    pub env: Option<String>,
 }
 
 /// Params of `incident_feed` (and the query of `GET /api/events/recent`).
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedParams {
     /// One event type or a comma-separated list.
@@ -62,12 +63,13 @@ pub struct FeedParams {
     pub cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Params of `incident_followups_summary` (and the query of `GET /api/followups/summary`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Summary {
-    service: Option<String>,
-    env: Option<String>,
-    window_days: Option<u32>,
+pub struct SummaryParams {
+    pub service: Option<String>,
+    pub env: Option<String>,
+    pub window_days: Option<u32>,
 }
 
 /// Query of `GET /api/incidents` (and params of `oncall_tool.incident_list`).
@@ -139,100 +141,232 @@ fn no_more(rest: Map<String, Json>, usage: &str) -> Result<()> {
     }
 }
 
-/// Run one action as `actor`.
-async fn call(inc: &Incidents, action: &str, params: Json, actor: &str) -> Result<Json> {
-    let mut p = object(params)?;
-    match action {
-        "incident_create" => to_json(inc.create(parse::<NewIncident>(p)?, actor).await?),
-        "incident_get" => {
-            let id = take_str(&mut p, "incident_id")?;
-            no_more(p, "incident_get takes only incident_id")?;
-            to_json(inc.get(&id).await?)
+/// One `oncall_tool` call with its typed params: what an agent's JSON is parsed into, and
+/// what the console's HTTP handlers build directly. It serializes to the params an agent
+/// would send (the audit record hashes that).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum OncallCall {
+    Create(NewIncident),
+    Get {
+        incident_id: String,
+    },
+    Events {
+        incident_id: String,
+        after: Option<u64>,
+        limit: Option<usize>,
+    },
+    List(ListParams),
+    Update {
+        incident_id: String,
+        #[serde(flatten)]
+        patch: IncidentPatch,
+    },
+    Close {
+        incident_id: String,
+        message: Option<String>,
+    },
+    Reopen {
+        incident_id: String,
+        message: Option<String>,
+    },
+    AppendEvent {
+        incident_id: String,
+        #[serde(flatten)]
+        event: NewEvent,
+    },
+    FollowupClose {
+        incident_id: String,
+        event_id: String,
+        message: Option<String>,
+    },
+    AttachArtifact {
+        incident_id: String,
+        #[serde(flatten)]
+        artifact: NewArtifact,
+    },
+    ArtifactGet {
+        incident_id: String,
+        name: String,
+    },
+    FollowupsSummary(SummaryParams),
+    Stats(StatsParams),
+    Feed(FeedParams),
+}
+
+impl TypedCall for OncallCall {
+    const TOOL: &'static str = NAME;
+    fn action(&self) -> &'static str {
+        match self {
+            OncallCall::Create(_) => "incident_create",
+            OncallCall::Get { .. } => "incident_get",
+            OncallCall::Events { .. } => "incident_events",
+            OncallCall::List(_) => "incident_list",
+            OncallCall::Update { .. } => "incident_update",
+            OncallCall::Close { .. } => "incident_close",
+            OncallCall::Reopen { .. } => "incident_reopen",
+            OncallCall::AppendEvent { .. } => "incident_append_event",
+            OncallCall::FollowupClose { .. } => "incident_followup_close",
+            OncallCall::AttachArtifact { .. } => "incident_attach_artifact",
+            OncallCall::ArtifactGet { .. } => "incident_artifact_get",
+            OncallCall::FollowupsSummary(_) => "incident_followups_summary",
+            OncallCall::Stats(_) => "incident_stats",
+            OncallCall::Feed(_) => "incident_feed",
         }
-        "incident_events" => {
-            let id = take_str(&mut p, "incident_id")?;
-            let q: EventsPage = parse(p)?;
-            to_json(
-                inc.events(&id, q.after.unwrap_or(0), q.limit.unwrap_or(200))
-                    .await?,
-            )
-        }
-        "incident_list" => {
-            let q: ListParams = parse(p)?;
-            to_json(inc.list(q.into_query()?).await?)
-        }
-        "incident_update" => {
-            let id = take_str(&mut p, "incident_id")?;
-            to_json(inc.update(&id, parse::<IncidentPatch>(p)?, actor).await?)
-        }
-        "incident_close" | "incident_reopen" => {
-            let id = take_str(&mut p, "incident_id")?;
-            let note: Note = parse(p)?;
-            if action == "incident_close" {
-                to_json(inc.close(&id, note.message, actor).await?)
-            } else {
-                to_json(inc.reopen(&id, note.message, actor).await?)
+    }
+}
+
+impl OncallCall {
+    /// Parse an agent's params for `action` (a 422 naming the problem).
+    pub fn parse(action: &str, params: Json) -> Result<OncallCall> {
+        let mut p = object(params)?;
+        Ok(match action {
+            "incident_create" => OncallCall::Create(parse(p)?),
+            "incident_get" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                no_more(p, "incident_get takes only incident_id")?;
+                OncallCall::Get { incident_id }
             }
-        }
-        "incident_append_event" => {
-            let id = take_str(&mut p, "incident_id")?;
-            to_json(inc.append_event(&id, parse::<NewEvent>(p)?, actor).await?)
-        }
-        "incident_followup_close" => {
-            let id = take_str(&mut p, "incident_id")?;
-            let ev = take_str(&mut p, "event_id")?;
-            let note: Note = parse(p)?;
-            to_json(inc.close_followup(&id, &ev, note.message, actor).await?)
-        }
-        "incident_attach_artifact" => {
-            let id = take_str(&mut p, "incident_id")?;
-            to_json(
-                inc.attach_artifact(&id, parse::<NewArtifact>(p)?, actor)
+            "incident_events" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                let q: EventsPage = parse(p)?;
+                OncallCall::Events {
+                    incident_id,
+                    after: q.after,
+                    limit: q.limit,
+                }
+            }
+            "incident_list" => OncallCall::List(parse(p)?),
+            "incident_update" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                OncallCall::Update {
+                    incident_id,
+                    patch: parse(p)?,
+                }
+            }
+            "incident_close" | "incident_reopen" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                let Note { message } = parse(p)?;
+                match action {
+                    "incident_close" => OncallCall::Close {
+                        incident_id,
+                        message,
+                    },
+                    _ => OncallCall::Reopen {
+                        incident_id,
+                        message,
+                    },
+                }
+            }
+            "incident_append_event" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                OncallCall::AppendEvent {
+                    incident_id,
+                    event: parse(p)?,
+                }
+            }
+            "incident_followup_close" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                let event_id = take_str(&mut p, "event_id")?;
+                let Note { message } = parse(p)?;
+                OncallCall::FollowupClose {
+                    incident_id,
+                    event_id,
+                    message,
+                }
+            }
+            "incident_attach_artifact" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                OncallCall::AttachArtifact {
+                    incident_id,
+                    artifact: parse(p)?,
+                }
+            }
+            "incident_artifact_get" => {
+                let incident_id = take_str(&mut p, "incident_id")?;
+                let name = take_str(&mut p, "name")?;
+                no_more(p, "incident_artifact_get takes incident_id and name")?;
+                OncallCall::ArtifactGet { incident_id, name }
+            }
+            "incident_followups_summary" => OncallCall::FollowupsSummary(parse(p)?),
+            "incident_stats" => OncallCall::Stats(parse(p)?),
+            "incident_feed" => OncallCall::Feed(parse(p)?),
+            other => return Err(no_action(NAME, other, ACTIONS)),
+        })
+    }
+
+    /// Run it on the incident room as `actor`.
+    pub async fn run(self, inc: &Incidents, actor: &str) -> Result<Json> {
+        match self {
+            OncallCall::Create(new) => to_json(inc.create(new, actor).await?),
+            OncallCall::Get { incident_id } => to_json(inc.get(&incident_id).await?),
+            OncallCall::Events {
+                incident_id,
+                after,
+                limit,
+            } => to_json(
+                inc.events(&incident_id, after.unwrap_or(0), limit.unwrap_or(200))
                     .await?,
-            )
-        }
-        "incident_artifact_get" => {
-            let id = take_str(&mut p, "incident_id")?;
-            let name = take_str(&mut p, "name")?;
-            no_more(p, "incident_artifact_get takes incident_id and name")?;
-            let (a, bytes) = inc.read_artifact(&id, &name).await?;
-            // Artifacts are UTF-8 text (json, md, txt) by construction.
-            let content = String::from_utf8(bytes).map_err(|_| Error::Validation {
-                code: "not_text",
-                message: format!("artifact {} is not UTF-8 text", a.id),
-            })?;
-            Ok(json!({"artifact": a, "content": content}))
-        }
-        "incident_followups_summary" => {
-            let s: Summary = parse(p)?;
-            to_json(
+            ),
+            OncallCall::List(q) => to_json(inc.list(q.into_query()?).await?),
+            OncallCall::Update { incident_id, patch } => {
+                to_json(inc.update(&incident_id, patch, actor).await?)
+            }
+            OncallCall::Close {
+                incident_id,
+                message,
+            } => to_json(inc.close(&incident_id, message, actor).await?),
+            OncallCall::Reopen {
+                incident_id,
+                message,
+            } => to_json(inc.reopen(&incident_id, message, actor).await?),
+            OncallCall::AppendEvent { incident_id, event } => {
+                to_json(inc.append_event(&incident_id, event, actor).await?)
+            }
+            OncallCall::FollowupClose {
+                incident_id,
+                event_id,
+                message,
+            } => to_json(
+                inc.close_followup(&incident_id, &event_id, message, actor)
+                    .await?,
+            ),
+            OncallCall::AttachArtifact {
+                incident_id,
+                artifact,
+            } => to_json(inc.attach_artifact(&incident_id, artifact, actor).await?),
+            OncallCall::ArtifactGet { incident_id, name } => {
+                let (a, bytes) = inc.read_artifact(&incident_id, &name).await?;
+                // Artifacts are UTF-8 text (json, md, txt) by construction.
+                let content = String::from_utf8(bytes).map_err(|_| Error::Validation {
+                    code: "not_text",
+                    message: format!("artifact {} is not UTF-8 text", a.id),
+                })?;
+                Ok(json!({"artifact": a, "content": content}))
+            }
+            OncallCall::FollowupsSummary(s) => to_json(
                 inc.followups_summary(s.service, s.env, s.window_days.unwrap_or(30))
                     .await?,
-            )
+            ),
+            OncallCall::Stats(q) => to_json(inc.stats(q.env).await?),
+            OncallCall::Feed(q) => {
+                let types = q
+                    .types
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                to_json(
+                    inc.feed(crate::incidents::FeedQuery {
+                        types,
+                        limit: q.limit.unwrap_or(0),
+                        cursor: q.cursor.filter(|c| !c.is_empty()),
+                    })
+                    .await?,
+                )
+            }
         }
-        "incident_stats" => {
-            let q: StatsParams = parse(p)?;
-            to_json(inc.stats(q.env).await?)
-        }
-        "incident_feed" => {
-            let q: FeedParams = parse(p)?;
-            let types = q
-                .types
-                .unwrap_or_default()
-                .split(',')
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect();
-            to_json(
-                inc.feed(crate::incidents::FeedQuery {
-                    types,
-                    limit: q.limit.unwrap_or(0),
-                    cursor: q.cursor.filter(|c| !c.is_empty()),
-                })
-                .await?,
-            )
-        }
-        other => Err(no_action(NAME, other, ACTIONS)),
     }
 }
 
@@ -255,7 +389,52 @@ impl Tool for OncallTool {
     fn actions(&self) -> &'static [Action] {
         ACTIONS
     }
-    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
-        Box::pin(call(&self.incidents, action, params, cx.actor))
+    fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let call = params.into_typed(|j| OncallCall::parse(action, j))?;
+            call.run(&self.incidents, cx.actor).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_call_names_its_action_and_serializes_to_the_params_an_agent_sends() {
+        for (action, params) in [
+            ("incident_get", json!({"incident_id": "inc_1"})),
+            (
+                "incident_close",
+                json!({"incident_id": "inc_1", "message": "fixed"}),
+            ),
+            (
+                "incident_followup_close",
+                json!({"incident_id": "inc_1", "event_id": "ev_2", "message": null}),
+            ),
+            (
+                "incident_artifact_get",
+                json!({"incident_id": "inc_1", "name": "pm.md"}),
+            ),
+        ] {
+            let call = OncallCall::parse(action, params.clone()).unwrap();
+            assert_eq!(call.action(), action);
+            assert_eq!(serde_json::to_value(&call).unwrap(), params, "{action}");
+        }
+        let update = OncallCall::parse(
+            "incident_update",
+            json!({"incident_id": "inc_1", "title": "t"}),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&update).unwrap();
+        assert_eq!(
+            (v["incident_id"].as_str(), v["title"].as_str()),
+            (Some("inc_1"), Some("t"))
+        );
+        let e =
+            OncallCall::parse("incident_get", json!({"incident_id": "inc_1", "x": 1})).unwrap_err();
+        assert!(e.to_string().contains("takes only incident_id"), "{e}");
+        assert!(OncallCall::parse("incident_delete", json!({})).is_err());
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 
 use super::{no_action, object, parse, to_json};
 use crate::error::{Error, Result};
-use crate::gateway::{Action, Tool, ToolCx, ToolFuture};
+use crate::gateway::{Action, Params, Tool, ToolCx, ToolFuture};
 use crate::search::runbooks::{Runbooks, SearchParams};
 
 const NAME: &str = "runbook_tool";
@@ -78,7 +78,7 @@ impl Tool for RunbookTool {
     fn actions(&self) -> &'static [Action] {
         ACTIONS
     }
-    fn execute<'a>(&'a self, _: ToolCx<'a>, action: &'a str, params: Json) -> ToolFuture<'a> {
-        Box::pin(call(&self.runbooks, action, params))
+    fn execute<'a>(&'a self, _: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
+        Box::pin(async move { call(&self.runbooks, action, params.into_json()?).await })
     }
 }
