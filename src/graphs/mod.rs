@@ -61,6 +61,7 @@ pub use typed::TypedGraph;
 /// A node of a graph.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Node {
+    /// The node's name (unique in its graph).
     pub name: &'static str,
     /// Whether running it again after an interruption is harmless (reads, idempotent
     /// writes). A run interrupted inside a node that is not fails instead of resuming.
@@ -81,7 +82,9 @@ pub type NodeFuture<'a> = Pin<Box<dyn Future<Output = Result<Step>> + Send + 'a>
 
 /// A graph definition.
 pub trait Graph: Send + Sync + 'static {
+    /// The graph's name (its URL segment).
     fn name(&self) -> &'static str;
+    /// One sentence for `GET /v1/graphs` and the console.
     fn description(&self) -> &'static str;
     /// Every node, the first one first.
     fn nodes(&self) -> &'static [Node];

@@ -18,10 +18,13 @@ use crate::gateway::ToolCall;
 
 /// What a node can use.
 pub struct NodeCx {
+    /// The run's id (sent as `graph_run_id`).
     pub run_id: String,
+    /// The agent the run acts as.
     pub agent_id: String,
     /// The node being run (sent with every tool call, for logs and audit).
     pub node: String,
+    /// How many nodes this execution has started, this one included.
     pub attempt: u32,
     pub(super) runner: Runner,
     pub(super) cancel: watch::Receiver<bool>,

@@ -20,12 +20,15 @@ use crate::store::Store;
 /// Runner settings.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
+    /// Runs executed at once.
     pub workers: usize,
+    /// How long finished runs are kept.
     pub ttl: Duration,
     /// Failed runs are kept this much longer (to be looked at).
     pub failed_ttl: Duration,
     /// Tool calls: attempts for transient errors, and the first backoff.
     pub tool_attempts: u32,
+    /// The first wait between attempts (doubled each time, with jitter).
     pub tool_backoff: Duration,
 }
 
@@ -41,6 +44,7 @@ impl Default for RunnerOptions {
     }
 }
 
+/// What every clone of a [`Runner`] shares.
 pub(super) struct RInner {
     pub(super) store: Store,
     pub(super) gateway: Gateway,
@@ -66,13 +70,18 @@ pub struct Runner {
 /// Filters and paging of [`Runner::list`].
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
+    /// Only runs of this graph.
     pub graph: Option<String>,
+    /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// At most this many (0: 50; at most 500).
     pub limit: usize,
+    /// Where the previous page ended (`next_cursor`).
     pub cursor: Option<String>,
 }
 
 impl Runner {
+    /// A runner over the store, calling tools through the gateway; start it with [`Runner::spawn`].
     pub fn new(
         store: Store,
         gateway: Gateway,

@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 /// The run state: the incident id (from `init`), then what each node adds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostmortemState {
+    /// The incident (checked by `init`).
     pub incident_id: String,
     /// The incident record as `incident_get` gave it (`load_incident`).
     #[serde(default)]
@@ -38,6 +39,7 @@ pub struct PostmortemState {
     /// The markdown draft (`draft`).
     #[serde(default)]
     pub markdown: String,
+    /// What should be done next, from the triage's causes and gaps.
     #[serde(default)]
     pub action_items: Vec<ActionItem>,
     /// The draft as JSON.
@@ -55,11 +57,13 @@ pub struct PostmortemState {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ActionItem {
+    /// What to do (one line).
     pub title: String,
     /// The incident's owner (null when unassigned).
     pub owner: Json,
     /// `YYYY-MM-DD`.
     pub due: String,
+    /// From the incident's severity (`P1`…`P3`).
     pub priority: String,
 }
 
@@ -67,7 +71,10 @@ pub struct ActionItem {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ArtifactRef {
+    /// The name the incident room gave it.
     pub name: Json,
+    /// Its content's sha256.
     pub sha256: Json,
+    /// Its size in bytes.
     pub size: Json,
 }

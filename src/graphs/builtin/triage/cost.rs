@@ -19,10 +19,14 @@ use crate::graphs::NodeCx;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostWeights {
+    /// The currency costs are in (shown with every figure).
     pub currency: String,
+    /// Rates of a service without overrides.
     pub defaults: CostRates,
+    /// Per-service overrides, by service name.
     #[serde(default)]
     pub services: BTreeMap<String, CostOverride>,
+    /// How request volume is measured.
     pub queries: CostQueries,
 }
 
@@ -30,7 +34,9 @@ pub struct CostWeights {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostRates {
+    /// What one failed request costs.
     pub cost_per_failed_request: f64,
+    /// What a minute of the whole service being down costs.
     pub cost_per_minute_unavailable: f64,
 }
 
@@ -38,7 +44,9 @@ pub struct CostRates {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostOverride {
+    /// Replaces the default's, when set.
     pub cost_per_failed_request: Option<f64>,
+    /// Replaces the default's, when set.
     pub cost_per_minute_unavailable: Option<f64>,
 }
 
@@ -46,6 +54,7 @@ pub struct CostOverride {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostQueries {
+    /// Requests per second of `{service}`.
     pub request_rate: String,
 }
 

@@ -11,10 +11,10 @@ use crate::graphs::builtin::shared::{one_line, str_of};
 /// `error_logs`, `alerts`, `traces`, `runbook`); mitigations and action items key on it.
 #[derive(Debug, Clone)]
 pub(super) struct Cause {
-    pub score: f64,
-    pub cause: String,
-    pub kind: &'static str,
-    pub evidence: Vec<String>,
+    pub(super) score: f64,
+    pub(super) cause: String,
+    pub(super) kind: &'static str,
+    pub(super) evidence: Vec<String>,
 }
 
 impl Cause {

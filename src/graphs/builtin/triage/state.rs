@@ -14,20 +14,29 @@ use super::cost::CostRates;
 /// The run state: the input (from `init`), then one field per collecting node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TriageState {
+    /// The service triaged.
     pub service: String,
+    /// What is wrong, in a line.
     pub symptom: String,
+    /// `dev`, `staging` or `prod`.
     pub env: String,
     /// The window (clamped to `max_window_h`).
     #[serde(with = "rfc3339_ts")]
     pub from: OffsetDateTime,
+    /// The window's end.
     #[serde(with = "rfc3339_ts")]
     pub to: OffsetDateTime,
     /// Whether the asked-for window was longer than `max_window_h` and was cut.
     pub clamped: bool,
+    /// The longest window allowed (`INCIDENT_MAX_TIME_WINDOW_H`).
     pub max_window_h: u64,
+    /// Whether trace ids from the error logs are looked up.
     pub include_traces: bool,
+    /// Error lines asked of the logs source.
     pub max_log_lines: u64,
+    /// Only log lines containing this.
     pub log_query_hint: Option<String>,
+    /// The incident the report is attached to.
     pub incident_id: Option<String>,
     /// How each source answered (`ok`, `not_configured`, `unavailable: …`, `skipped: …`).
     #[serde(default)]
@@ -35,25 +44,34 @@ pub struct TriageState {
     /// The linked incident's headline, as `incident_get` gave it (`validate_input`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Json>,
+    /// Firing alerts of the service (`service_overview`).
     #[serde(default)]
     pub alerts: Vec<Alert>,
+    /// Its other active incidents.
     #[serde(default)]
     pub related_incidents: Vec<RelatedIncident>,
+    /// Deploys from two hours before the window to its end.
     #[serde(default)]
     pub deploys: Vec<Deploy>,
+    /// Error logs of the window (`top_errors_logs`).
     #[serde(default)]
     pub logs: Logs,
+    /// Its targets' `up` (`health_and_runbooks`).
     #[serde(default)]
     pub health: Health,
+    /// The best matching runbook sections.
     #[serde(default)]
     pub runbooks: Vec<RunbookSnippet>,
+    /// Traces by the error logs' ids (`trace_lookup`).
     #[serde(default)]
     pub traces: Vec<TraceSummary>,
     /// `slo_status`'s answer as it came (null when the metrics source did not answer).
     #[serde(default)]
     pub slo: Json,
+    /// What the privacy pass masked.
     #[serde(default)]
     pub privacy: Option<Privacy>,
+    /// The impact in money (`cost`).
     #[serde(default)]
     pub cost: Option<Cost>,
     /// The report (`build_triage_report`), which is the run's result.
@@ -65,16 +83,22 @@ pub struct TriageState {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Sources {
+    /// How the metrics source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// How the logs source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
+    /// How the traces source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traces: Option<String>,
+    /// How the runbooks source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runbooks: Option<String>,
+    /// How the alerts source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<String>,
+    /// How the health source answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
 }
@@ -83,9 +107,13 @@ pub struct Sources {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Alert {
+    /// `alertname`.
     pub name: Json,
+    /// The `severity` label.
     pub severity: Json,
+    /// Since when it fires.
     pub active_at: Json,
+    /// Its summary (or description) annotation.
     pub summary: Option<String>,
 }
 
@@ -93,19 +121,27 @@ pub struct Alert {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RelatedIncident {
+    /// The incident's id.
     pub id: Json,
+    /// Its title.
     pub title: Json,
+    /// Its severity.
     pub severity: Json,
+    /// Its status.
     pub status: Json,
 }
 
 /// A deploy event from an incident timeline (`ts` is RFC 3339 unless redaction touched it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deploy {
+    /// When (RFC 3339).
     pub ts: String,
+    /// The event's message, on one line, clipped.
     pub message: String,
+    /// The incident whose timeline has it.
     #[serde(default)]
     pub incident_id: Json,
+    /// `meta.version`, as recorded.
     #[serde(default)]
     pub version: Json,
 }
@@ -118,11 +154,13 @@ pub struct Logs {
     pub matched: u64,
     /// Lines returned and clustered.
     pub analysed: u64,
+    /// The ten largest clusters, largest first.
     pub clusters: Vec<Cluster>,
     /// The newest lines, clipped, for the report.
     pub samples: Vec<String>,
     /// Trace ids the lines carry, newest first.
     pub trace_ids: Vec<String>,
+    /// When the first error line of the window was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error_ts: Option<String>,
 }
@@ -130,10 +168,15 @@ pub struct Logs {
 /// Error lines that share a message template.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cluster {
+    /// The message with its values replaced ([`super::template_of`]).
     pub template: String,
+    /// Lines in the cluster.
     pub count: u64,
+    /// The first line's time.
     pub first_ts: String,
+    /// The last line's time.
     pub last_ts: String,
+    /// One message as it was (clipped).
     pub sample: String,
 }
 
@@ -143,7 +186,9 @@ pub struct Cluster {
 pub struct Health {
     /// Whether the metrics source answered.
     pub checked: bool,
+    /// Every target of the service.
     pub targets: Vec<Target>,
+    /// Targets that are down.
     pub failing: u64,
 }
 
@@ -151,8 +196,11 @@ pub struct Health {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Target {
+    /// The `instance` label.
     pub instance: Json,
+    /// The `job` label.
     pub job: Json,
+    /// Whether `up` was 1.
     pub up: bool,
 }
 
@@ -160,12 +208,19 @@ pub struct Target {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunbookSnippet {
+    /// The runbook file.
     pub path: Json,
+    /// The section's heading.
     pub heading: Json,
+    /// Its headings from the top (`A > B`).
     pub heading_path: Json,
+    /// Its anchor in the file.
     pub anchor: Json,
+    /// The runbook's title.
     pub title: Json,
+    /// The search score.
     pub score: Json,
+    /// The matching text.
     pub text: String,
 }
 
@@ -174,7 +229,12 @@ pub struct RunbookSnippet {
 #[serde(untagged)]
 pub enum TraceSummary {
     /// The traces source does not know the id (`found` is false).
-    Missing { trace_id: String, found: bool },
+    Missing {
+        /// The trace id.
+        trace_id: String,
+        /// Always false.
+        found: bool,
+    },
     /// What the trace says; the counts as the source gave them.
     Found(FoundTrace),
 }
@@ -183,10 +243,15 @@ pub enum TraceSummary {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FoundTrace {
+    /// The trace id.
     pub trace_id: String,
+    /// Its span count.
     pub spans: Json,
+    /// Services it passes through.
     pub services: Json,
+    /// How long it took.
     pub duration_ms: Json,
+    /// Spans with an error.
     pub error_spans: Json,
     /// Services with an error span, sorted.
     pub error_services: Vec<String>,
@@ -197,7 +262,9 @@ pub struct FoundTrace {
 /// What the `privacy` node masked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Privacy {
+    /// Values masked.
     pub redacted_values: u64,
+    /// The policy file applied.
     pub policy: String,
 }
 
@@ -209,8 +276,11 @@ pub enum Cost {
     Estimated(CostEstimate),
     /// `estimated` is false, with the reason.
     Unknown {
+        /// Always false.
         estimated: bool,
+        /// From `cost_weights.yml`.
         currency: String,
+        /// Why there is no estimate.
         reason: String,
     },
 }
@@ -218,21 +288,31 @@ pub enum Cost {
 /// An estimate from failed requests and unavailable minutes (`cost_weights.yml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostEstimate {
+    /// Always true here.
     pub estimated: bool,
+    /// From `cost_weights.yml`.
     pub currency: String,
+    /// Error rate × request rate × window.
     #[serde(default)]
     pub failed_requests: Option<f64>,
+    /// Window × the share of targets down.
     #[serde(default)]
     pub unavailable_minutes: Option<f64>,
+    /// The failed requests' cost.
     #[serde(deserialize_with = "nan_if_null")]
     pub cost_failed_requests: f64,
+    /// The unavailable minutes' cost.
     #[serde(deserialize_with = "nan_if_null")]
     pub cost_unavailability: f64,
+    /// Both costs together.
     #[serde(deserialize_with = "nan_if_null")]
     pub total: f64,
+    /// The window's length.
     #[serde(deserialize_with = "nan_if_null")]
     pub window_minutes: f64,
+    /// The rates used.
     pub rates: CostRates,
+    /// How each figure was reached, in words.
     pub basis: Vec<String>,
 }
 
@@ -257,6 +337,7 @@ mod rfc3339_ts {
     use time::format_description::well_known::Rfc3339;
     use time::OffsetDateTime;
 
+    /// RFC 3339 in UTC.
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         let text = t
             .to_offset(time::UtcOffset::UTC)
@@ -265,6 +346,7 @@ mod rfc3339_ts {
         s.serialize_str(&text)
     }
 
+    /// Any RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let text = String::deserialize(d)?;
         OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
