@@ -244,11 +244,24 @@ fn markdown(
     well: &[String],
     badly: &[String],
 ) -> String {
+    [
+        header(state, now, times),
+        summary_and_impact(state),
+        timeline(&state.events),
+        causes(root_causes(&state.triage)),
+        bullets("What went well", well),
+        bullets("What went badly", badly),
+        action_table(items),
+        references(state),
+    ]
+    .concat()
+}
+
+/// The title, who drafted it, and the incident's facts as a table.
+fn header(state: &PostmortemState, now: OffsetDateTime, times: Times) -> String {
     let inc = &state.incident;
-    let t = &state.triage;
-    let id = s(&inc["id"]);
-    let mut md = String::new();
-    md.push_str(&format!("# Postmortem: {}\n\n", cell(&s(&inc["title"]))));
+    let or_dash = |k: &str| inc[k].as_str().unwrap_or("—").to_string();
+    let mut md = format!("# Postmortem: {}\n\n", cell(&s(&inc["title"])));
     md.push_str(&format!(
         "*Draft by sofiia's postmortem_draft (run `{}`, {}); review and edit before sharing.*\n\n",
         state.run_id,
@@ -256,7 +269,7 @@ fn markdown(
     ));
     md.push_str("| | |\n|---|---|\n");
     for (k, v) in [
-        ("Incident", format!("`{id}`")),
+        ("Incident", format!("`{}`", s(&inc["id"]))),
         (
             "Service",
             format!("{} ({})", s(&inc["service"]), s(&inc["env"])),
@@ -268,18 +281,9 @@ fn markdown(
             inc["owner"].as_str().unwrap_or("unassigned").to_string(),
         ),
         ("Impact began", s(&inc["started_at"])),
-        (
-            "Acknowledged",
-            inc["acknowledged_at"].as_str().unwrap_or("—").to_string(),
-        ),
-        (
-            "Mitigated",
-            inc["mitigated_at"].as_str().unwrap_or("—").to_string(),
-        ),
-        (
-            "Resolved",
-            inc["resolved_at"].as_str().unwrap_or("—").to_string(),
-        ),
+        ("Acknowledged", or_dash("acknowledged_at")),
+        ("Mitigated", or_dash("mitigated_at")),
+        ("Resolved", or_dash("resolved_at")),
         (
             "MTTA / MTTM / MTTR",
             [times.mtta, times.mttm, times.mttr]
@@ -291,8 +295,14 @@ fn markdown(
     ] {
         md.push_str(&format!("| {k} | {} |\n", cell(&v)));
     }
-    md.push_str("\n## Summary\n\n");
-    let summary = s(&inc["summary"]);
+    md
+}
+
+/// `Summary` (the incident's own, quoted, and the triage's) and `Impact`.
+fn summary_and_impact(state: &PostmortemState) -> String {
+    let t = &state.triage;
+    let mut md = String::from("\n## Summary\n\n");
+    let summary = s(&state.incident["summary"]);
     if !summary.is_empty() {
         md.push_str(&format!("{}\n\n", quote(&summary)));
     }
@@ -312,11 +322,16 @@ fn markdown(
                 .unwrap_or("Unknown: no triage report.")
         )
     ));
-    md.push_str("\n## Timeline (UTC)\n\n");
-    if state.events.is_empty() {
+    md
+}
+
+/// `Timeline`: the first 300 events, one line each.
+fn timeline(events: &[Json]) -> String {
+    let mut md = String::from("\n## Timeline (UTC)\n\n");
+    if events.is_empty() {
         md.push_str("No events recorded.\n");
     }
-    for e in state.events.iter().take(300) {
+    for e in events.iter().take(300) {
         md.push_str(&format!(
             "- **{}** `{}` {}{}\n",
             s(&e["ts"]),
@@ -328,11 +343,15 @@ fn markdown(
             }
         ));
     }
-    if state.events.len() > 300 {
-        md.push_str(&format!("- … {} more events\n", state.events.len() - 300));
+    if events.len() > 300 {
+        md.push_str(&format!("- … {} more events\n", events.len() - 300));
     }
-    md.push_str("\n## Root cause (suspected)\n\n");
-    let causes = root_causes(t);
+    md
+}
+
+/// `Root cause (suspected)`: the triage's ranked causes with their evidence.
+fn causes(causes: &[Json]) -> String {
+    let mut md = String::from("\n## Root cause (suspected)\n\n");
     if causes.is_empty() {
         md.push_str("No cause was identified from the available signals. Record the confirmed root cause in review.\n");
     }
@@ -347,21 +366,26 @@ fn markdown(
             md.push_str(&format!("   - {}\n", cell(&s(e))));
         }
     }
-    md.push_str("\n## What went well\n\n");
-    if well.is_empty() {
+    md
+}
+
+/// A section that is a list, with a placeholder when it is empty.
+fn bullets(title: &str, lines: &[String]) -> String {
+    let mut md = format!("\n## {title}\n\n");
+    if lines.is_empty() {
         md.push_str("- (to be filled in review)\n");
     }
-    for w in well {
-        md.push_str(&format!("- {}\n", cell(w)));
+    for l in lines {
+        md.push_str(&format!("- {}\n", cell(l)));
     }
-    md.push_str("\n## What went badly\n\n");
-    if badly.is_empty() {
-        md.push_str("- (to be filled in review)\n");
-    }
-    for b in badly {
-        md.push_str(&format!("- {}\n", cell(b)));
-    }
-    md.push_str("\n## Action items\n\n| Action | Owner | Due | Priority |\n|---|---|---|---|\n");
+    md
+}
+
+/// `Action items` as a table.
+fn action_table(items: &[ActionItem]) -> String {
+    let mut md = String::from(
+        "\n## Action items\n\n| Action | Owner | Due | Priority |\n|---|---|---|---|\n",
+    );
     for i in items {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
@@ -371,11 +395,16 @@ fn markdown(
             i.priority
         ));
     }
-    md.push_str("\n## References\n\n");
+    md
+}
+
+/// `References`: the triage run and the runbook sections it found.
+fn references(state: &PostmortemState) -> String {
+    let mut md = String::from("\n## References\n\n");
     if let Some(r) = state.triage_run_id.as_str() {
         md.push_str(&format!("- Triage run `{r}`\n"));
     }
-    for r in runbook_snippets(t) {
+    for r in runbook_snippets(&state.triage) {
         md.push_str(&format!(
             "- Runbook {} ({})\n",
             cell(&s(&r["heading"])),
