@@ -1,7 +1,8 @@
 //! The graph runner (SPEC §8): durable supervisor runs of typed node graphs.
 //!
 //! - A [`Graph`] is a sequence of named nodes with conditional edges (each step returns the
-//!   next node, so loops are possible) over a JSON run state.
+//!   next node, so loops are possible) over a JSON run state; a [`TypedGraph`] has a Rust
+//!   state type instead, stored as JSON all the same.
 //! - Runs are `queued → running → succeeded | failed | cancelled`, stored in redb with their
 //!   events (node start/end, tool call/result with sizes and hashes, errors; never payloads).
 //! - State is checkpointed after every node. After a restart, queued runs start and

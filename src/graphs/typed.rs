@@ -112,6 +112,55 @@ mod tests {
         n: u64,
     }
 
+    const NODES: &[Node] = &[Node {
+        name: "only",
+        safe_to_repeat: true,
+    }];
+
+    struct Count;
+
+    impl TypedGraph for Count {
+        type State = S;
+        fn name(&self) -> &'static str {
+            "count"
+        }
+        fn description(&self) -> &'static str {
+            "counts"
+        }
+        fn nodes(&self) -> &'static [Node] {
+            NODES
+        }
+        fn input_schema(&self) -> Json {
+            serde_json::json!({"type": "object"})
+        }
+        fn default_timeout_s(&self) -> u64 {
+            1
+        }
+        fn init(&self, _input: &Json) -> Result<S> {
+            Ok(S { n: 7 })
+        }
+        fn step<'a>(&'a self, _: &'a str, s: &'a mut S, _: &'a NodeCx) -> NodeFuture<'a> {
+            Box::pin(async move {
+                s.n += 1;
+                Ok(crate::graphs::Step::Done)
+            })
+        }
+        fn result(&self, s: &S) -> Json {
+            serde_json::json!({"n": s.n})
+        }
+    }
+
+    #[test]
+    fn the_adapter_stores_json_and_refuses_a_state_that_does_not_fit() {
+        let g: &dyn Graph = &Count;
+        let state = g.init(&Json::Null).unwrap();
+        assert_eq!(state, serde_json::json!({"n": 7}));
+        assert_eq!(g.try_result(&state).unwrap(), serde_json::json!({"n": 7}));
+        let e = g.try_result(&serde_json::json!({"m": 1})).unwrap_err();
+        assert!(e.to_string().contains("does not fit graph 'count'"), "{e}");
+        assert_eq!(g.result(&serde_json::json!({"m": 1})), Json::Null);
+    }
+
     #[test]
     fn a_state_that_does_not_fit_is_an_error_naming_the_graph() {
         let e = decode::<S>("g", &serde_json::json!({"n": "x"})).err();
