@@ -16,20 +16,27 @@ use crate::error::{Error, Result};
 /// One entry of the requeue list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequeueEntry {
+    /// `rq_` and random hex.
     pub id: String,
     /// What is waiting: `retries_exhausted`.
     pub kind: String,
+    /// The run waiting.
     pub run_id: String,
+    /// Its graph.
     pub graph: String,
     /// Where a replay starts.
     pub node: String,
+    /// Why it failed (clipped).
     pub reason: String,
     /// `pending`, `replayed` or `dropped`.
     pub status: String,
+    /// When it was put on the list.
     #[serde(with = "crate::kernel::clock::serde_ts")]
     pub created_at: OffsetDateTime,
+    /// When a person decided.
     #[serde(default, with = "crate::kernel::clock::serde_ts::option")]
     pub resolved_at: Option<OffsetDateTime>,
+    /// Who decided.
     #[serde(default)]
     pub resolved_by: Option<String>,
 }
