@@ -5,24 +5,16 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiPath, ApiQuery, OptionalJson};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
-use crate::gateway::ToolCall;
-use crate::tools::runbook::SearchArgs;
+use crate::tools::runbook::{RunbookCall, SearchArgs};
 
-async fn via_gateway(s: &AppState, action: &str, params: serde_json::Value) -> Result<Response> {
-    let call = ToolCall {
-        tool: "runbook_tool".into(),
-        action: action.into(),
-        params,
-        agent_id: None,
-        metadata: serde_json::Value::Null,
-    };
-    Ok(Json(s.gateway.execute(&Principal::Operator, call).await?).into_response())
+/// Run a typed `runbook_tool` call as the operator through the gateway (audited).
+async fn runbook(s: &AppState, call: RunbookCall) -> Result<Response> {
+    Ok(Json(s.gateway.call(&Principal::Operator, call).await?).into_response())
 }
 
 /// `GET /api/runbooks/search?q=&service=&tag=&limit=`.
@@ -30,13 +22,12 @@ pub async fn search(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<SearchArgs>,
 ) -> Result<Response> {
-    let params = serde_json::to_value(&p).map_err(|e| Error::Internal(e.to_string()))?;
-    via_gateway(&s, "search", params).await
+    runbook(&s, RunbookCall::Search(p)).await
 }
 
 /// `GET /api/runbooks/{*path}`: one runbook, its sections and its markdown.
 pub async fn get(State(s): State<AppState>, ApiPath(path): ApiPath<String>) -> Result<Response> {
-    via_gateway(&s, "get", json!({ "path": path })).await
+    runbook(&s, RunbookCall::Get { path }).await
 }
 
 /// `GET /api/runbooks`: every indexed runbook and the index state.
