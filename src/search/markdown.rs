@@ -1,10 +1,16 @@
 //! Splitting a markdown runbook into searchable sections.
 //!
 //! A runbook may open with YAML front matter (`title`, `services`/`service`, `tags`). Every
-//! ATX heading (`#` … `######`, outside code fences) starts a section; a section's text runs to
+//! ATX heading outside code fences and block quotes starts a section; a section's text runs to
 //! the next heading. Each section knows its heading path (`Backup and restore › Restore`) and
 //! its anchor, the same slug the console's markdown renderer gives the heading, so a search
 //! hit can open the runbook scrolled to its section.
+//!
+//! Headings and fences follow CommonMark (see [`heading`], [`fence_open`]); the console's
+//! `outline()` in `ui/assets/lib/markdown.js` applies the same rule, and both are tested
+//! against the shared cases in `tests/fixtures/markdown/headings.json`. A line inside a block
+//! quote (`> ## x`) starts neither a heading nor a fence here: the quote's heading belongs to
+//! the quote's text, not to the runbook's outline.
 
 use serde::Deserialize;
 
@@ -118,23 +124,66 @@ pub fn slug(text: &str, seen: &mut std::collections::HashMap<String, usize>) -> 
     out
 }
 
-/// Parse a heading line: `## Title ##` → (2, "Title").
+/// Leading spaces of `line`, or `None` when there are more than three (an indented code line,
+/// never a heading or fence opener). A tab counts as four.
+fn indent(line: &str) -> Option<usize> {
+    let n = line.bytes().take_while(|b| *b == b' ').count();
+    (n <= 3 && !line[n..].starts_with('\t')).then_some(n)
+}
+
+/// `line` without leading and trailing spaces and tabs (CommonMark's whitespace, not Unicode's).
+fn trim_st(line: &str) -> &str {
+    line.trim_matches([' ', '\t'])
+}
+
+/// An ATX heading, CommonMark's rule: 0–3 spaces, 1–6 `#`, then a space, a tab or the end of
+/// the line; a closing run of `#` is dropped only after a space (`## C#` is "C#", `## Foo ##`
+/// is "Foo", `##` is an empty heading). `## Title ##` → (2, "Title").
 fn heading(line: &str) -> Option<(usize, String)> {
-    let t = line.trim_start_matches(' ');
-    if line.len() - t.len() > 3 {
-        return None;
-    }
+    let t = &line[indent(line)?..];
     let level = t.bytes().take_while(|b| *b == b'#').count();
     if !(1..=6).contains(&level) {
         return None;
     }
     let rest = &t[level..];
-    // As the console's renderer: `#` needs a space after it and some text.
-    if !rest.starts_with([' ', '\t']) || rest.trim().is_empty() {
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
         return None;
     }
-    let text = rest.trim().trim_end_matches('#').trim_end().to_string();
-    Some((level, text))
+    let text = trim_st(rest);
+    let bare = text.trim_end_matches('#');
+    let text = if bare.len() == text.len() {
+        text
+    } else if bare.is_empty() {
+        ""
+    } else if bare.ends_with([' ', '\t']) {
+        trim_st(bare)
+    } else {
+        text
+    };
+    Some((level, text.to_string()))
+}
+
+/// A code fence opener: 0–3 spaces, then 3 or more backticks or tildes (a backtick fence's
+/// info string has no backtick). Gives the fence character and its length.
+fn fence_open(line: &str) -> Option<(char, usize)> {
+    let t = &line[indent(line)?..];
+    let ch = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = t.chars().take_while(|c| *c == ch).count();
+    if n < 3 || (ch == '`' && t[n..].contains('`')) {
+        return None;
+    }
+    Some((ch, n))
+}
+
+/// Whether `line` closes a fence of `n` × `ch`: 0–3 spaces, at least `n` × `ch`, then only
+/// spaces or tabs.
+fn fence_closes(line: &str, (ch, n): (char, usize)) -> bool {
+    let Some(i) = indent(line) else {
+        return false;
+    };
+    let t = &line[i..];
+    let run = t.chars().take_while(|c| *c == ch).count();
+    run >= n && trim_st(&t[run..]).is_empty()
 }
 
 /// Strip inline markdown that would only add noise to the index (emphasis markers, link
@@ -169,19 +218,14 @@ pub fn parse(src: &str, fallback_title: &str) -> Runbook {
     let mut seen = std::collections::HashMap::new();
     let mut cur: Option<Section> = None;
     let mut preamble = String::new();
-    let mut fence: Option<String> = None;
+    let mut fence: Option<(char, usize)> = None;
     for line in body.lines() {
-        let trimmed = line.trim_start();
-        if let Some(f) = &fence {
-            // As the console: closed by a line of at least as many fence characters, only.
-            let t = line.trim();
-            if t.starts_with(f.as_str()) && t.chars().all(|c| f.starts_with(c)) {
+        if let Some(f) = fence {
+            if fence_closes(line, f) {
                 fence = None;
             }
-        } else if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            let ch = &trimmed[..1];
-            let n = trimmed.chars().take_while(|c| c.to_string() == ch).count();
-            fence = Some(ch.repeat(n));
+        } else if let Some(f) = fence_open(line) {
+            fence = Some(f);
         } else if let Some((level, text)) = heading(line) {
             if let Some(s) = cur.take() {
                 sections.push(s);
@@ -219,7 +263,7 @@ pub fn parse(src: &str, fallback_title: &str) -> Runbook {
         .or_else(|| {
             sections
                 .iter()
-                .find(|s| s.level == 1)
+                .find(|s| s.level == 1 && !s.heading().is_empty())
                 .map(|s| s.heading().to_string())
         })
         .unwrap_or_else(|| fallback_title.to_string());
@@ -298,6 +342,47 @@ mod tests {
         assert_eq!(heading("#hashtag"), None);
         assert_eq!(heading("    # code"), None);
         assert_eq!(heading("## Title ##"), Some((2, "Title".into())));
+    }
+
+    /// The cases the console's `outline()` is tested against too (tests/browser/markdown.test.mjs).
+    const SHARED_CASES: &str = include_str!("../../tests/fixtures/markdown/headings.json");
+
+    #[test]
+    fn sections_match_the_shared_heading_cases() {
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(SHARED_CASES).expect("the fixture is JSON");
+        assert!(cases.len() >= 20, "the fixture has its cases");
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("?");
+            let md = case["markdown"].as_str().expect("markdown is a string");
+            let got: Vec<serde_json::Value> = parse(md, "case.md")
+                .sections
+                .iter()
+                .filter(|s| s.level > 0)
+                .map(|s| {
+                    serde_json::json!({"heading": s.heading(), "level": s.level, "anchor": s.anchor})
+                })
+                .collect();
+            assert_eq!(
+                serde_json::Value::Array(got),
+                case["sections"],
+                "case {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fences_and_headings_by_commonmark() {
+        assert_eq!(heading("## C#"), Some((2, "C#".into())));
+        assert_eq!(heading("#"), Some((1, String::new())));
+        assert_eq!(heading("\t# tab"), None);
+        assert_eq!(heading("> ## quoted"), None);
+        assert_eq!(fence_open("   ~~~~ yaml"), Some(('~', 4)));
+        assert_eq!(fence_open("    ```"), None);
+        assert_eq!(fence_open("``` a`b"), None);
+        assert!(fence_closes("  ~~~~~  ", ('~', 4)));
+        assert!(!fence_closes("~~~", ('~', 4)));
+        assert!(!fence_closes("```js", ('`', 3)));
     }
 
     #[test]

@@ -270,7 +270,8 @@ try {
     const out = await page.evaluate(async () => {
       const src = document.querySelector('script[type=module]').src.replace(/main\.js$/, '');
       const { h } = await import(`${src}lib/dom.js`);
-      const { triageBrief, postmortemBrief } = await import(`${src}views/ops.js`);
+      const { triageBrief } = await import(`${src}views/ops/renderers/triage.js`);
+      const { postmortemBrief } = await import(`${src}views/ops/renderers/postmortem.js`);
       const el = h('div', { onclick: 'window.__pwned = 1', ONMOUSEOVER: 'window.__pwned = 1', title: 'ok' });
       el.click();
       el.dispatchEvent(new MouseEvent('mouseover'));

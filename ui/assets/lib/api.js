@@ -1,9 +1,13 @@
 // The console's HTTP client: the backend URL and API key come from Settings (kept in this
 // browser's localStorage); the key goes out as `Authorization: Bearer`. API errors become
-// `ApiError`s whose `describe()` is a sentence an operator can act on.
+// `ApiError`s whose `describe()` is a sentence an operator can act on. Every request gives up
+// after a timeout (DEFAULT_TIMEOUT_MS unless the caller sets one), so no view waits forever
+// on a slow or dead backend.
 
 const KEY = 'sofiia.apiKey';
 const URL_KEY = 'sofiia.backendUrl';
+/** How long a request may take when the caller does not say (the body's download included). */
+export const DEFAULT_TIMEOUT_MS = 30000;
 
 export const settings = {
   get apiKey() { return localStorage.getItem(KEY) || ''; },
@@ -26,6 +30,7 @@ export class ApiError extends Error {
 
   /** A readable explanation, with what to do about it. */
   describe() {
+    if (this.code === 'bad_response') return `Unreadable answer from sofiia: ${this.message}.`;
     switch (this.status) {
       case 0:
         if (this.code === 'timeout') return `No answer from sofiia at ${settings.base}: ${this.message}. It may be restarting or overloaded.`;
@@ -57,9 +62,11 @@ export class ApiError extends Error {
 
 /**
  * Call the API. `opts`: `method`, `body` (sent as JSON), `query` (object; empty values are
- * left out), `headers` (extra request headers), `raw` (return the Response instead of parsed
- * JSON), `signal` (an AbortSignal: aborting it fails the call with code `aborted`),
- * `timeoutMs` (give up after this long, code `timeout`; the body's download included).
+ * left out), `headers` (extra request headers), `text` (resolve to the body as text instead
+ * of parsed JSON), `raw` (resolve to the Response; its body is read outside the timeout),
+ * `signal` (an AbortSignal: aborting it fails the call with code `aborted`), `timeoutMs`
+ * (give up after this long, code `timeout`; default DEFAULT_TIMEOUT_MS). Fails with an
+ * `ApiError` only.
  */
 export async function api(path, opts = {}) {
   const url = new URL(settings.base + path);
@@ -81,10 +88,11 @@ export async function api(path, opts = {}) {
     else outer.addEventListener('abort', onAbort, { once: true });
   }
   let timedOut = false;
-  const timer = opts.timeoutMs > 0 ? setTimeout(() => { timedOut = true; ctl.abort(); }, opts.timeoutMs) : null;
+  const timeoutMs = opts.timeoutMs > 0 ? opts.timeoutMs : DEFAULT_TIMEOUT_MS;
+  const timer = setTimeout(() => { timedOut = true; ctl.abort(); }, timeoutMs);
   // Why an aborted request failed: our timeout or the caller's signal.
   const abortError = () => {
-    if (timedOut) return new ApiError(0, 'timeout', `no answer within ${Math.round(opts.timeoutMs / 1000)} s`);
+    if (timedOut) return new ApiError(0, 'timeout', `no answer within ${Math.round(timeoutMs / 1000)} s`);
     if (ctl.signal.aborted) return new ApiError(0, 'aborted', 'request cancelled');
     return null;
   };
@@ -115,9 +123,9 @@ export async function api(path, opts = {}) {
     if (opts.raw) return res;
     if (res.status === 204) return null;
     try {
-      return await res.json();
+      return await (opts.text ? res.text() : res.json());
     } catch (e) {
-      throw abortError() || e;
+      throw abortError() || new ApiError(res.status, 'bad_response', `the answer to ${path} could not be read (${e.message || e})`);
     }
   } finally {
     clearTimeout(timer);

@@ -66,6 +66,17 @@ export function mount(el, ...children) {
   return el;
 }
 
+/** An error block for a failure (its `describe()` when it has one: readable, never swallowed). */
+export function errorBox(e, what) {
+  const text = e && e.describe ? e.describe() : String((e && e.message) || e);
+  return h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, what ? `${what}: ` : 'Error: '), text);
+}
+
+/** A placeholder while `el`'s content loads. */
+export function loading(el, text = 'Loading…') {
+  mount(el, h('div', { class: 'empty' }, text));
+}
+
 /** Show a short message in the corner; errors stay longer. */
 export function toast(message, kind = 'info') {
   const box = document.getElementById('toasts');

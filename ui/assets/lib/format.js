@@ -86,6 +86,26 @@ export function bytes(n) {
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+/** A length of time in milliseconds, for reading (`850 ms`, `2.41 s`, `73.0 s`). */
+export function ms(n) {
+  if (typeof n !== 'number') return '';
+  return n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(n < 10000 ? 2 : 1)} s`;
+}
+
+/** How long from `from` to `to` (or now), as `ms()` gives it; `—` when either is unreadable. */
+export function duration(from, to) {
+  const a = Date.parse(from);
+  const b = to ? Date.parse(to) : Date.now();
+  if (Number.isNaN(a) || Number.isNaN(b)) return '—';
+  return ms(Math.max(0, b - a));
+}
+
+/** `s` cut to at most `n` characters (with an ellipsis). */
+export function shorten(s, n) {
+  const t = String(s);
+  return t.length > n ? `${t.slice(0, n - 1)}…` : t;
+}
+
 /** Keep every `time.rel` on the page current. */
 export function refreshRelativeTimes(root = document) {
   for (const t of root.querySelectorAll('time.rel')) {

@@ -1,8 +1,9 @@
 // The live event stream: one WebSocket to `/ws/events`, reconnected with exponential backoff
 // and jitter (1 s doubling to 30 s). Views subscribe to `{type, ts, data}` envelopes; the
-// header subscribes to the connection state.
+// header subscribes to the connection state; `liveReload` is how a view keeps itself current.
 
 import { eventsUrl } from './api.js';
+import { debounce } from './dom.js';
 
 const listeners = new Set();
 const stateListeners = new Set();
@@ -27,6 +28,22 @@ export function received() {
 export function onEvent(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
+}
+
+/**
+ * Re-run `reload` (debounced by `ms`) whenever a live event passes `match`; while events keep
+ * coming, at least every `maxWait` ms (default 4 × `ms`), so a steady stream cannot starve
+ * it. Returns the unsubscribe function for the view's cleanup.
+ */
+export function liveReload(match, reload, ms = 250, maxWait = ms * 4) {
+  const run = debounce(reload, ms, maxWait);
+  const off = onEvent((ev) => {
+    if (match(ev)) run(ev);
+  });
+  return () => {
+    off();
+    run.cancel();
+  };
 }
 
 /** Call `fn(state)` now and whenever the connection state changes. */

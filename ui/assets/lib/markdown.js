@@ -2,13 +2,13 @@
 // in a text node, so no input (HTML tags, `<script>`, event attributes) can become markup.
 // Raw HTML in the source is shown as text. Links keep only safe schemes (see safeHref).
 //
-// Blocks: ATX headings (with ids for in-page links), paragraphs, fenced code, block quotes,
-// ordered and unordered lists (nested by indentation, task boxes shown), GFM tables, rules.
+// Blocks: ATX headings (the document's own with ids for in-page links: see `outline`),
+// paragraphs, fenced code, block quotes, ordered and unordered lists (nested by indentation,
+// task boxes shown), GFM tables, rules.
 // Inline: code spans, **strong**, *emphasis*, ~~strike~~, [links](url), <autolinks>, hard breaks.
 
 import { h, safeHref } from './dom.js';
 
-const FENCE = /^ {0,3}(`{3,}|~{3,}) *([\w+-]*)/;
 const RULE = /^ {0,3}([-*_])(?: *\1){2,} *$/;
 const QUOTE = /^ {0,3}> ?(.*)$/;
 const ITEM = /^( *)([-*+]|\d{1,9}[.)]) +(.*)$/;
@@ -18,16 +18,108 @@ const MAX_LINE = 4000;
 /** Deepest nesting of quotes and lists rendered as such. */
 const MAX_DEPTH = 12;
 
-/** `## Title ##` → [2, "Title"], without a backtracking regex. */
-function heading(line) {
-  const t = line.replace(/^ {0,3}/, '');
+// ---- the outline rule, shared with src/search/markdown.rs ---------------------------------
+// Headings and fences follow CommonMark; the runbook splitter applies the same rule line by
+// line, and both are tested against tests/fixtures/markdown/headings.json. Written as loops,
+// not regexes, so that long lines cost linear time.
+
+const isST = (c) => c === ' ' || c === '\t';
+
+/** Leading spaces of `line`, or -1 past three (an indented code line; a tab counts as four). */
+function indent(line) {
   let n = 0;
-  while (n < t.length && n < 7 && t[n] === '#') n++;
-  if (n < 1 || n > 6 || (t[n] !== ' ' && t[n] !== '\t')) return null;
-  let text = t.slice(n).trim();
-  const stripped = text.replace(/#+$/, '');
-  if (stripped !== text && (stripped === '' || /\s$/.test(stripped))) text = stripped.trim();
-  return text ? [n, text] : null;
+  while (line[n] === ' ') n++;
+  return n <= 3 && line[n] !== '\t' ? n : -1;
+}
+
+/** Without leading and trailing spaces and tabs (CommonMark's whitespace, not Unicode's). */
+function trimST(s) {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isST(s[a])) a++;
+  while (b > a && isST(s[b - 1])) b--;
+  return s.slice(a, b);
+}
+
+/**
+ * An ATX heading: 0–3 spaces, 1–6 `#`, then a space, a tab or the end of the line; a closing
+ * `#` run is dropped only after a space (`## C#` is "C#", `## Foo ##` is "Foo", `##` is an
+ * empty heading). Gives `{level, text}` or null.
+ */
+export function atxHeading(line) {
+  const i = indent(line);
+  if (i < 0) return null;
+  let n = 0;
+  while (n < 7 && line[i + n] === '#') n++;
+  if (n < 1 || n > 6) return null;
+  if (i + n < line.length && !isST(line[i + n])) return null;
+  let text = trimST(line.slice(i + n));
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '#') end--;
+  if (end < text.length) {
+    if (end === 0) text = '';
+    else if (isST(text[end - 1])) text = trimST(text.slice(0, end));
+  }
+  return { level: n, text };
+}
+
+/**
+ * A code fence opener: 0–3 spaces, 3+ backticks or tildes (a backtick fence's info string has
+ * no backtick). Gives `{ch, n, info}` or null.
+ */
+export function fenceOpen(line) {
+  const i = indent(line);
+  if (i < 0) return null;
+  const ch = line[i];
+  if (ch !== '`' && ch !== '~') return null;
+  let n = 0;
+  while (line[i + n] === ch) n++;
+  if (n < 3) return null;
+  const info = line.slice(i + n);
+  if (ch === '`' && info.includes('`')) return null;
+  return { ch, n, info: trimST(info) };
+}
+
+/** Whether `line` closes `fence`: 0–3 spaces, at least as many of its character, then blanks only. */
+export function fenceCloses(line, fence) {
+  const i = indent(line);
+  if (i < 0) return false;
+  let n = 0;
+  while (line[i + n] === fence.ch) n++;
+  return n >= fence.n && trimST(line.slice(i + n)) === '';
+}
+
+/** Source text as lines (CR LF and lone CR as LF). */
+function toLines(src) {
+  return String(src ?? '').replace(/\r\n?/g, '\n').split('\n');
+}
+
+/** The outline of `lines`: each heading outside fences and quotes, with its line index. */
+function outlineOf(lines) {
+  const out = [];
+  const seen = new Map();
+  let fence = null;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (fence) {
+      if (fenceCloses(line, fence)) fence = null;
+      continue;
+    }
+    fence = fenceOpen(line);
+    if (fence) continue;
+    const hd = atxHeading(line);
+    if (hd) out.push({ level: hd.level, text: hd.text, anchor: slug(hd.text, seen), line: i });
+  }
+  return out;
+}
+
+/**
+ * The document's sections as the runbook search splits them: `[{level, text, anchor}]` in
+ * order. The rendered document has an element with id `headingId(anchor)` for each of them,
+ * and no other heading ids (a heading inside a quote or a list item is rendered without one).
+ */
+export function outline(src) {
+  return outlineOf(toLines(src)).map(({ level, text, anchor }) => ({ level, text, anchor }));
 }
 
 function isTableSep(line) {
@@ -38,14 +130,16 @@ function isTableSep(line) {
 /** Render `src` into a new `<div class="md">`. */
 export function renderMarkdown(src) {
   const root = h('div', { class: 'md' });
-  const slugs = new Map();
-  const text = String(src ?? '').replace(/\r\n?/g, '\n');
+  const lines = toLines(src);
   try {
-    renderBlocks(text.split('\n'), root, slugs, 0);
+    // The top level's headings, by line: every block below stops at one of them, so each
+    // heading of the outline is rendered as such, with its anchor.
+    const heads = new Map(outlineOf(lines).map((x) => [x.line, x]));
+    renderBlocks(lines, root, 0, heads);
   } catch (e) {
     // Never let odd input take the page down: show it as text instead.
     console.error('markdown render failed', e);
-    root.replaceChildren(h('pre', {}, text));
+    root.replaceChildren(h('pre', {}, lines.join('\n')));
   }
   return root;
 }
@@ -55,9 +149,14 @@ export function headingId(anchor) {
   return `md-${anchor}`;
 }
 
-/** The id a heading's text gets (lowercase words joined by dashes), unique per document. */
+/**
+ * The anchor a heading's text gets: lowercase letters, digits, white space and dashes kept,
+ * white space runs turned into dashes, repeats numbered `-1`, `-2`… Unicode classes as Rust's
+ * `char::is_alphanumeric` and `is_whitespace` (src/search/markdown.rs `slug`).
+ */
 export function slug(text, seen = new Map()) {
-  const base = text.toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').trim().replace(/\s+/g, '-') || 'section';
+  const kept = text.toLowerCase().replace(/[^\p{Alphabetic}\p{N}\p{White_Space}-]/gu, '');
+  const base = kept.split(/\p{White_Space}+/u).filter(Boolean).join('-') || 'section';
   const n = seen.get(base) || 0;
   seen.set(base, n + 1);
   return n ? `${base}-${n}` : base;
@@ -74,43 +173,57 @@ function isTableStart(line, next) {
 
 function startsBlock(line, next) {
   if (line.length > MAX_LINE) return false;
-  return FENCE.test(line) || heading(line) !== null || RULE.test(line) || QUOTE.test(line) ||
+  return fenceOpen(line) !== null || atxHeading(line) !== null || RULE.test(line) || QUOTE.test(line) ||
     ITEM.test(line) || isTableStart(line, next);
 }
 
-function renderBlocks(lines, parent, slugs, depth) {
+/** A heading element; with `anchor` (a heading of the outline) it gets its id. */
+function headingEl(level, text, anchor) {
+  const el = h(`h${level}`, anchor !== undefined ? { id: headingId(anchor) } : {});
+  if (text.length > MAX_LINE) el.textContent = text;
+  else inline(text, el);
+  return el;
+}
+
+/**
+ * Render `lines` as blocks into `parent`. `heads` (the top level only) maps the line index
+ * of each outline heading to it: no block runs across one of those lines.
+ */
+function renderBlocks(lines, parent, depth, heads = null) {
+  const isHead = (k) => heads !== null && heads.has(k);
   let i = 0;
   while (i < lines.length) {
     const line = lines[i];
+    if (isHead(i)) {
+      const x = heads.get(i);
+      parent.appendChild(headingEl(x.level, x.text, x.anchor));
+      i++;
+      continue;
+    }
     if (isBlank(line)) { i++; continue; }
     if (line.length > MAX_LINE || depth > MAX_DEPTH) {
       // Too long or too deep to parse safely: the rest of this block as text.
       const block = [];
-      while (i < lines.length && !isBlank(lines[i])) block.push(lines[i++]);
+      while (i < lines.length && !isBlank(lines[i]) && !isHead(i)) block.push(lines[i++]);
       parent.appendChild(h('p', {}, block.join('\n')));
       continue;
     }
 
-    let m = line.match(FENCE);
-    if (m) {
-      const fence = m[1];
-      const lang = m[2];
+    const fence = fenceOpen(line);
+    if (fence) {
+      const lang = fence.info.match(/^[\w+-]*/)[0];
       const body = [];
       i++;
-      // Closed by a line of at least as many fence characters and nothing else.
-      const closes = (l) => { const t = l.trim(); return t.startsWith(fence) && /^([`~])\1*$/.test(t) && t[0] === fence[0]; };
-      while (i < lines.length && !closes(lines[i])) body.push(lines[i++]);
-      i++; // the closing fence (or the end)
+      while (i < lines.length && !fenceCloses(lines[i], fence) && !isHead(i)) body.push(lines[i++]);
+      if (i < lines.length && !isHead(i)) i++; // the closing fence
       const code = h('code', lang ? { class: `lang-${lang}` } : {}, body.join('\n'));
       parent.appendChild(h('pre', {}, code));
       continue;
     }
-    const hd = heading(line);
+    const hd = atxHeading(line);
     if (hd) {
-      const text = hd[1];
-      const el = h(`h${hd[0]}`, { id: headingId(slug(text, slugs)) });
-      inline(text, el);
-      parent.appendChild(el);
+      // Inside a quote or a list item: not a section of the document, so no anchor.
+      parent.appendChild(headingEl(hd.level, hd.text));
       i++;
       continue;
     }
@@ -121,19 +234,19 @@ function renderBlocks(lines, parent, slugs, depth) {
     }
     if (QUOTE.test(line)) {
       const body = [];
-      while (i < lines.length && !isBlank(lines[i])) {
+      while (i < lines.length && !isBlank(lines[i]) && !isHead(i)) {
         const q = lines[i].match(QUOTE);
         body.push(q ? q[1] : lines[i]);
         i++;
       }
       const bq = h('blockquote');
-      renderBlocks(body, bq, slugs, depth + 1);
+      renderBlocks(body, bq, depth + 1);
       parent.appendChild(bq);
       continue;
     }
     if (ITEM.test(line)) {
       const block = [];
-      while (i < lines.length) {
+      while (i < lines.length && !isHead(i)) {
         const l = lines[i];
         if (isBlank(l)) {
           // A blank line ends the list unless the list goes on after it.
@@ -145,7 +258,7 @@ function renderBlocks(lines, parent, slugs, depth) {
         block.push(l);
         i++;
       }
-      parent.appendChild(renderList(block, slugs, depth + 1));
+      parent.appendChild(renderList(block, depth + 1));
       continue;
     }
     if (isTableStart(line, lines[i + 1])) {
@@ -154,7 +267,7 @@ function renderBlocks(lines, parent, slugs, depth) {
         c.startsWith(':') && c.endsWith(':') ? 'center' : c.endsWith(':') ? 'right' : c.startsWith(':') ? 'left' : null);
       i += 2;
       const rows = [];
-      while (i < lines.length && !isBlank(lines[i]) && lines[i].includes('|')) rows.push(cells(lines[i++]));
+      while (i < lines.length && !isBlank(lines[i]) && !isHead(i) && lines[i].includes('|')) rows.push(cells(lines[i++]));
       const th = head.map((c, k) => { const el = h('th', aligns[k] ? { align: aligns[k] } : {}); inline(c, el); return el; });
       const trs = rows.map((r) => h('tr', {}, head.map((_, k) => {
         const el = h('td', aligns[k] ? { align: aligns[k] } : {});
@@ -167,7 +280,7 @@ function renderBlocks(lines, parent, slugs, depth) {
     // Paragraph: until a blank line or the start of another block.
     const para = [line];
     i++;
-    while (i < lines.length && !isBlank(lines[i]) && !startsBlock(lines[i], lines[i + 1])) para.push(lines[i++]);
+    while (i < lines.length && !isBlank(lines[i]) && !isHead(i) && !startsBlock(lines[i], lines[i + 1])) para.push(lines[i++]);
     const p = h('p');
     para.forEach((l, k) => {
       const hard = l.endsWith('  ') || l.endsWith('\\');
@@ -194,7 +307,7 @@ function cells(row) {
 }
 
 /** A list block: items at the first item's indentation; deeper lines belong to the item. */
-function renderList(lines, slugs, depth) {
+function renderList(lines, depth) {
   const first = lines[0].match(ITEM);
   const indent = first[1].length;
   const ordered = /\d/.test(first[2]);
@@ -219,12 +332,12 @@ function renderList(lines, slugs, depth) {
       text = task[2];
     }
     const rest = body.slice(1);
-    const restStart = rest.findIndex((l) => ITEM.test(l) || FENCE.test(l));
+    const restStart = rest.findIndex((l) => ITEM.test(l) || fenceOpen(l) !== null);
     const lead = restStart === -1 ? rest : rest.slice(0, restStart);
     const span = h('span');
     inline([text, ...lead.filter((l) => !isBlank(l)).map((l) => l.trim())].join(' '), span);
     li.appendChild(span);
-    if (restStart !== -1) renderBlocks(rest.slice(restStart), li, slugs, depth);
+    if (restStart !== -1) renderBlocks(rest.slice(restStart), li, depth);
     return li;
   });
   items.forEach((li) => list.appendChild(li));

@@ -1,30 +1,19 @@
 // New incident form. The API validates; its messages are shown next to the field they name.
 
 import { api } from '../lib/api.js';
-import { h, mount, toast } from '../lib/dom.js';
+import { errorBox, h, mount, toast } from '../lib/dom.js';
 import { SEVERITIES } from '../lib/format.js';
-import { errorBox } from './common.js';
+import { fieldMarks } from '../lib/form.js';
 
-/** Bind the API's field errors to inputs: `{field: input}`. Returns a function to show one. */
+/**
+ * Bind the API's field errors to inputs (`{field: input}`, each with a `.field-error` beside
+ * it). Returns a function that shows one (and its error in `box`), or clears them for null.
+ */
 export function fieldErrors(inputs, box) {
+  const mark = fieldMarks(inputs);
   return (e) => {
-    for (const el of Object.values(inputs)) {
-      el.classList.remove('invalid');
-      el.removeAttribute('aria-invalid');
-      const msg = el.parentElement.querySelector('.field-error');
-      if (msg) msg.textContent = '';
-    }
-    mount(box);
-    if (!e) return;
-    const el = e.field && inputs[e.field];
-    if (el) {
-      el.classList.add('invalid');
-      el.setAttribute('aria-invalid', 'true');
-      const msg = el.parentElement.querySelector('.field-error');
-      if (msg) msg.textContent = e.message.replace(new RegExp(`^${e.field}: `), '');
-      el.focus();
-    }
-    mount(box, errorBox(e, 'Not saved'));
+    mark(e);
+    mount(box, e ? errorBox(e, 'Not saved') : null);
   };
 }
 

@@ -2,10 +2,11 @@
 // recent timeline events stored on the server (so the tab is useful right after a reload).
 
 import { api } from '../lib/api.js';
-import { h, mount } from '../lib/dom.js';
+import { errorBox, h, mount } from '../lib/dom.js';
 import { eventType, idEl, sevBadge, timeEl, utc } from '../lib/format.js';
 import * as live from '../lib/live.js';
-import { errorBox, incidentIdOf } from './common.js';
+import { table } from '../lib/table.js';
+import { incidentIdOf } from './common.js';
 
 const KNOWN = ['incident.created', 'incident.updated', 'incident.event', 'incident.artifact', 'hello', 'error'];
 
@@ -60,13 +61,13 @@ export function render(view, ctx) {
     try {
       const page = await api('/api/events/recent', { query: { limit: 50 } });
       mount(stored, page.items.length
-        ? h('table', { class: 'grid compact' }, h('tbody', {}, page.items.map(({ event, incident }) => h('tr', {},
+        ? table(null, page.items.map(({ event, incident }) => h('tr', {},
           h('td', {}, timeEl(event.ts)),
           h('td', {}, eventType(event.type)),
           h('td', {}, idEl(event.incident_id, `#/incidents/${encodeURIComponent(event.incident_id)}`)),
           h('td', {}, incident ? sevBadge(incident.severity) : ''),
           h('td', { class: 'title-cell' }, event.message),
-          h('td', { class: 'muted' }, event.actor)))))
+          h('td', { class: 'muted' }, event.actor))), { class: 'grid compact' }, { wrap: false })
         : h('p', { class: 'muted' }, 'No stored events yet.'));
     } catch (e) {
       mount(stored, errorBox(e, 'Could not load stored events'));

@@ -2,13 +2,17 @@
 // artifacts. Reloads itself when a live event concerns this incident.
 
 import { api } from '../lib/api.js';
-import { h, mount, toast } from '../lib/dom.js';
+import { errorBox, h, loading, mount, toast } from '../lib/dom.js';
 import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES, STATUSES } from '../lib/format.js';
 import { renderMarkdown } from '../lib/markdown.js';
-import { errorBox, incidentIdOf, liveReload, loading } from './common.js';
-import { fieldErrors, render as renderCreate } from './create.js';
+import { liveReload } from '../lib/live.js';
 import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStateTracker, startRun } from '../lib/runs.js';
-import { postmortemBrief, runHref, runStatusBadge, triageBrief } from './ops.js';
+import { table } from '../lib/table.js';
+import { incidentIdOf } from './common.js';
+import { fieldErrors, render as renderCreate } from './create.js';
+import { runHref, runStatusBadge } from './ops/parts.js';
+import { postmortemBrief } from './ops/renderers/postmortem.js';
+import { triageBrief } from './ops/renderers/triage.js';
 
 /** Event types an operator may append by hand (the rest are written by sofiia itself). */
 const NOTE_TYPES = ['note', 'deploy', 'mitigation', 'alert', 'escalation', 'triage', 'postmortem', 'correlation'];
@@ -364,9 +368,7 @@ export function render(view, ctx) {
   function followupTable(items) {
     if (!items.length) return h('p', { class: 'muted' }, 'No follow-ups.');
     const now = Date.now();
-    return h('table', { class: 'grid compact', id: 'followups' },
-      h('thead', {}, h('tr', {}, ['Follow-up', 'Owner', 'Due', 'Pri', ''].map((c) => h('th', {}, c)))),
-      h('tbody', {}, items.map((ev) => {
+    return table(['Follow-up', 'Owner', 'Due', 'Pri', ''], items.map((ev) => {
         const m = ev.meta || {};
         const open = m.status !== 'done';
         const overdue = open && m.due && Date.parse(m.due) < now;
@@ -384,7 +386,7 @@ export function render(view, ctx) {
               } catch (e) { toast(e.describe(), 'error'); }
             } }, 'Done')
             : h('span', { class: 'muted' }, 'done')));
-      })));
+      }), { class: 'grid compact', id: 'followups' }, { wrap: false });
   }
 
   function followupForm() {
@@ -435,12 +437,11 @@ export function render(view, ctx) {
         mount(relatedBox, h('p', { class: 'muted' }, 'No related incidents (same service, close in time, similar words or shared alert fingerprints).'), note);
         return;
       }
-      mount(relatedBox, h('table', { class: 'grid compact', id: 'related-table' },
-        h('tbody', {}, r.related.map((x) => h('tr', { 'data-id': x.incident_id },
+      mount(relatedBox, table(null, r.related.map((x) => h('tr', { 'data-id': x.incident_id },
           h('td', {}, sevBadge(x.severity)),
           h('td', { class: 'title-cell' }, h('a', { href: `#/incidents/${encodeURIComponent(x.incident_id)}` }, x.title),
             h('div', {}, x.reasons.map((why) => h('span', { class: 'tag', title: `${why.kind}: ${why.value} × weight ${why.weight}` }, `${why.kind.replace(/_/g, ' ')}: ${why.detail}`)))),
-          h('td', { class: 'num', title: 'weighted score' }, `${Math.round(x.score * 100)}%`))))),
+          h('td', { class: 'num', title: 'weighted score' }, `${Math.round(x.score * 100)}%`))), { class: 'grid compact', id: 'related-table' }, { wrap: false }),
       note);
     } catch (e) {
       if (disposed) return;
@@ -468,8 +469,7 @@ export function render(view, ctx) {
   }
 
   async function fetchArtifact(name) {
-    const res = await api(`${path}/artifacts/${encodeURIComponent(name)}`, { raw: true });
-    return res.text();
+    return api(`${path}/artifacts/${encodeURIComponent(name)}`, { text: true });
   }
 
   let viewToken = 0;
@@ -521,7 +521,8 @@ export function render(view, ctx) {
       if (f.size > 2 * 1024 * 1024) { mount(box, errorBox(new Error(`${f.name} is ${bytes(f.size)}; artifacts are at most 2 MB`), 'Not uploaded')); return; }
       try {
         const content = await f.text();
-        const a = await api(`${path}/artifacts`, { method: 'POST', body: { name: f.name, content } });
+        // Up to 2 MB going up: more time than a plain request.
+        const a = await api(`${path}/artifacts`, { method: 'POST', body: { name: f.name, content }, timeoutMs: 120000 });
         toast(`Attached ${a.name}`, 'ok');
         file.value = '';
         await load();

@@ -5,7 +5,8 @@
 import { api } from '../lib/api.js';
 import { h, mount, debounce } from '../lib/dom.js';
 import { idEl, sevBadge, statusBadge, timeEl, SEVERITIES, STATUSES, ACTIVE } from '../lib/format.js';
-import { errorBox, liveReload } from './common.js';
+import { liveReload } from '../lib/live.js';
+import { cursorList, emptyTable, linkRow, table } from '../lib/table.js';
 
 const PAGE = 50;
 
@@ -18,12 +19,6 @@ export function render(view, ctx) {
     env: q.get('env') || '',
     q: q.get('q') || '',
   };
-  // Cursors of the pages before the current one (for "Previous"), and the current one.
-  let cursors = [];
-  let cursor = null;
-  let next = null;
-  let seq = 0;
-
   const statusSel = h('select', { id: 'f-status', 'aria-label': 'Status', onchange: (e) => { state.status = e.target.value; changed(); } },
     h('option', { value: '' }, 'any status'),
     h('option', { value: ACTIVE.join(',') }, 'active (open, ack, mitigated)'),
@@ -50,15 +45,27 @@ export function render(view, ctx) {
   const text = h('input', { type: 'search', id: 'f-q', placeholder: 'Filter text…  ( / )', value: state.q, size: 26, 'data-search': '', 'aria-label': 'Text filter',
     oninput: debounce((e) => { state.q = e.target.value.trim(); changed(); }, 300) });
 
-  const notice = h('div');
-  const table = h('div');
-  const pager = h('div', { class: 'pager' });
+  const list = cursorList({
+    what: 'incidents',
+    pager: { prev: 'prev-page', next: 'next-page' },
+    fetchPage: (cursor) => api('/api/incidents', {
+      query: {
+        status: state.status, severity: state.severity.join(','), service: state.service,
+        env: state.env, q: state.q, limit: PAGE, cursor,
+      },
+    }),
+    note: (page) => (page.partial
+      ? h('div', { class: 'notice' }, 'The text filter searched 20,000 incidents without filling this page. Use "Next" to search further, or narrow the other filters.')
+      : null),
+    render: showTable,
+    backHref: () => hashFor(),
+  });
   mount(view,
     h('div', { class: 'row' }, h('h1', {}, 'Incidents'), h('span', { class: 'spacer' }),
       h('a', { class: 'btn primary', href: '#/incidents/new', id: 'new-incident', title: 'New incident (n)' }, '+ New incident')),
     h('div', { class: 'filters' }, statusSel, sevBoxes, service, env, text,
       h('button', { type: 'button', onclick: () => { Object.assign(state, { status: '', severity: [], service: '', env: '', q: '' }); ctx.navigate('#/incidents'); } }, 'Clear')),
-    notice, table, pager);
+    list.el);
 
   function hashFor() {
     const p = new URLSearchParams();
@@ -74,52 +81,14 @@ export function render(view, ctx) {
   function changed() {
     // Keep the URL shareable without re-rendering the view.
     history.replaceState(null, '', hashFor());
-    cursors = [];
-    cursor = null;
-    load();
+    list.reset();
   }
 
-  async function load() {
-    const my = ++seq;
-    table.setAttribute('aria-busy', 'true');
-    showPager(true);
-    try {
-      const page = await api('/api/incidents', {
-        query: {
-          status: state.status, severity: state.severity.join(','), service: state.service,
-          env: state.env, q: state.q, limit: PAGE, cursor,
-        },
-      });
-      if (my !== seq) return;
-      next = page.next_cursor;
-      mount(notice, page.partial
-        ? h('div', { class: 'notice' }, 'The text filter searched 20,000 incidents without filling this page. Use "Next" to search further, or narrow the other filters.')
-        : null);
-      showTable(page.items);
-    } catch (e) {
-      if (my !== seq) return;
-      mount(notice, errorBox(e, 'Could not load incidents'));
-      mount(table);
-      next = null;
-    } finally {
-      table.removeAttribute('aria-busy');
-      showPager();
-    }
-  }
-
-  function showTable(items) {
-    if (!items.length) {
-      mount(table, h('div', { class: 'table-wrap' }, h('div', { class: 'empty' },
-        cursors.length ? 'No more incidents.' : 'No incidents match these filters.')));
-      return;
-    }
-    mount(table, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'incident-table' },
-      h('thead', {}, h('tr', {},
-        ['Sev', 'Id', 'Title', 'Status', 'Service', 'Env', 'Started', 'Owner'].map((c) => h('th', {}, c)))),
-      h('tbody', {}, items.map((inc) => {
-        const href = `#/incidents/${encodeURIComponent(inc.id)}`;
-        return h('tr', { class: 'clickable', 'data-href': href, 'data-id': inc.id,
-          onclick: (e) => { if (!e.target.closest('a,button')) ctx.navigate(href); } },
+  function showTable(items, { first }) {
+    if (!items.length) return emptyTable(first ? 'No incidents match these filters.' : 'No more incidents.');
+    return table(['Sev', 'Id', 'Title', 'Status', 'Service', 'Env', 'Started', 'Owner'], items.map((inc) => {
+      const href = `#/incidents/${encodeURIComponent(inc.id)}`;
+      return linkRow(href, ctx.navigate, { 'data-id': inc.id },
         h('td', {}, sevBadge(inc.severity)),
         h('td', {}, idEl(inc.id, href)),
         h('td', { class: 'title-cell' }, inc.title),
@@ -128,20 +97,9 @@ export function render(view, ctx) {
         h('td', {}, inc.env),
         h('td', {}, timeEl(inc.started_at)),
         h('td', {}, inc.owner || h('span', { class: 'muted' }, '—')));
-      })))));
+    }), { id: 'incident-table' });
   }
 
-  function showPager(busy = false) {
-    mount(pager,
-      h('button', { type: 'button', id: 'prev-page', disabled: busy || !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; load(); } }, '← Previous'),
-      h('span', { class: 'muted' }, `page ${cursors.length + 1}`),
-      h('button', { type: 'button', id: 'next-page', disabled: busy || !next, onclick: () => { cursors.push(cursor); cursor = next; load(); } }, 'Next →'));
-  }
-
-  load();
-  return liveReload((ev) => ev.type === 'incident.created' || ev.type === 'incident.updated', () => {
-    if (!cursors.length) load();
-    else mount(notice, h('div', { class: 'notice' }, 'Incidents changed since this page loaded. ',
-      h('a', { href: hashFor(), onclick: () => { cursors = []; cursor = null; load(); } }, 'Back to the first page')));
-  });
+  list.load();
+  return liveReload((ev) => ev.type === 'incident.created' || ev.type === 'incident.updated', list.changed);
 }

@@ -2,9 +2,12 @@
 // events. Refreshes itself when live events arrive.
 
 import { api } from '../lib/api.js';
-import { h, mount } from '../lib/dom.js';
+import { errorBox, h, mount } from '../lib/dom.js';
 import { idEl, sevBadge, statusBadge, timeEl, eventType, SEVERITIES } from '../lib/format.js';
-import { errorBox, liveReload } from './common.js';
+import { liveReload } from '../lib/live.js';
+import { linkRow, table } from '../lib/table.js';
+
+const go = (href) => { window.location.hash = href; };
 
 export function render(view) {
   const tiles = h('div', { class: 'tiles', id: 'ov-tiles' });
@@ -52,15 +55,11 @@ export function render(view) {
       mount(services, h('p', { class: 'muted' }, 'No active incidents.'));
       return;
     }
-    mount(services, h('div', { class: 'table-wrap', style: undefined },
-      h('table', { class: 'grid compact' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Service'), SEVERITIES.map((x) => h('th', { class: 'num' }, x)), h('th', { class: 'num' }, 'Total'))),
-        h('tbody', {}, s.active_by_service.map((row) =>
-          h('tr', { class: 'clickable', 'data-href': `#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`,
-            onclick: () => { window.location.hash = `#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`; } },
-          h('td', {}, row.service),
-          SEVERITIES.map((x) => h('td', { class: 'num' }, row[x] ? sevCount(x, row[x]) : h('span', { class: 'muted' }, '·'))),
-          h('td', { class: 'num' }, row.total)))))));
+    mount(services, table(['Service', ...SEVERITIES.map((x) => ({ label: x, num: true })), { label: 'Total', num: true }],
+      s.active_by_service.map((row) => linkRow(`#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`, go, {},
+        h('td', {}, row.service),
+        SEVERITIES.map((x) => h('td', { class: 'num' }, row[x] ? sevCount(x, row[x]) : h('span', { class: 'muted' }, '·'))),
+        h('td', { class: 'num' }, row.total))), { class: 'grid compact' }));
   }
 
   function sevCount(sev, n) {
@@ -73,13 +72,11 @@ export function render(view) {
       mount(overdue, h('p', { class: 'muted' }, `No overdue follow-ups (${sum.stats.open_followups} open).`));
       return;
     }
-    mount(overdue, h('table', { class: 'grid compact' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Follow-up'), h('th', {}, 'Owner'), h('th', {}, 'Due'), h('th', {}, 'Incident'))),
-      h('tbody', {}, rows.slice(0, 20).map((f) => h('tr', {},
+    mount(overdue, table(['Follow-up', 'Owner', 'Due', 'Incident'], rows.slice(0, 20).map((f) => h('tr', {},
         h('td', { class: 'title-cell' }, f.title),
         h('td', {}, f.owner || h('span', { class: 'muted' }, '—')),
         h('td', { class: 'overdue' }, timeEl(f.due)),
-        h('td', {}, idEl(f.incident_id, `#/incidents/${encodeURIComponent(f.incident_id)}`)))))),
+        h('td', {}, idEl(f.incident_id, `#/incidents/${encodeURIComponent(f.incident_id)}`)))), { class: 'grid compact' }, { wrap: false }),
     rows.length > 20 ? h('p', { class: 'muted' }, `and ${rows.length - 20} more`) : null);
   }
 
@@ -88,15 +85,13 @@ export function render(view) {
       mount(latest, h('p', { class: 'muted' }, 'No events yet. ', h('a', { href: '#/incidents/new' }, 'Record an incident'), '.'));
       return;
     }
-    mount(latest, h('table', { class: 'grid compact' },
-      h('tbody', {}, items.map(({ event, incident }) => h('tr', { class: 'clickable', 'data-href': `#/incidents/${encodeURIComponent(event.incident_id)}`,
-        onclick: () => { window.location.hash = `#/incidents/${encodeURIComponent(event.incident_id)}`; } },
+    mount(latest, table(null, items.map(({ event, incident }) => linkRow(`#/incidents/${encodeURIComponent(event.incident_id)}`, go, {},
       h('td', {}, timeEl(event.ts)),
       h('td', {}, eventType(event.type)),
       h('td', {}, incident ? sevBadge(incident.severity) : null),
       h('td', { class: 'title-cell' },
         incident ? h('div', {}, incident.title, ' ', statusBadge(incident.status)) : null,
-        h('div', { class: 'muted' }, event.message)))))));
+        h('div', { class: 'muted' }, event.message)))), { class: 'grid compact' }, { wrap: false }));
   }
 
   load();

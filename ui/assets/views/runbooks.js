@@ -2,9 +2,9 @@
 // filters), and a runbook rendered with the matching section scrolled into view.
 
 import { api } from '../lib/api.js';
-import { h, mount, debounce } from '../lib/dom.js';
+import { debounce, errorBox, h, loading, mount } from '../lib/dom.js';
 import { headingId, renderMarkdown } from '../lib/markdown.js';
-import { errorBox, loading } from './common.js';
+import { linkRow, table } from '../lib/table.js';
 
 const enc = (path) => path.split('/').map(encodeURIComponent).join('/');
 
@@ -69,18 +69,16 @@ export function render(view, ctx) {
 
   function showList(list) {
     info.textContent = `${list.items.length} runbooks`;
-    mount(results, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'rb-list' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Runbook'), h('th', {}, 'Services'), h('th', {}, 'Tags'), h('th', { class: 'num' }, 'Sections'))),
-      h('tbody', {}, list.items
-        .filter((r) => (!state.service || r.services.includes(state.service)) && (!state.tag || r.tags.includes(state.tag)))
-        .map((r) => {
-          const href = `#/runbooks/${enc(r.path)}`;
-          return h('tr', { class: 'clickable', 'data-href': href, onclick: () => ctx.navigate(href) },
-            h('td', {}, h('a', { href }, r.title), h('div', { class: 'muted mono' }, r.path)),
-            h('td', {}, r.services.map((s) => h('span', { class: 'tag' }, s))),
-            h('td', {}, r.tags.map((t) => h('span', { class: 'tag' }, t))),
-            h('td', { class: 'num' }, r.sections));
-        })))));
+    mount(results, table(['Runbook', 'Services', 'Tags', { label: 'Sections', num: true }], list.items
+      .filter((r) => (!state.service || r.services.includes(state.service)) && (!state.tag || r.tags.includes(state.tag)))
+      .map((r) => {
+        const href = `#/runbooks/${enc(r.path)}`;
+        return linkRow(href, ctx.navigate, {},
+          h('td', {}, h('a', { href }, r.title), h('div', { class: 'muted mono' }, r.path)),
+          h('td', {}, r.services.map((s) => h('span', { class: 'tag' }, s))),
+          h('td', {}, r.tags.map((t) => h('span', { class: 'tag' }, t))),
+          h('td', { class: 'num' }, r.sections));
+      }), { id: 'rb-list' }));
   }
 
   let listCache = null;

@@ -2,8 +2,7 @@
 // a connection test that explains what is wrong.
 
 import { api, settings } from '../lib/api.js';
-import { h, mount, toast } from '../lib/dom.js';
-import { errorBox } from './common.js';
+import { errorBox, h, mount, toast } from '../lib/dom.js';
 
 export function render(view, ctx) {
   const key = h('input', { type: 'password', id: 'set-key', value: settings.apiKey, size: 44, autocomplete: 'off', placeholder: 'SOFIIA_CONSOLE_API_KEY (empty in open dev mode)' });

@@ -1,0 +1,111 @@
+// Dense tables, the way every list of the console shows data: a header, rows, a calm empty
+// state, rows that open their own page, and lists paged on the server by cursor (so they stay
+// fast at 100k items), refreshed live without losing the operator's place.
+
+import { errorBox, h, mount } from './dom.js';
+
+/**
+ * A table in its frame. `columns`: header cells, each a string or `{label, num}` (`num`:
+ * right-aligned, for numbers), or null for a table without a header. `rows`: `<tr>`s.
+ * `attrs`: the table's attributes (`id`; `class` defaults to `grid`). `wrap: false` leaves
+ * out the frame (a table inside a panel).
+ */
+export function table(columns, rows, attrs = {}, { wrap = true } = {}) {
+  const head = columns
+    ? h('thead', {}, h('tr', {}, columns.map((c) => (typeof c === 'string' || c == null
+      ? h('th', {}, c ?? '')
+      : h('th', { class: c.num ? 'num' : undefined }, c.label ?? '')))))
+    : null;
+  const el = h('table', { class: 'grid', ...attrs }, head, h('tbody', {}, rows));
+  return wrap ? h('div', { class: 'table-wrap' }, el) : el;
+}
+
+/** What a table shows when there is nothing to list: one line, in the table's frame. */
+export function emptyTable(text) {
+  return h('div', { class: 'table-wrap' }, h('div', { class: 'empty' }, text));
+}
+
+/**
+ * A row that opens `href` when clicked anywhere but on a link or a button inside it (those do
+ * their own thing). `attrs` are the row's (its `data-*`); `cells` its `<td>`s.
+ */
+export function linkRow(href, navigate, attrs, ...cells) {
+  return h('tr', {
+    ...attrs,
+    class: attrs && attrs.class ? `clickable ${attrs.class}` : 'clickable',
+    'data-href': href,
+    onclick: (e) => { if (!e.target.closest('a,button')) navigate(href); },
+  }, cells);
+}
+
+/**
+ * A list paged on the server by cursor. `opts`:
+ * - `fetchPage(cursor)` → `{items, next_cursor}` (cursor null for the first page);
+ * - `render(items, {first, page})` → what to show for a page (a `table()`, or an
+ *   `emptyTable()` when `items` is empty);
+ * - `what`: the items' name in messages (`runs` → "Could not load runs", "Runs changed…");
+ * - `pager`: `{prev, next}`, the ids of the Previous/Next buttons (no pager without it);
+ * - `note(page)`: an optional notice for a page (e.g. "partial"), or null.
+ *
+ * Returns `{el, load, reset, changed}`: `load()` reloads the page shown, `reset()` goes to the
+ * first page, `changed()` (for live updates) reloads the first page, or on a later page says
+ * that the list changed, with a link back to the first (the operator keeps their place).
+ */
+export function cursorList(opts) {
+  // Cursors of the pages before the current one (for "Previous"), and the current one's.
+  let cursors = [];
+  let cursor = null;
+  let next = null;
+  let seq = 0;
+  const notice = h('div');
+  const body = h('div', { class: opts.class });
+  const pager = opts.pager ? h('div', { class: 'pager' }) : null;
+  const el = h('div', {}, notice, body, pager);
+  const capital = opts.what.charAt(0).toUpperCase() + opts.what.slice(1);
+
+  async function load() {
+    const my = ++seq;
+    body.setAttribute('aria-busy', 'true');
+    showPager(true);
+    try {
+      const page = await opts.fetchPage(cursor);
+      if (my !== seq) return;
+      next = (page && page.next_cursor) || null;
+      mount(notice, opts.note ? opts.note(page) : null);
+      mount(body, opts.render((page && page.items) || [], { first: !cursors.length, page }));
+    } catch (e) {
+      if (my !== seq) return;
+      next = null;
+      mount(notice, errorBox(e, `Could not load ${opts.what}`));
+      mount(body);
+    } finally {
+      if (my === seq) {
+        body.removeAttribute('aria-busy');
+        showPager();
+      }
+    }
+  }
+
+  function showPager(busy = false) {
+    if (!pager) return;
+    mount(pager,
+      h('button', { type: 'button', id: opts.pager.prev, disabled: busy || !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; load(); } }, '← Previous'),
+      h('span', { class: 'muted' }, `page ${cursors.length + 1}`),
+      h('button', { type: 'button', id: opts.pager.next, disabled: busy || !next, onclick: () => { cursors.push(cursor); cursor = next; load(); } }, 'Next →'));
+  }
+
+  function reset() {
+    cursors = [];
+    cursor = null;
+    return load();
+  }
+
+  function changed() {
+    if (!cursors.length) return load();
+    mount(notice, h('div', { class: 'notice' }, `${capital} changed since this page loaded. `,
+      h('a', { href: opts.backHref ? opts.backHref() : '#', onclick: (e) => { e.preventDefault(); reset(); } }, 'Back to the first page')));
+    return null;
+  }
+
+  return { el, load, reset, changed };
+}
