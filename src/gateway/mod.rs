@@ -182,18 +182,17 @@ impl Gateway {
 
     /// Run a typed call an in-process caller built (an HTTP handler, as the operator or the
     /// presented key's principal) through the same pipeline: the tool receives the value
-    /// itself, and the audit record hashes the JSON an agent would have sent for it.
+    /// itself, and the audit record hashes the value's JSON (defaults filled in).
     pub async fn call<C: TypedCall>(&self, principal: &Principal, call: C) -> Result<Json> {
-        let input = serde_json::to_vec(&call).map_err(|e| Error::Internal(e.to_string()))?;
+        // Through a JSON value, so keys are sorted as in an agent's params.
+        let value = serde_json::to_value(&call).map_err(|e| Error::Internal(e.to_string()))?;
+        let input = serde_json::to_vec(&value).unwrap_or_default();
         let secret = self
             .0
             .tools
             .get(C::TOOL)
             .is_some_and(|t| !t.secret_params().is_empty());
-        let mask = match secret {
-            true => serde_json::from_slice(&input).unwrap_or(Json::Null),
-            false => Json::Null,
-        };
+        let mask = if secret { value } else { Json::Null };
         let action = call.action();
         let req = Request {
             tool: C::TOOL,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use serde_json::{json, Map, Value as Json_};
+use serde_json::{json, Value as Json_};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::app::AppState;
@@ -33,26 +33,27 @@ async fn oncall(s: &AppState, call: OncallCall) -> Result<Json_> {
 }
 
 /// A JSON body as the action's typed input: a 422 `invalid_body` naming the field, as for
-/// every other endpoint. The incident id is in the path, never in the body.
+/// every other endpoint.
 fn body<T: serde::de::DeserializeOwned>(body: Json_) -> Result<T> {
     let invalid = |message: String| Error::Validation {
         code: "invalid_body",
         message,
     };
-    match &body {
-        Json_::Object(m) if m.contains_key("incident_id") => {
-            return Err(invalid(
-                "unknown field `incident_id`: the id is in the path".into(),
-            ))
-        }
-        Json_::Object(_) | Json_::Null => {}
-        _ => return Err(invalid("expected a JSON object".into())),
+    if !body.is_object() {
+        return Err(invalid("expected a JSON object".into()));
     }
-    let body = match body {
-        Json_::Null => Json_::Object(Map::new()),
-        b => b,
-    };
     serde_json::from_value::<T>(body).map_err(|e| invalid(e.to_string()))
+}
+
+/// [`body`] for an endpoint whose path names the incident: the id is never in the body too.
+fn body_for_path<T: serde::de::DeserializeOwned>(payload: Json_) -> Result<T> {
+    if payload.get("incident_id").is_some() {
+        return Err(Error::Validation {
+            code: "invalid_body",
+            message: "unknown field `incident_id`: the id is in the path".into(),
+        });
+    }
+    body(payload)
 }
 
 pub async fn create(
@@ -84,7 +85,7 @@ pub async fn update(
     validate_incident_id(&id)?;
     let call = OncallCall::Update {
         incident_id: id,
-        patch: body::<IncidentPatch>(patch)?,
+        patch: body_for_path::<IncidentPatch>(patch)?,
     };
     Ok(Json(oncall(&s, call).await?).into_response())
 }
@@ -156,7 +157,7 @@ pub async fn append_event(
     validate_incident_id(&id)?;
     let call = OncallCall::AppendEvent {
         incident_id: id,
-        event: body::<NewEvent>(payload)?,
+        event: body_for_path::<NewEvent>(payload)?,
     };
     let ev = oncall(&s, call).await?;
     Ok((StatusCode::CREATED, Json(ev)).into_response())
@@ -194,7 +195,7 @@ pub async fn attach_artifact(
     validate_incident_id(&id)?;
     let call = OncallCall::AttachArtifact {
         incident_id: id,
-        artifact: body::<NewArtifact>(payload)?,
+        artifact: body_for_path::<NewArtifact>(payload)?,
     };
     let a = oncall(&s, call).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())

@@ -110,10 +110,11 @@ pub fn router(state: AppState) -> Router {
             require_key,
         ))
         .layer(cors(&state))
-        .layer(axum::middleware::from_fn(log_requests))
+        // Inside the request log: a panic's answer carries the request's id too.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(axum::middleware::from_fn(log_requests))
         .with_state(state)
 }
 

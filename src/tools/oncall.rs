@@ -392,6 +392,7 @@ impl Tool for OncallTool {
     fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
         Box::pin(async move {
             let call = params.into_typed(|j| OncallCall::parse(action, j))?;
+            debug_assert_eq!(call.action(), action);
             call.run(&self.incidents, cx.actor).await
         })
     }

@@ -44,3 +44,32 @@ async fn health_endpoints_and_the_console_page() {
     .unwrap();
     assert!(pending.is_empty());
 }
+
+#[tokio::test]
+async fn an_internal_failure_answers_internal_error_with_the_request_id_only() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/api/health")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(id.starts_with("req_") && id.len() > 8, "{id}");
+
+    // A file where the incident's artifact folder must go: the write fails in the file system.
+    let inc = app.create("router", "P2", "disk trouble").await;
+    std::fs::write(app.data_dir().join("incidents").join(&inc), b"in the way").unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/incidents/{inc}/artifacts")))
+        .json(&serde_json::json!({"name": "notes.md", "content": "# x"}))
+        .send()
+        .await
+        .unwrap();
+    let header = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let (status, body) = split(r).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "io_error");
+    assert_eq!(body["error"]["message"], "internal error");
+    assert_eq!(body["error"]["request_id"], header.as_str());
+    assert!(!body.to_string().contains("incidents/"), "{body}");
+    // nothing was recorded
+    let (_, d) = app.get(&format!("/api/incidents/{inc}")).await;
+    assert_eq!(d["artifacts"], serde_json::json!([]), "{d}");
+}
