@@ -66,6 +66,7 @@ where
     F: Fn(reqwest::Client, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    sofiia::net::init_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -422,7 +423,7 @@ fn main() {
             t.elapsed().as_secs_f64(),
             index.len()
         );
-        let client = reqwest::Client::new();
+        let client = sofiia::net::client();
         let page2 = {
             let v: serde_json::Value = client
                 .get(format!("{base}/api/incidents?limit=50"))

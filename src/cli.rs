@@ -279,7 +279,7 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
         .enable_all()
         .build()?;
     let resp: serde_json::Value = rt.block_on(async {
-        let mut req = reqwest::Client::new()
+        let mut req = crate::net::client()
             .post(format!("{}/api/admin/backup", info.url))
             .json(&serde_json::json!({ "name": name }));
         // The running server needs the operator key when one is configured.
@@ -485,7 +485,7 @@ fn call_server(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::net::client();
         // A server that is still opening an index answers 503 with Retry-After: wait and ask
         // again (for at most about 30 s), as an operator would.
         let mut waited = 0u64;

@@ -8,6 +8,13 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A plain HTTP client with the TLS provider installed (the CLI's calls to a running server,
+/// tests and benchmarks); reqwest panics when a client is built before [`init_tls`].
+pub fn client() -> reqwest::Client {
+    init_tls();
+    reqwest::Client::new()
+}
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -72,7 +72,7 @@ pub async fn spawn_prepared(
     });
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client: sofiia::net::client(),
         dir,
         state,
         stop: Some(tx),

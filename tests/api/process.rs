@@ -40,7 +40,7 @@ fn start_with(dir: &Path, checkpoint_ms: &str) -> Server {
 
 /// Hammer creates from several clients; record every id acknowledged with a 201.
 async fn load(base: String, acked: Arc<Mutex<Vec<String>>>, clients: usize) {
-    let client = reqwest::Client::new();
+    let client = sofiia::net::client();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
@@ -69,8 +69,22 @@ async fn load(base: String, acked: Arc<Mutex<Vec<String>>>, clients: usize) {
     }
 }
 
+/// Wait until at least `n` writes are acknowledged (a minute at most, then fail).
+async fn acknowledged(acked: &Arc<Mutex<Vec<String>>>, n: usize) {
+    for _ in 0..6000 {
+        if acked.lock().unwrap().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "only {} writes acknowledged in a minute",
+        acked.lock().unwrap().len()
+    );
+}
+
 async fn assert_all_present(base: &str, ids: &[String]) {
-    let client = reqwest::Client::new();
+    let client = sofiia::net::client();
     for id in ids {
         let r = client
             .get(format!("{base}/api/incidents/{id}"))
@@ -98,7 +112,9 @@ async fn crash_and_recover(checkpoint_ms: &str) {
     let mut server = start_with(dir.path(), checkpoint_ms);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let loader = tokio::spawn(load(server.base.clone(), acked.clone(), 16));
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // Kill once a good number of writes is acknowledged (a count, not a time: the machine may
+    // be busy with other tests), while the loaders keep writing.
+    acknowledged(&acked, 60).await;
     server.child.kill().unwrap(); // SIGKILL on unix
     server.child.wait().unwrap();
     let _ = loader.await;
@@ -120,7 +136,7 @@ async fn crash_and_recover(checkpoint_ms: &str) {
     // SIGTERM in the middle of writes: in-flight requests finish, exit code 0, nothing lost.
     let acked2 = Arc::new(Mutex::new(Vec::new()));
     let loader = tokio::spawn(load(server.base.clone(), acked2.clone(), 8));
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    acknowledged(&acked2, 10).await;
     let st = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
@@ -213,7 +229,7 @@ async fn tool_payloads_never_reach_the_logs() {
     let stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let marker = "MARKER-c0ffee-in-a-payload";
-    let r = reqwest::Client::new()
+    let r = sofiia::net::client()
         .post(format!("{base}/v1/tools/oncall_tool"))
         .json(&json!({"action":"incident_create","service":"gw","severity":"P2","title":marker,"agent_id":"sofiia"}))
         .send()

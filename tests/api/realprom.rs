@@ -362,7 +362,7 @@ impl Prom {
                 url: format!("http://127.0.0.1:{port}"),
                 child,
                 dir,
-                client: reqwest::Client::new(),
+                client: sofiia::net::client(),
             };
             match prom.wait_ready().await {
                 Ok(()) => break prom,

@@ -952,7 +952,7 @@ async fn a_triage_run_survives_kill_9_of_the_binary_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(dir.path(), Some(&prom), None);
     let data = dir.path().join("data");
-    let http = reqwest::Client::new();
+    let http = sofiia::net::client();
     let get = |base: String, path: String| {
         let http = http.clone();
         async move {
