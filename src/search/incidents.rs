@@ -472,7 +472,6 @@ impl IncidentIndex {
     }
 }
 
-/// The incident an event envelope concerns.
 fn open_engine(dir: &Path) -> Result<Engine> {
     let (schema, f) = schema();
     let ok = std::fs::read(dir.join(MANIFEST))

@@ -25,11 +25,13 @@ async fn create(app: &TestApp, body: Value) -> String {
 }
 
 /// Wait until the similarity index has caught up (it follows writes within ~250 ms).
+/// Wait until the incident index is open and holds every stored incident (a condition, not
+/// a time: the index follows the store in the background).
 async fn settle(app: &TestApp, id: &str) {
-    for _ in 0..100 {
+    let stored = app.count_all().await as u64;
+    for _ in 0..400 {
         let (s, _) = app.get(&format!("/api/incidents/{id}/related")).await;
-        if s == 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        if s == 200 && app.state.search.incidents.len() >= stored {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
