@@ -165,6 +165,15 @@ impl Gateway {
         Ok(total)
     }
 
+    /// The params kept for masking secret values in the result: only for a tool that declares
+    /// secret params (a large artifact upload is not copied for nothing).
+    fn mask_for(&self, tool: &str, params: impl FnOnce() -> Json) -> Json {
+        match self.0.tools.get(tool) {
+            Some(t) if !t.secret_params().is_empty() => params(),
+            _ => Json::Null,
+        }
+    }
+
     /// Run one call, as agents send it, through the whole pipeline.
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
         let input = serde_json::to_vec(&call.params).unwrap_or_default();
@@ -174,7 +183,7 @@ impl Gateway {
             agent_id: call.agent_id.as_deref(),
             metadata: &call.metadata,
             input,
-            mask: call.params.clone(),
+            mask: self.mask_for(&call.tool, || call.params.clone()),
         };
         self.pipeline(principal, req, Params::Json(call.params))
             .await
@@ -187,12 +196,7 @@ impl Gateway {
         // Through a JSON value, so keys are sorted as in an agent's params.
         let value = serde_json::to_value(&call).map_err(|e| Error::Internal(e.to_string()))?;
         let input = serde_json::to_vec(&value).unwrap_or_default();
-        let secret = self
-            .0
-            .tools
-            .get(C::TOOL)
-            .is_some_and(|t| !t.secret_params().is_empty());
-        let mask = if secret { value } else { Json::Null };
+        let mask = self.mask_for(C::TOOL, || value);
         let action = call.action();
         let req = Request {
             tool: C::TOOL,
