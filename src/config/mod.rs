@@ -97,6 +97,41 @@ pub struct Settings {
     /// `SUPERVISOR_INTERNAL_KEY`: when set, required on `/v1/graphs…` and `/v1/runs…` (the
     /// operator key is accepted too). Environment only.
     pub supervisor_internal_key: Option<String>,
+    /// `ALLOWED_HOSTS`: `Host` names accepted besides loopback names and the bound address
+    /// (comma-separated; a guard against DNS rebinding). `*` accepts any.
+    pub allowed_hosts: Vec<String>,
+    /// Limits of the HTTP edge (connections, read timeouts, shutdown grace).
+    pub edge: Edge,
+}
+
+/// Limits of the HTTP edge. Every value has an environment variable and a `sofiia.yml` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// `SOFIIA_MAX_CONNECTIONS`: open connections served at once; past it a new connection
+    /// gets a 503 and is closed (default 1024, lowered to half the process's open-file limit).
+    pub max_connections: usize,
+    /// `SOFIIA_HEADER_TIMEOUT_MS`: longest wait for a request's headers, also between
+    /// requests on a kept-alive connection (default 10000).
+    pub header_timeout_ms: u64,
+    /// `SOFIIA_BODY_IDLE_TIMEOUT_MS`: longest pause while a request body arrives (default 10000).
+    pub body_idle_timeout_ms: u64,
+    /// `SOFIIA_BODY_TIMEOUT_MS`: longest time a whole request body may take (default 60000).
+    pub body_timeout_ms: u64,
+    /// `SOFIIA_SHUTDOWN_GRACE_MS`: on shutdown, how long in-flight requests may finish before
+    /// their connections are dropped (default 10000).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_idle_timeout_ms: 10_000,
+            body_timeout_ms: 60_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.
@@ -120,6 +155,12 @@ struct FileSettings {
     run_ttl_sec: Option<u64>,
     graph_workers: Option<usize>,
     incident_max_time_window_h: Option<u64>,
+    allowed_hosts: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_idle_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 /// A number from the environment (`VAR: 'v' is not <what>`) or the file (`file: key: n is not
@@ -149,6 +190,15 @@ where
         (None, Some(n)) => Ok(n),
         (None, None) => Ok(default),
     }
+}
+
+/// A comma-separated list, trimmed, empty items dropped.
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Name of the settings file inside `CONFIG_DIR`.
@@ -336,6 +386,56 @@ impl Settings {
             4,
         )?;
 
+        let defaults = Edge::default();
+        let edge = Edge {
+            max_connections: ranged(
+                ("SOFIIA_MAX_CONNECTIONS", var("SOFIIA_MAX_CONNECTIONS")),
+                "a number 8-100000",
+                (&file_name, "max_connections", file.max_connections),
+                8..=100_000,
+                defaults.max_connections,
+            )?,
+            header_timeout_ms: ranged(
+                ("SOFIIA_HEADER_TIMEOUT_MS", var("SOFIIA_HEADER_TIMEOUT_MS")),
+                "a number of milliseconds (100-600000)",
+                (&file_name, "header_timeout_ms", file.header_timeout_ms),
+                100..=600_000,
+                defaults.header_timeout_ms,
+            )?,
+            body_idle_timeout_ms: ranged(
+                (
+                    "SOFIIA_BODY_IDLE_TIMEOUT_MS",
+                    var("SOFIIA_BODY_IDLE_TIMEOUT_MS"),
+                ),
+                "a number of milliseconds (100-600000)",
+                (&file_name, "body_idle_timeout_ms", file.body_idle_timeout_ms),
+                100..=600_000,
+                defaults.body_idle_timeout_ms,
+            )?,
+            body_timeout_ms: ranged(
+                ("SOFIIA_BODY_TIMEOUT_MS", var("SOFIIA_BODY_TIMEOUT_MS")),
+                "a number of milliseconds (100-3600000)",
+                (&file_name, "body_timeout_ms", file.body_timeout_ms),
+                100..=3_600_000,
+                defaults.body_timeout_ms,
+            )?,
+            shutdown_grace_ms: ranged(
+                ("SOFIIA_SHUTDOWN_GRACE_MS", var("SOFIIA_SHUTDOWN_GRACE_MS")),
+                "a number of milliseconds (0-600000)",
+                (&file_name, "shutdown_grace_ms", file.shutdown_grace_ms),
+                0..=600_000,
+                defaults.shutdown_grace_ms,
+            )?,
+        };
+        let allowed_hosts = match var("ALLOWED_HOSTS") {
+            Some(v) => split_list(&v),
+            None => file.allowed_hosts.unwrap_or_default(),
+        }
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
             if let Some(v) = var(k) {
@@ -370,6 +470,8 @@ impl Settings {
             supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
+            allowed_hosts,
+            edge,
         })
     }
 
@@ -394,6 +496,8 @@ impl Settings {
             graph_workers: 4,
             incident_max_time_window_h: 24,
             supervisor_internal_key: None,
+            allowed_hosts: vec![],
+            edge: Edge::default(),
         }
     }
 
