@@ -31,7 +31,9 @@ use pipeline::{Acting, Names};
 use policy::Policies;
 pub use tool::{Action, Params, Registry, Tool, ToolCx, ToolFuture, ToolSchema, TypedCall};
 
-/// One tool call as agents send it.
+/// One tool call as agents send it. `metadata` is accepted for the caller's own use and is
+/// never trusted: the run, node and attempt in audit records come from the runner alone
+/// ([`Gateway::execute_in_run`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolCall {
@@ -59,12 +61,20 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
+/// The graph run a tool call is made for, as the runner knows it (never from a request).
+#[derive(Debug, Clone)]
+pub struct RunTrace {
+    pub run_id: String,
+    pub node: String,
+    pub attempt: u64,
+}
+
 /// One call on its way into the pipeline.
 struct Request<'a> {
     tool: &'a str,
     action: &'a str,
     agent_id: Option<&'a str>,
-    metadata: &'a Json,
+    run: Option<RunTrace>,
     /// The params as JSON bytes (hashed and measured for the audit record, never stored).
     input: Vec<u8>,
     /// The params as JSON for masking secret values in the result (`null` when the tool has
@@ -176,12 +186,32 @@ impl Gateway {
 
     /// Run one call, as agents send it, through the whole pipeline.
     pub async fn execute(&self, principal: &Principal, call: ToolCall) -> Result<Json> {
+        self.execute_traced(principal, call, None).await
+    }
+
+    /// Run one call a graph run makes: the audit record and log lines carry the run, node
+    /// and attempt given here by the runner (a caller's `metadata` never does).
+    pub async fn execute_in_run(
+        &self,
+        principal: &Principal,
+        call: ToolCall,
+        run: RunTrace,
+    ) -> Result<Json> {
+        self.execute_traced(principal, call, Some(run)).await
+    }
+
+    async fn execute_traced(
+        &self,
+        principal: &Principal,
+        call: ToolCall,
+        run: Option<RunTrace>,
+    ) -> Result<Json> {
         let input = serde_json::to_vec(&call.params).unwrap_or_default();
         let req = Request {
             tool: &call.tool,
             action: &call.action,
             agent_id: call.agent_id.as_deref(),
-            metadata: &call.metadata,
+            run,
             input,
             mask: self.mask_for(&call.tool, || call.params.clone()),
         };
@@ -202,7 +232,7 @@ impl Gateway {
             tool: C::TOOL,
             action,
             agent_id: None,
-            metadata: &Json::Null,
+            run: None,
             input,
             mask,
         };
@@ -236,7 +266,12 @@ impl Gateway {
         // Stage 2: who is acting.
         let acting = match pipeline::acting(principal, agent_id, &g.policies.rbac) {
             Ok(a) => a,
-            Err((claimed, e)) => return self.deny(principal, Some(&claimed), "-", &trace, e).await,
+            // The claimed name is the caller's text: recorded as unknown, like refused names.
+            Err(e) => {
+                return self
+                    .deny(principal, Some(pipeline::UNKNOWN), "-", &trace, e)
+                    .await
+            }
         };
         if let Some(e) = refused {
             return self.deny(principal, acting.agent(), "-", &trace, e).await;
@@ -427,27 +462,16 @@ fn timed_out(trace: &Trace, timeout: std::time::Duration) -> Error {
     ))
 }
 
-/// Hash and size of the params, and the run, node and attempt a graph sends in `metadata`
-/// (ids that are not plain tokens are dropped, never logged).
+/// Hash and size of the params, and the run, node and attempt the runner gave.
 fn trace_of(audit: &Audit, names: Names, call: &Request<'_>) -> Trace {
     let input = &call.input;
-    let meta_token = |k: &str| {
-        call.metadata
-            .get(k)
-            .and_then(|v| v.as_str())
-            .filter(|s| pipeline::loggable(s))
-            .map(str::to_string)
-    };
+    let run = call.run.as_ref();
     Trace {
         names,
         input_hash: audit.hash(input),
         input_size: input.len(),
-        graph_run_id: meta_token("graph_run_id"),
-        node: meta_token("node").unwrap_or_else(|| "-".into()),
-        attempt: call
-            .metadata
-            .get("attempt")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(1),
+        graph_run_id: run.map(|r| r.run_id.clone()),
+        node: run.map_or_else(|| "-".into(), |r| r.node.clone()),
+        attempt: run.map_or(1, |r| r.attempt),
     }
 }

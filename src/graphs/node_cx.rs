@@ -14,7 +14,7 @@ use super::model::{default_user, default_workspace};
 use super::{Run, Runner, StartRun};
 use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
-use crate::gateway::ToolCall;
+use crate::gateway::{RunTrace, ToolCall};
 
 /// What a node can use.
 pub struct NodeCx {
@@ -57,11 +57,19 @@ impl NodeCx {
                 action: action.into(),
                 params: params.clone(),
                 agent_id: Some(self.agent_id.clone()),
-                metadata: json!({"graph_run_id": self.run_id, "node": self.node, "attempt": attempt}),
+                metadata: Json::Null,
             };
             let started = Instant::now();
             let out = self
-                .cancellable(r.gateway.execute(&Principal::Operator, call))
+                .cancellable(r.gateway.execute_in_run(
+                    &Principal::Operator,
+                    call,
+                    RunTrace {
+                        run_id: self.run_id.clone(),
+                        node: self.node.clone(),
+                        attempt: attempt as u64,
+                    },
+                ))
                 .await?;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match out {

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod extract;
 pub mod graphs;
+pub mod guard;
 pub mod incidents;
 pub mod runbooks;
 pub mod tools;
@@ -41,6 +42,7 @@ pub const ARTIFACT_BODY_LIMIT: usize = 6 * 1024 * 1024;
 
 /// Build the whole router over `state`.
 pub fn router(state: AppState) -> Router {
+    let guard = std::sync::Arc::new(guard::Guard::new(&state.settings));
     let artifacts = Router::new()
         .route(
             "/api/incidents/{id}/artifacts",
@@ -109,7 +111,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_key,
         ))
-        .layer(cors(&state))
+        .layer(cors(&guard))
+        // Foreign web pages and rebound names are refused before anything else runs.
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::guard,
+        ))
         // Inside the request log: a panic's answer carries the request's id too.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -154,26 +161,22 @@ async fn log_requests(req: Request, next: Next) -> Response {
     res
 }
 
-/// CORS: any origin in open dev mode (no key configured), else only `CORS_ORIGINS`.
-fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
+/// CORS: browsers may read answers from the origins the guard allows (loopback origins and
+/// `CORS_ORIGINS`); the console's own page is same-origin and needs no CORS headers.
+fn cors(guard: &std::sync::Arc<guard::Guard>) -> tower_http::cors::CorsLayer {
     use axum::http::{header, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let base = CorsLayer::new()
+    let g = guard.clone();
+    CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("x-api-key"),
-        ]);
-    let origins = &state.settings.cors_origins;
-    if origins.is_empty() && !state.gateway.auth_required() {
-        return base.allow_origin(AllowOrigin::any());
-    }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    base.allow_origin(AllowOrigin::list(list))
+        ])
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| g.cors_allowed(o))
+        }))
 }
 
 /// When keys are required (prod, or an operator key is configured), every endpoint but the

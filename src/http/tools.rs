@@ -35,14 +35,58 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The key of a WebSocket request: a header, or `api_key=` in the query (browsers cannot set
-/// headers on a WebSocket). Request logs record routes only, so the query is never logged.
+/// headers on a WebSocket), percent-decoded as the console encodes it
+/// (`encodeURIComponent`), so keys with `+ / =` work. A `+` stays a `+` (keys hold no spaces).
+/// Request logs record routes only, so the query is never logged.
 pub fn presented_ws_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     presented_key(headers).or_else(|| {
         query?
             .split('&')
             .find_map(|kv| kv.strip_prefix("api_key="))
-            .map(|k| k.to_string())
+            .and_then(percent_decode)
     })
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_websocket_key_in_the_query_is_percent_decoded() {
+        let h = HeaderMap::new();
+        let key = "ab+c/d=e%f";
+        let encoded = "ab%2Bc%2Fd%3De%25f";
+        assert_eq!(
+            presented_ws_key(&h, Some(&format!("types=x&api_key={encoded}"))).as_deref(),
+            Some(key)
+        );
+        // Typed by hand without escapes: + and / are taken as they are.
+        assert_eq!(
+            presented_ws_key(&h, Some("api_key=ab+c/d=")).as_deref(),
+            Some("ab+c/d=")
+        );
+        assert_eq!(presented_ws_key(&h, Some("api_key=%zz")), None);
+        assert_eq!(presented_ws_key(&h, Some("api_key=%ff")), None);
+    }
 }
 
 /// `POST /v1/tools/execute` `{tool, action, params, agent_id, metadata}`.

@@ -16,11 +16,10 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
 use axum::body::Bytes;
-
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::extract::ApiPath;
 use crate::error::Error;
 
 #[derive(rust_embed::Embed)]
@@ -93,7 +92,10 @@ fn index_page(headers: &HeaderMap) -> Response {
 }
 
 /// `GET /assets/{version}/{*path}`.
-pub async fn asset(headers: HeaderMap, Path((version, path)): Path<(String, String)>) -> Response {
+pub async fn asset(
+    headers: HeaderMap,
+    ApiPath((version, path)): ApiPath<(String, String)>,
+) -> Response {
     let cache = if version == assets_version() {
         "public, max-age=31536000, immutable"
     } else {

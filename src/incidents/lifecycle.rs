@@ -23,7 +23,15 @@ impl Incidents {
         }
         check_list("labels", &input.labels, 50, 64)?;
         check_list("fingerprints", &input.fingerprints, 100, 128)?;
-        let created_by = input.created_by.unwrap_or_else(|| actor.to_string());
+        // Who created it is the caller (the key's principal, or the agent it acts as), never
+        // what the request says.
+        if input.created_by.is_some() {
+            return Err(Error::invalid(
+                "created_by",
+                "is set from the caller's key and cannot be given",
+            ));
+        }
+        let created_by = actor.to_string();
         check_line("created_by", &created_by, 128)?;
         let started_at = input.started_at.unwrap_or(now);
         if started_at > now + time::Duration::minutes(5) {
@@ -98,7 +106,7 @@ impl Incidents {
         let (id, actor) = (id.to_string(), actor.to_string());
         let inc = self
             .store
-            .write(move |txn| apply_patch(txn, &id, patch, &actor, now, None))
+            .write(move |txn| apply_patch(txn, &id, patch, &actor, now))
             .await?;
         self.announce(IncidentChange::Updated, &inc.id, &inc);
         Ok(inc)
@@ -132,7 +140,7 @@ impl Incidents {
         let (id, actor) = (id.to_string(), actor.to_string());
         let inc = self
             .store
-            .write(move |txn| apply_patch(txn, &id, patch, &actor, now, Some(to)))
+            .write(move |txn| apply_patch(txn, &id, patch, &actor, now))
             .await?;
         self.announce(IncidentChange::Updated, &inc.id, &inc);
         Ok(inc)
@@ -168,21 +176,20 @@ pub(super) fn validate_patch(p: &IncidentPatch) -> Result<()> {
 }
 
 /// Apply a patch inside a write transaction: validate against the stored record, then write
-/// the record and one event per kind of change. `strict` makes a no-op transition a conflict
-/// (explicit close/reopen).
+/// the record and one event per kind of change. One rule for every way of setting a status
+/// (PATCH, close, reopen): asking for the status the incident already has is a conflict.
 pub(super) fn apply_patch(
     txn: &crate::store::WriteTx,
     id: &str,
     p: IncidentPatch,
     actor: &str,
     now: OffsetDateTime,
-    strict: Option<Status>,
 ) -> Result<Incident> {
     let old = load_incident(&*txn.open(INCIDENTS)?, id)?.ok_or_else(|| not_found(id))?;
     let mut new = old.clone();
     let mut events: Vec<Event> = Vec::new();
     let note = p.message.clone().unwrap_or_default();
-    if let Some(to) = strict {
+    if let Some(to) = p.status {
         if old.status == to {
             return Err(Error::Conflict(format!(
                 "incident {id} is already {}",

@@ -15,10 +15,21 @@ async fn bad_input_gets_the_json_envelope_and_writes_nothing() {
         400,
         "bad_json",
     );
+    // A browser must say JSON; curl and agents may not (the body is read as JSON).
+    let r = app
+        .client
+        .post(app.url("/api/incidents"))
+        .header("origin", &app.base)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 415, "unsupported_media_type");
     assert_error(
         &app.post_raw("/api/incidents", "text/plain", "{}").await,
-        415,
-        "unsupported_media_type",
+        422,
+        "invalid_body",
     );
     assert_error(
         &app.post(
@@ -161,12 +172,12 @@ async fn bad_input_gets_the_json_envelope_and_writes_nothing() {
         422,
         "invalid_body",
     );
-    // Same status again is a no-op, not an error, and writes no event.
-    assert_eq!(
-        app.patch(&format!("/api/incidents/{id}"), json!({"status":"open"}))
-            .await
-            .0,
-        200
+    // Same status again is a conflict (as close/reopen are) and writes no event.
+    assert_error(
+        &app.patch(&format!("/api/incidents/{id}"), json!({"status":"open"}))
+            .await,
+        409,
+        "conflict",
     );
 
     // Bad events.

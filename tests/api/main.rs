@@ -6,6 +6,7 @@ mod helpers;
 mod backup;
 mod bad_input;
 mod console;
+mod edge;
 mod events;
 mod gateway;
 mod graphs;
