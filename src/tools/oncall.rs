@@ -110,6 +110,18 @@ impl ListParams {
                 Error::invalid("since", format!("'{s}' is not an RFC 3339 time or date"))
             })?),
         };
+        // Filters are bounded like the values they match.
+        for (field, v, max) in [("service", &self.service, 64), ("env", &self.env, 32)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                crate::kernel::text::check_token(field, v, max)?;
+            }
+        }
+        if self.cursor.as_ref().is_some_and(|c| c.len() > 200) {
+            return Err(Error::invalid(
+                "cursor",
+                "is not a cursor from a previous page",
+            ));
+        }
         Ok(ListQuery {
             status: split("status", self.status, Status::parse)?,
             severity: split("severity", self.severity, Severity::parse)?,

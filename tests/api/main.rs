@@ -8,6 +8,7 @@ mod bad_input;
 mod console;
 mod edge;
 mod events;
+mod fuzz;
 mod gateway;
 mod graphs;
 mod health;
