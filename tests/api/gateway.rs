@@ -442,7 +442,7 @@ async fn no_payload_byte_reaches_the_audit_log() {
 #[tokio::test]
 async fn cors_allows_loopback_pages_in_dev_and_listed_origins_once_keys_are_set() {
     // Open dev mode: loopback pages (a front-end dev server) may read, foreign ones may not
-    // even call (tests/api/edge.rs).
+    // even call (tests/api/hardening.rs).
     let open = spawn_app().await;
     let r = open
         .client

@@ -6,11 +6,12 @@ mod helpers;
 mod backup;
 mod bad_input;
 mod console;
-mod edge;
+
 mod events;
 mod fuzz;
 mod gateway;
 mod graphs;
+mod hardening;
 mod health;
 mod intelligence;
 mod layers;
