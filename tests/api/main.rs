@@ -6,7 +6,6 @@ mod helpers;
 mod backup;
 mod bad_input;
 mod console;
-
 mod events;
 mod fuzz;
 mod gateway;
