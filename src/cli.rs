@@ -453,6 +453,9 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
                 dir.display()
             )
         }
+        Err(e @ crate::transfer::ImportError::Links(_)) => {
+            bail!("import of {} refused: {e}", dir.display())
+        }
         Err(crate::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))
         }

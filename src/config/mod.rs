@@ -408,7 +408,11 @@ impl Settings {
                     var("SOFIIA_BODY_IDLE_TIMEOUT_MS"),
                 ),
                 "a number of milliseconds (100-600000)",
-                (&file_name, "body_idle_timeout_ms", file.body_idle_timeout_ms),
+                (
+                    &file_name,
+                    "body_idle_timeout_ms",
+                    file.body_idle_timeout_ms,
+                ),
                 100..=600_000,
                 defaults.body_idle_timeout_ms,
             )?,
