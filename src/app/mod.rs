@@ -58,7 +58,10 @@ impl AppState {
                     "SOFIIA_CONSOLE_API_KEY: ENV={} requires an operator key; for example \
                      export SOFIIA_CONSOLE_API_KEY={}",
                     settings.env.as_str(),
-                    crate::kernel::clock::random_hex(24)
+                    // A key to paste must be as strong as any other; without the OS source,
+                    // point to a tool that has one.
+                    crate::kernel::clock::random_key_hex(24)
+                        .unwrap_or_else(|_| "$(openssl rand -base64 24)".into())
                 ),
             });
         }

@@ -197,7 +197,7 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
     let mut file = KeyFile {
         keys: read_keys(&path)?.0,
     };
-    let key = format!("sk_{}", crate::kernel::clock::random_hex(24));
+    let key = format!("sk_{}", crate::kernel::clock::random_key_hex(24)?);
     file.keys.push(KeyEntry {
         agent_id: agent_id.to_string(),
         role: role.map(str::to_string),
@@ -247,5 +247,16 @@ mod tests {
         assert_eq!(open.authenticate(None).unwrap(), Principal::Open);
         let prod = Keys::load(dir.path(), None, true).unwrap();
         assert!(prod.authenticate(None).is_err());
+    }
+
+    #[test]
+    fn no_key_is_issued_when_the_os_random_source_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::kernel::clock::fail_os_random_on_this_thread(true);
+        let r = issue_key(dir.path(), "helion", None);
+        crate::kernel::clock::fail_os_random_on_this_thread(false);
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("OS random source"), "{e}");
+        assert!(!dir.path().join(KEYS_FILE).exists(), "nothing written");
     }
 }
