@@ -304,7 +304,8 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
     let path = resp["path"]
         .as_str()
         .context("backup response has no path")?;
-    Ok(PathBuf::from(path))
+    // The server answers relative to DATA_DIR (an absolute path stays as it is).
+    Ok(settings.data_dir.join(path))
 }
 
 /// Move a folder, copying when a rename cannot cross file systems.

@@ -166,8 +166,10 @@ impl AppState {
         })))
     }
 
-    /// Consistent snapshot into `out` while serving; one backup at a time.
-    pub async fn backup_to(&self, out: PathBuf) -> Result<BackupReport> {
+    /// Consistent snapshot into `DATA_DIR/backups/<name>` while serving; one backup at a time.
+    /// The report's path and the errors a client sees name the folder relative to
+    /// `DATA_DIR` (`backups/<name>`): a client has no business knowing where it lives.
+    pub async fn backup_to(&self, name: &str) -> Result<BackupReport> {
         // The guard moves into the task: a client that disconnects does not free the slot
         // while its backup is still being written.
         let guard = self
@@ -175,8 +177,11 @@ impl AppState {
             .clone()
             .try_lock_owned()
             .map_err(|_| Error::Conflict("a backup is already running".into()))?;
+        let rel = PathBuf::from(format!("backups/{name}"));
+        let out = self.settings.data_dir.join(&rel);
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let data_dir = self.settings.data_dir.clone();
+        let result = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             use redb::ReadableDatabase;
             let txn = state.store.db().begin_read()?;
@@ -191,7 +196,34 @@ impl AppState {
             )
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        match result {
+            Ok(mut r) => {
+                r.path = rel;
+                Ok(r)
+            }
+            Err(e) => Err(relative_to(e, &data_dir)),
+        }
+    }
+}
+
+/// The same error with `data_dir/` dropped from the text a client may see (internal errors'
+/// text goes to the log only, and keeps the full paths an operator needs there).
+fn relative_to(e: Error, data_dir: &std::path::Path) -> Error {
+    let prefix = format!("{}{}", data_dir.display(), std::path::MAIN_SEPARATOR);
+    let fix = |m: String| m.replace(&prefix, "");
+    match e {
+        Error::Conflict(m) => Error::Conflict(fix(m)),
+        Error::NotFound(m) => Error::NotFound(fix(m)),
+        Error::Validation { code, message } => Error::Validation {
+            code,
+            message: fix(message),
+        },
+        Error::BadRequest { code, message } => Error::BadRequest {
+            code,
+            message: fix(message),
+        },
+        e => e,
     }
 }
 
