@@ -51,6 +51,10 @@ impl AppState {
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
         // Only a developer's own machine may run without keys.
         let prod = settings.env != crate::config::Env::Dev;
+        // Settings built in code (embedders, tests) get the same rule as the environment.
+        if let Some(k) = &settings.console_api_key {
+            crate::config::check_operator_key(k).map_err(config_error)?;
+        }
         if prod && settings.console_api_key.is_none() {
             return Err(Error::Validation {
                 code: "config",
