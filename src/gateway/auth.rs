@@ -105,6 +105,12 @@ impl Keys {
     pub fn load(data_dir: &Path, operator_key: Option<&str>, prod: bool) -> Result<Keys> {
         let path = data_dir.join(KEYS_FILE);
         let (agents, modified) = read_keys(&path)?;
+        // A key file from before it was written owner-only is tightened at start.
+        if path.exists() {
+            if let Err(e) = crate::kernel::fs::make_private(&path) {
+                tracing::warn!(error = %e, "agent_keys_not_private");
+            }
+        }
         Ok(Keys {
             operator_sha: operator_key.filter(|k| !k.is_empty()).map(sha),
             prod,
@@ -207,7 +213,8 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
     let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it\n# (a running sofiia applies changes within 2 s; a file that does not parse is refused and the\n# previous keys stay in force until it is fixed).\n");
     text.push_str(&serde_saphyr::to_string(&file).map_err(|e| Error::Internal(e.to_string()))?);
     let tmp = path.with_extension("yml.tmp");
-    crate::kernel::fs::write_synced(&tmp, text.as_bytes())?;
+    // Owner-only, like audit.key: the hashes let anyone who reads them try keys offline.
+    crate::kernel::fs::write_synced_private(&tmp, text.as_bytes())?;
     std::fs::rename(&tmp, &path)?;
     Ok((key, path))
 }
