@@ -304,7 +304,8 @@ fn remote_backup(settings: &Settings) -> anyhow::Result<PathBuf> {
     let path = resp["path"]
         .as_str()
         .context("backup response has no path")?;
-    Ok(PathBuf::from(path))
+    // The server answers relative to DATA_DIR (an absolute path stays as it is).
+    Ok(settings.data_dir.join(path))
 }
 
 /// Move a folder, copying when a rename cannot cross file systems.
@@ -452,6 +453,9 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
                 lines.len(),
                 dir.display()
             )
+        }
+        Err(e @ crate::transfer::ImportError::Links(_)) => {
+            bail!("import of {} refused: {e}", dir.display())
         }
         Err(crate::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))

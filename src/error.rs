@@ -48,6 +48,12 @@ pub enum Error {
     /// Not ready yet (e.g. an index still being built); retry shortly.
     #[error("{message}")]
     Unavailable { message: String, retry_after_s: u64 },
+    /// A dependency outside sofiia (Prometheus, Loki, a tracing API) failed or is refused by
+    /// the circuit breaker, after the outbound client's own retries. Answered like
+    /// [`Error::Unavailable`]; callers above must not retry it again (see
+    /// [`Error::retried_below`]).
+    #[error("{message}")]
+    Upstream { message: String, retry_after_s: u64 },
     /// The service is shutting down and no longer accepts writes.
     #[error("sofiia is shutting down")]
     ShuttingDown,
@@ -91,7 +97,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden { code, .. } => code,
             Error::TooManyRequests { .. } => "rate_limited",
-            Error::Unavailable { .. } => "unavailable",
+            Error::Unavailable { .. } | Error::Upstream { .. } => "unavailable",
             Error::Timeout(_) => "timeout",
             Error::Storage(_) | Error::Db(_) => "storage_error",
             Error::Io(_) | Error::File(_) => "io_error",
@@ -120,11 +126,19 @@ impl Error {
             Error::Timeout(_)
                 | Error::TooManyRequests { .. }
                 | Error::Unavailable { .. }
+                | Error::Upstream { .. }
                 | Error::Storage(_)
                 | Error::Db(_)
                 | Error::Io(_)
                 | Error::File(_)
         )
+    }
+
+    /// Whether a lower layer already spent the retries this failure deserves (the outbound
+    /// client retries idempotent calls with backoff and keeps the breaker): retrying it again
+    /// above would multiply the calls to a failing host. Transient, but not to be retried.
+    pub fn retried_below(&self) -> bool {
+        matches!(self, Error::Upstream { .. })
     }
 
     /// The error and its chain of causes, for log lines.
@@ -178,5 +192,21 @@ mod tests {
             e.chain()
         );
         assert!(!Error::NotFound("x".into()).is_internal());
+    }
+
+    #[test]
+    fn only_upstream_failures_count_as_retried_below() {
+        let up = Error::Upstream {
+            message: "prometheus (prod): HTTP 503".into(),
+            retry_after_s: 5,
+        };
+        assert!(up.is_transient() && up.retried_below());
+        assert_eq!(up.code(), "unavailable");
+        let idx = Error::Unavailable {
+            message: "index".into(),
+            retry_after_s: 1,
+        };
+        assert!(idx.is_transient() && !idx.retried_below());
+        assert!(!Error::Timeout("t".into()).retried_below());
     }
 }

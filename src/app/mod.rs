@@ -51,6 +51,10 @@ impl AppState {
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState> {
         // Only a developer's own machine may run without keys.
         let prod = settings.env != crate::config::Env::Dev;
+        // Settings built in code (embedders, tests) get the same rule as the environment.
+        if let Some(k) = &settings.console_api_key {
+            crate::config::check_operator_key(k).map_err(config_error)?;
+        }
         if prod && settings.console_api_key.is_none() {
             return Err(Error::Validation {
                 code: "config",
@@ -58,7 +62,10 @@ impl AppState {
                     "SOFIIA_CONSOLE_API_KEY: ENV={} requires an operator key; for example \
                      export SOFIIA_CONSOLE_API_KEY={}",
                     settings.env.as_str(),
-                    crate::kernel::clock::random_hex(24)
+                    // A key to paste must be as strong as any other; without the OS source,
+                    // point to a tool that has one.
+                    crate::kernel::clock::random_key_hex(24)
+                        .unwrap_or_else(|_| "$(openssl rand -base64 24)".into())
                 ),
             });
         }
@@ -163,8 +170,10 @@ impl AppState {
         })))
     }
 
-    /// Consistent snapshot into `out` while serving; one backup at a time.
-    pub async fn backup_to(&self, out: PathBuf) -> Result<BackupReport> {
+    /// Consistent snapshot into `DATA_DIR/backups/<name>` while serving; one backup at a time.
+    /// The report's path and the errors a client sees name the folder relative to
+    /// `DATA_DIR` (`backups/<name>`): a client has no business knowing where it lives.
+    pub async fn backup_to(&self, name: &str) -> Result<BackupReport> {
         // The guard moves into the task: a client that disconnects does not free the slot
         // while its backup is still being written.
         let guard = self
@@ -172,8 +181,11 @@ impl AppState {
             .clone()
             .try_lock_owned()
             .map_err(|_| Error::Conflict("a backup is already running".into()))?;
+        let rel = PathBuf::from(format!("backups/{name}"));
+        let out = self.settings.data_dir.join(&rel);
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let data_dir = self.settings.data_dir.clone();
+        let result = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             use redb::ReadableDatabase;
             let txn = state.store.db().begin_read()?;
@@ -188,7 +200,34 @@ impl AppState {
             )
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        match result {
+            Ok(mut r) => {
+                r.path = rel;
+                Ok(r)
+            }
+            Err(e) => Err(relative_to(e, &data_dir)),
+        }
+    }
+}
+
+/// The same error with `data_dir/` dropped from the text a client may see (internal errors'
+/// text goes to the log only, and keeps the full paths an operator needs there).
+fn relative_to(e: Error, data_dir: &std::path::Path) -> Error {
+    let prefix = format!("{}{}", data_dir.display(), std::path::MAIN_SEPARATOR);
+    let fix = |m: String| m.replace(&prefix, "");
+    match e {
+        Error::Conflict(m) => Error::Conflict(fix(m)),
+        Error::NotFound(m) => Error::NotFound(fix(m)),
+        Error::Validation { code, message } => Error::Validation {
+            code,
+            message: fix(message),
+        },
+        Error::BadRequest { code, message } => Error::BadRequest {
+            code,
+            message: fix(message),
+        },
+        e => e,
     }
 }
 

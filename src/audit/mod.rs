@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::kernel::clock::{micros, random_hex, serde_ts};
+use crate::kernel::clock::{micros, random_hex, random_key_hex, serde_ts};
 use crate::store::{AnyTable, Store};
 
 /// (ts µs, id) → record JSON.
@@ -45,6 +45,38 @@ pub struct AuditRecord {
     pub graph_run_id: Option<String>,
 }
 
+/// The per-install audit secret in `path`, made on first start from the OS random source
+/// (never a weaker one) and written readable by the owner only.
+fn load_or_create_secret(path: &Path) -> Result<String> {
+    let secret = match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = random_key_hex(32)?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600); // readable by the owner only, from the first byte
+            }
+            let mut f = opts
+                .open(path)
+                .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            std::io::Write::write_all(&mut f, s.as_bytes())?;
+            f.sync_all()?;
+            s
+        }
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    if secret.len() < 32 {
+        return Err(Error::Io(format!(
+            "{} is too short to be an audit secret",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
 /// The audit room.
 #[derive(Clone)]
 pub struct Audit {
@@ -55,33 +87,7 @@ pub struct Audit {
 impl Audit {
     /// Open, creating the per-install secret on first start.
     pub fn open(store: Store, data_dir: &Path) -> Result<Audit> {
-        let path = data_dir.join(SECRET_FILE);
-        let secret = match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let s = random_hex(32);
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600); // readable by the owner only, from the first byte
-                }
-                let mut f = opts
-                    .open(&path)
-                    .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-                std::io::Write::write_all(&mut f, s.as_bytes())?;
-                f.sync_all()?;
-                s
-            }
-            Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
-        };
-        if secret.len() < 32 {
-            return Err(Error::Io(format!(
-                "{} is too short to be an audit secret",
-                path.display()
-            )));
-        }
+        let secret = load_or_create_secret(&data_dir.join(SECRET_FILE))?;
         Ok(Audit {
             store,
             secret: secret.into_bytes(),
@@ -250,4 +256,29 @@ pub fn import(store: &Store, recs: Vec<AuditRecord>) -> Result<(usize, usize)> {
         skipped += s;
     }
     Ok((imported, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_made_once_from_the_os_source_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SECRET_FILE);
+        crate::kernel::clock::fail_os_random_on_this_thread(true);
+        let r = load_or_create_secret(&path);
+        crate::kernel::clock::fail_os_random_on_this_thread(false);
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("OS random source"), "{e}");
+        assert!(!path.exists(), "no weak secret written");
+
+        let s = load_or_create_secret(&path).unwrap();
+        assert_eq!(s.len(), 64);
+        assert_eq!(
+            load_or_create_secret(&path).unwrap(),
+            s,
+            "kept across starts"
+        );
+    }
 }

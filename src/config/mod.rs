@@ -139,6 +139,20 @@ impl Default for Edge {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Shortest operator key accepted, in characters, in every env: a short key is weak anywhere.
+pub const MIN_OPERATOR_KEY_CHARS: usize = 16;
+
+/// Refuse an operator key shorter than [`MIN_OPERATOR_KEY_CHARS`].
+pub fn check_operator_key(key: &str) -> Result<(), ConfigError> {
+    if key.chars().count() < MIN_OPERATOR_KEY_CHARS {
+        return Err(ConfigError(format!(
+            "SOFIIA_CONSOLE_API_KEY: must be at least {MIN_OPERATOR_KEY_CHARS} characters (try \
+             `openssl rand -base64 24`)"
+        )));
+    }
+    Ok(())
+}
+
 /// The optional settings file `CONFIG_DIR/sofiia.yml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,6 +454,11 @@ impl Settings {
         .filter(|h| !h.is_empty())
         .collect();
 
+        let console_api_key = var("SOFIIA_CONSOLE_API_KEY").map(|k| k.trim().to_string());
+        if let Some(k) = &console_api_key {
+            check_operator_key(k)?;
+        }
+
         let mut legacy_backends = Vec::new();
         for k in LEGACY_BACKEND_VARS {
             if let Some(v) = var(k) {
@@ -457,7 +476,7 @@ impl Settings {
             artifacts_dir,
             legacy_backends,
             checkpoint_ms,
-            console_api_key: var("SOFIIA_CONSOLE_API_KEY").map(|k| k.trim().to_string()),
+            console_api_key,
             cors_origins: var("CORS_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -588,6 +607,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("sofiia.yml: env"), "{e}");
+    }
+
+    #[test]
+    fn a_short_operator_key_is_refused_in_every_env() {
+        for env in ["dev", "staging", "prod"] {
+            let e = load(
+                &Flags::default(),
+                &[("ENV", env), ("SOFIIA_CONSOLE_API_KEY", "abcde")],
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.0,
+                "SOFIIA_CONSOLE_API_KEY: must be at least 16 characters (try `openssl rand -base64 24`)"
+            );
+            // Padding does not count.
+            let e = load(
+                &Flags::default(),
+                &[
+                    ("ENV", env),
+                    ("SOFIIA_CONSOLE_API_KEY", "  0123456789abcde  "),
+                ],
+            )
+            .unwrap_err();
+            assert!(e.0.starts_with("SOFIIA_CONSOLE_API_KEY:"), "{e}");
+            let s = load(
+                &Flags::default(),
+                &[("ENV", env), ("SOFIIA_CONSOLE_API_KEY", "0123456789abcdef")],
+            )
+            .unwrap();
+            assert_eq!(s.console_api_key.as_deref(), Some("0123456789abcdef"));
+        }
     }
 
     #[test]

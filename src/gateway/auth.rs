@@ -105,6 +105,12 @@ impl Keys {
     pub fn load(data_dir: &Path, operator_key: Option<&str>, prod: bool) -> Result<Keys> {
         let path = data_dir.join(KEYS_FILE);
         let (agents, modified) = read_keys(&path)?;
+        // A key file from before it was written owner-only is tightened at start.
+        if path.exists() {
+            if let Err(e) = crate::kernel::fs::make_private(&path) {
+                tracing::warn!(error = %e, "agent_keys_not_private");
+            }
+        }
         Ok(Keys {
             operator_sha: operator_key.filter(|k| !k.is_empty()).map(sha),
             prod,
@@ -197,7 +203,7 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
     let mut file = KeyFile {
         keys: read_keys(&path)?.0,
     };
-    let key = format!("sk_{}", crate::kernel::clock::random_hex(24));
+    let key = format!("sk_{}", crate::kernel::clock::random_key_hex(24)?);
     file.keys.push(KeyEntry {
         agent_id: agent_id.to_string(),
         role: role.map(str::to_string),
@@ -207,7 +213,8 @@ pub fn issue_key(data_dir: &Path, agent_id: &str, role: Option<&str>) -> Result<
     let mut text = String::from("# Agent API keys: sha256 of each key, never the key itself.\n# Issue with `sofiia keys issue AGENT`; delete an entry to revoke it\n# (a running sofiia applies changes within 2 s; a file that does not parse is refused and the\n# previous keys stay in force until it is fixed).\n");
     text.push_str(&serde_saphyr::to_string(&file).map_err(|e| Error::Internal(e.to_string()))?);
     let tmp = path.with_extension("yml.tmp");
-    crate::kernel::fs::write_synced(&tmp, text.as_bytes())?;
+    // Owner-only, like audit.key: the hashes let anyone who reads them try keys offline.
+    crate::kernel::fs::write_synced_private(&tmp, text.as_bytes())?;
     std::fs::rename(&tmp, &path)?;
     Ok((key, path))
 }
@@ -247,5 +254,16 @@ mod tests {
         assert_eq!(open.authenticate(None).unwrap(), Principal::Open);
         let prod = Keys::load(dir.path(), None, true).unwrap();
         assert!(prod.authenticate(None).is_err());
+    }
+
+    #[test]
+    fn no_key_is_issued_when_the_os_random_source_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::kernel::clock::fail_os_random_on_this_thread(true);
+        let r = issue_key(dir.path(), "helion", None);
+        crate::kernel::clock::fail_os_random_on_this_thread(false);
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("OS random source"), "{e}");
+        assert!(!dir.path().join(KEYS_FILE).exists(), "nothing written");
     }
 }

@@ -1,5 +1,5 @@
 //! [`NodeCx`]: what a node can use. Tool calls through the gateway (retried with backoff and
-//! jitter when transient), sub-runs, the clock, and polling; sleeping and cancellation are in
+//! jitter when transient and not already retried by the outbound client), sub-runs, the clock, and polling; sleeping and cancellation are in
 //! `cancel.rs`.
 
 use std::future::Future;
@@ -36,7 +36,9 @@ pub struct NodeCx {
 impl NodeCx {
     /// Call a tool through the gateway as the run's agent, with `graph_run_id`. Transient
     /// errors (timeout, rate limit, unavailable, storage) are retried with exponential backoff
-    /// and jitter; a cancellation ends it at once.
+    /// and jitter, except those a lower layer already retried ([`Error::retried_below`]: an
+    /// outbound source's failure, retried by the outbound client); a cancellation ends it at
+    /// once.
     pub async fn tool(&self, tool: &str, action: &str, params: Json) -> Result<Json> {
         let r = &self.runner.inner;
         let size = params.to_string().len();
@@ -89,16 +91,20 @@ impl NodeCx {
                 }
                 Err(e) => {
                     let transient = e.is_transient();
+                    // One retry layer: what the outbound client already retried (a source's
+                    // failure, an open circuit) is not retried here again.
+                    let retry = transient && !e.retried_below() && attempt < r.opts.tool_attempts;
                     self.runner
                         .event(
                             &self.run_id,
                             "tool_result",
                             None,
                             json!({"tool": tool, "action": action, "attempt": attempt, "ok": false,
-                               "code": e.code(), "elapsed_ms": elapsed_ms, "retry": transient && attempt < r.opts.tool_attempts}),
+                               "code": e.code(), "elapsed_ms": elapsed_ms, "retry": retry}),
                         )
                         .await?;
-                    if !transient || attempt >= r.opts.tool_attempts {
+                    if !retry {
+                        // Transient but out of retries (here or below): a person decides.
                         if transient {
                             self.exhausted
                                 .store(true, std::sync::atomic::Ordering::Relaxed);

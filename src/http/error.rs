@@ -40,7 +40,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable { .. } | Error::Upstream { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_) | Error::Io(_) | Error::Internal(_) | Error::Db(_) | Error::File(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -74,7 +74,8 @@ impl IntoResponse for Error {
         }
         let mut res = (status, axum::Json(body_of(&self, &id))).into_response();
         if let Error::TooManyRequests { retry_after_s, .. }
-        | Error::Unavailable { retry_after_s, .. } = &self
+        | Error::Unavailable { retry_after_s, .. }
+        | Error::Upstream { retry_after_s, .. } = &self
         {
             if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
                 res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);

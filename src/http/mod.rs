@@ -324,9 +324,7 @@ async fn admin_backup(
                 .unwrap_or_else(|_| "backup".into())
         }
     };
-    let report = s
-        .backup_to(s.settings.data_dir.join("backups").join(name))
-        .await?;
+    let report = s.backup_to(&name).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 

@@ -474,15 +474,23 @@ pub fn normalize_followup_meta(meta: Option<Json>, message: &str) -> Result<Json
         Some(_) => return Err(Error::invalid("meta.priority", "must be P0-P3")),
     };
     m.insert("priority".into(), Json::String(priority.as_str().into()));
-    match m.get("status").and_then(|s| s.as_str()) {
-        None | Some("open") => {
+    // Only the known statuses; anything else (a number, an object, another word) is refused
+    // rather than read as open.
+    match m.get("status") {
+        None | Some(Json::Null) => {
             m.insert("status".into(), Json::String("open".into()));
         }
-        Some("done") => {}
-        Some(other) => {
+        Some(Json::String(s)) if s == "open" || s == "done" => {}
+        Some(Json::String(other)) => {
             return Err(Error::invalid(
                 "meta.status",
                 format!("'{}' is not open or done", clip(other, 20)),
+            ))
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "meta.status",
+                "must be \"open\" or \"done\"",
             ))
         }
     }

@@ -94,18 +94,52 @@ pub fn parse_date(s: &str) -> Option<time::Date> {
     time::Date::parse(s, &dfmt).ok()
 }
 
-/// Random bytes as lowercase hex.
+/// Fill `buf` from the OS random source (getrandom). Unit tests can make it fail on their own
+/// thread ([`fail_os_random_on_this_thread`]) to check what each caller does then.
+fn os_fill(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    #[cfg(test)]
+    if FAIL_OS_RANDOM.with(|f| f.get()) {
+        return Err(getrandom::Error::UNSUPPORTED);
+    }
+    getrandom::fill(buf)
+}
+
+#[cfg(test)]
+thread_local! {
+    static FAIL_OS_RANDOM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test seam: make the OS random source fail (`true`) or work again on the calling thread.
+#[cfg(test)]
+pub fn fail_os_random_on_this_thread(fail: bool) {
+    FAIL_OS_RANDOM.with(|f| f.set(fail));
+}
+
+/// Random bytes as lowercase hex, for ids and temporary names only (request, run, event
+/// ids; tmp files), never for key material: if the OS source fails it falls back to
+/// clock-derived bytes so an id can still be made (callers check for collisions). Secrets
+/// use [`random_key_hex`].
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        // The OS RNG failing is not recoverable in a meaningful way; fall back to time
-        // entropy so ids stay unique-ish, and callers still check for collisions.
+    if os_fill(&mut buf).is_err() {
         let n = OffsetDateTime::now_utc().unix_timestamp_nanos() as u128;
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (n >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
         }
     }
     hex(&buf)
+}
+
+/// Random bytes as lowercase hex for key material (API keys, the audit secret): from the OS
+/// source only. If it fails, so does this, and no weaker source is tried.
+pub fn random_key_hex(bytes: usize) -> crate::error::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    os_fill(&mut buf).map_err(|e| {
+        crate::error::Error::Internal(format!(
+            "the OS random source failed ({e}); no key material was made"
+        ))
+    })?;
+    Ok(hex(&buf))
 }
 
 /// Lowercase hex of bytes.
@@ -147,6 +181,21 @@ mod tests {
         let a = random_hex(6);
         assert_eq!(a.len(), 12);
         assert_ne!(a, random_hex(6));
+        let k = random_key_hex(24).unwrap();
+        assert_eq!(k.len(), 48);
+        assert_ne!(k, random_key_hex(24).unwrap());
+    }
+
+    #[test]
+    fn key_material_fails_closed_when_the_os_source_fails() {
+        fail_os_random_on_this_thread(true);
+        let key = random_key_hex(24);
+        // Ids still get made (from the clock).
+        let id = random_hex(8);
+        fail_os_random_on_this_thread(false);
+        let e = key.unwrap_err();
+        assert!(e.to_string().contains("OS random source failed"), "{e}");
+        assert_eq!(id.len(), 16);
     }
 }
 

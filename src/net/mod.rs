@@ -228,6 +228,15 @@ impl Outbound {
             return Err(OutboundError::NotAllowed(host));
         }
         let trial = self.admit(&host)?;
+        // Records the outcome once; if this future is dropped first (a tool timeout, a graph
+        // cancel, a client gone), its Drop frees the trial slot so the host is not refused
+        // until restart.
+        let guard = TrialGuard {
+            out: self,
+            host: &host,
+            trial,
+            recorded: false,
+        };
         let idempotent = matches!(
             method,
             reqwest::Method::GET
@@ -276,7 +285,7 @@ impl Outbound {
             };
             match outcome {
                 Ok(r) => {
-                    self.record(&host, true, trial);
+                    guard.record(true);
                     return Ok(r);
                 }
                 Err(e) => {
@@ -296,11 +305,42 @@ impl Outbound {
                 }
             }
         }
-        self.record(&host, false, trial);
+        guard.record(false);
         Err(last.unwrap_or(OutboundError::Other {
             host,
             message: "no attempt made".into(),
         }))
+    }
+}
+
+/// The outcome of one call, recorded exactly once: by [`TrialGuard::record`], or, when the
+/// call is dropped before it has an outcome, by Drop, which only frees a trial slot it holds
+/// (a cancelled call says nothing about the host).
+struct TrialGuard<'a> {
+    out: &'a Outbound,
+    host: &'a str,
+    trial: bool,
+    recorded: bool,
+}
+
+impl TrialGuard<'_> {
+    fn record(mut self, ok: bool) {
+        self.recorded = true;
+        self.out.record(self.host, ok, self.trial);
+    }
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.recorded || !self.trial {
+            return;
+        }
+        if let Ok(mut m) = self.out.breakers.lock() {
+            if let Some(b) = m.get_mut(self.host) {
+                b.trial = false;
+            }
+        }
+        tracing::debug!(host = self.host, "outbound_trial_cancelled");
     }
 }
 

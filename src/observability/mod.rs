@@ -18,6 +18,10 @@ use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::net::Outbound;
 
+// Failures of a source are `Error::Upstream`: the outbound client has already retried the
+// call (idempotent GETs, with backoff and the breaker), so a graph's tool call must not retry
+// it again (3 × 3 calls to a failing host).
+
 /// `observability_sources.yml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,12 +328,12 @@ impl Observability {
             .outbound
             .send(reqwest::Method::GET, url.as_str(), None)
             .await
-            .map_err(|e| Error::Unavailable {
+            .map_err(|e| Error::Upstream {
                 message: format!("{what} ({env}): {e}"),
                 retry_after_s: 5,
             })?;
         let status = res.status();
-        let body: Json = res.json().await.map_err(|e| Error::Unavailable {
+        let body: Json = res.json().await.map_err(|e| Error::Upstream {
             message: format!("{what} ({env}) answered something that is not JSON: {e}"),
             retry_after_s: 5,
         })?;
@@ -351,7 +355,7 @@ impl Observability {
             return Err(if status.is_client_error() {
                 Error::invalid("query", format!("prometheus refused it ({kind}): {msg}"))
             } else {
-                Error::Unavailable {
+                Error::Upstream {
                     message: format!("prometheus ({env}) {kind}: {msg}"),
                     retry_after_s: 5,
                 }
@@ -474,7 +478,7 @@ impl Observability {
             return Err(if status.is_client_error() {
                 Error::invalid("query", format!("loki refused it: {msg}"))
             } else {
-                Error::Unavailable {
+                Error::Upstream {
                     message: format!("loki ({}): {msg}", q.env),
                     retry_after_s: 5,
                 }
@@ -553,7 +557,7 @@ impl Observability {
             )));
         }
         if !status.is_success() {
-            return Err(Error::Unavailable {
+            return Err(Error::Upstream {
                 message: format!("traces ({env}): HTTP {status}"),
                 retry_after_s: 5,
             });

@@ -115,7 +115,15 @@ pub fn backup_snapshot(
         let schema_version = read_schema_version(src)?;
         let mut tables = BTreeMap::new();
         {
-            let dst = Database::create(tmp.join(DB_FILE))?;
+            let db_path = tmp.join(DB_FILE);
+            let file = crate::kernel::fs::private_options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&db_path)
+                .map_err(|e| io(&db_path, e))?;
+            let dst =
+                Database::builder().create_with_backend(redb::backends::FileBackend::new(file)?)?;
             let txn = dst.begin_write()?;
             for t in schema.tables() {
                 tables.insert(t.name().to_string(), t.copy(src, &txn)?);
@@ -309,6 +317,7 @@ pub fn restore(
     std::fs::create_dir_all(&stage).map_err(|e| io(&stage, e))?;
     let staged = (|| -> Result<()> {
         std::fs::copy(backup.join(DB_FILE), stage.join(DB_FILE)).map_err(|e| io(&stage, e))?;
+        private(&stage.join(DB_FILE))?;
         for f in &manifest.files {
             let rel = f
                 .path
@@ -372,16 +381,8 @@ pub fn restore(
     })
 }
 
-/// Keep a secret-bearing install file readable by its owner only (0600 on unix), as in
-/// `DATA_DIR`; a copy would otherwise get the umask's default mode.
+/// Keep a copied database or secret-bearing install file readable by its owner only (0600 on
+/// unix), as in `DATA_DIR`; a copy would otherwise get the umask's default or the source's mode.
 fn private(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| io(path, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+    crate::kernel::fs::make_private(path)
 }

@@ -281,13 +281,29 @@ fn open_db(path: &Path) -> Result<Database> {
     // Exclusive mode on purpose: redb's multi-process modes force a two-phase commit (two
     // fsyncs per commit), which halves durable write throughput. Tools that need a snapshot
     // while the server runs ask the server for one (`POST /api/admin/backup`).
-    Database::builder().create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(format!(
-            "{} is in use by another sofiia process; stop it or use another DATA_DIR",
-            path.display()
-        )),
-        e => Error::Storage(format!("cannot open {}: {e}", path.display())),
-    })
+    // The file is created owner-only, and one from before that rule is tightened: it holds
+    // every record, whoever may read the rest of DATA_DIR.
+    let file = crate::kernel::fs::private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+    if let Err(e) = crate::kernel::fs::restrict(&file) {
+        // Not fatal: a file owned by another user (shared ownership set up on purpose) keeps
+        // its mode; the warning says so.
+        tracing::warn!(path = %path.display(), error = %e, "database_not_private");
+    }
+    redb::backends::FileBackend::new(file)
+        .and_then(|b| Database::builder().create_with_backend(b))
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(format!(
+                "{} is in use by another sofiia process; stop it or use another DATA_DIR",
+                path.display()
+            )),
+            e => Error::Storage(format!("cannot open {}: {e}", path.display())),
+        })
 }
 
 /// Apply log records to `db` in one durable commit; returns the number of operations.

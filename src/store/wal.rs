@@ -12,7 +12,7 @@
 //! discarded.
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use std::path::{Path, PathBuf};
@@ -84,13 +84,17 @@ impl Wal {
     /// Open (or create) the log; return it with the payloads of every current record.
     /// A log holding records of another schema version is refused.
     pub fn open(path: &Path, schema_version: u32) -> Result<(Wal, Vec<Vec<u8>>)> {
-        let mut file = OpenOptions::new()
+        // Owner-only like the database: it holds the same records.
+        let mut file = crate::kernel::fs::private_options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
             .map_err(|e| io(path, e))?;
+        if let Err(e) = crate::kernel::fs::restrict(&file) {
+            tracing::warn!(path = %path.display(), error = %e, "wal_not_private");
+        }
         // Stream the records: after a clean stop the first one is already stale, so a large
         // (reused) log file costs one small read, not a read of the whole file.
         let mut header = [0u8; HEADER_LEN as usize];
@@ -430,7 +434,7 @@ mod tests {
             w.append(b"two").unwrap();
         }
         // A torn third record: length says 100 bytes, only 3 follow.
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(&100u32.to_le_bytes()).unwrap();
         f.write_all(&[0, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);

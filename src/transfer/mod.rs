@@ -64,9 +64,56 @@ pub enum ImportError {
     /// Bad lines, each with `file:line: reason`.
     #[error("{} bad line(s); nothing was imported", .0.len())]
     Lines(Vec<LineError>),
+    /// Symbolic links (or other non-regular entries) where the import reads a file or a
+    /// folder, each named relative to the import folder. A link could pull a file from
+    /// outside the folder into the data dir, where read-only agents can fetch it.
+    #[error("{}; nothing was imported", links_message(.0))]
+    Links(Vec<String>),
     /// Anything else (missing folder, store failure).
     #[error(transparent)]
     Other(#[from] Error),
+}
+
+fn links_message(links: &[String]) -> String {
+    format!(
+        "{} symbolic link(s) or special file(s) in the import folder, which import refuses: {}",
+        links.len(),
+        links.join(", ")
+    )
+}
+
+/// What `symlink_metadata` says of `dir/rel`, without following a link.
+enum Entry {
+    Missing,
+    File,
+    Dir,
+    /// A symbolic link or a special file (fifo, socket, device): never read.
+    Refused,
+}
+
+fn entry(dir: &Path, rel: &Path) -> Result<Entry> {
+    let p = dir.join(rel);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Entry::Refused),
+        Ok(m) if m.is_file() => Ok(Entry::File),
+        Ok(m) if m.is_dir() => Ok(Entry::Dir),
+        Ok(_) => Ok(Entry::Refused),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing),
+        Err(e) => Err(Error::Io(format!("{}: {e}", p.display()))),
+    }
+}
+
+/// Check the artifact file `dir/<incident>/<name>` and its folder: `Ok(None)` when both are
+/// plain, `Ok(Some(rel))` naming the first link met.
+fn artifact_link(dir: &Path, incident: &str, name: &str) -> Result<Option<String>> {
+    let folder = Path::new(incident);
+    if let Entry::Refused = entry(dir, folder)? {
+        return Ok(Some(incident.to_string()));
+    }
+    if let Entry::Refused = entry(dir, &folder.join(name))? {
+        return Ok(Some(format!("{incident}/{name}")));
+    }
+    Ok(None)
 }
 
 /// Relative paths (`<incident>/<name>`) of every artifact file in a snapshot.
@@ -110,6 +157,49 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
     };
     sync_dir(out);
     Ok(report)
+}
+
+/// Copy the validated artifact files into the data dir. Files first: a crash before the
+/// commit leaves an unreferenced file, never a record without its file. Each source is checked
+/// again right before it is read (a link swapped in since the validation, or changed bytes,
+/// fail the import), and on any failure the files copied so far are removed.
+fn copy_artifacts(
+    dir: &Path,
+    artifacts_dir: &Path,
+    files: Vec<(PathBuf, Artifact)>,
+) -> std::result::Result<Vec<Artifact>, ImportError> {
+    let mut written: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::with_capacity(files.len());
+    let mut copy_one = |src: &Path, a: &Artifact| -> std::result::Result<(), ImportError> {
+        if let Some(link) = artifact_link(dir, &a.incident_id, &a.name)? {
+            return Err(ImportError::Links(vec![link]));
+        }
+        let bytes = std::fs::read(src).map_err(Error::from)?;
+        if sha256_hex(&bytes) != a.sha256 {
+            return Err(Error::Conflict(format!(
+                "{}/{} changed during the import",
+                a.incident_id, a.name
+            ))
+            .into());
+        }
+        let dest_dir = artifacts_dir.join(&a.incident_id);
+        std::fs::create_dir_all(&dest_dir).map_err(Error::from)?;
+        let dest = dest_dir.join(&a.name);
+        written.push(dest.clone());
+        write_synced(&dest, &bytes)?;
+        sync_dir(&dest_dir);
+        Ok(())
+    };
+    for (src, a) in files {
+        if let Err(e) = copy_one(&src, &a) {
+            for p in &written {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        out.push(a);
+    }
+    Ok(out)
 }
 
 /// Parse every line of `file` as JSON, then as `T` after `fix` adjusts the raw object.
@@ -175,7 +265,23 @@ pub fn import(
     artifacts_dir: &Path,
     dir: &Path,
 ) -> std::result::Result<ImportReport, ImportError> {
-    if !dir.join(INCIDENTS_FILE).is_file() {
+    // The folder itself is the operator's choice; what it holds is not: no file or folder
+    // the import reads may be a link (checked before anything is read).
+    let mut links: Vec<String> = Vec::new();
+    for f in [
+        INCIDENTS_FILE,
+        EVENTS_FILE,
+        ARTIFACTS_FILE,
+        crate::audit::AUDIT_FILE,
+    ] {
+        if let Entry::Refused = entry(dir, Path::new(f))? {
+            links.push(f.to_string());
+        }
+    }
+    if !links.is_empty() {
+        return Err(ImportError::Links(links));
+    }
+    if !matches!(entry(dir, Path::new(INCIDENTS_FILE))?, Entry::File) {
         return Err(Error::NotFound(format!("{} has no {INCIDENTS_FILE}", dir.display())).into());
     }
     let mut errors: Vec<LineError> = Vec::new();
@@ -439,8 +545,14 @@ pub fn import(
             ));
             continue;
         }
+        if let Some(link) = artifact_link(dir, &a.incident_id, &a.name)? {
+            if !links.contains(&link) {
+                links.push(link);
+            }
+            continue;
+        }
         let src = dir.join(&a.incident_id).join(&a.name);
-        match std::fs::metadata(&src) {
+        match std::fs::symlink_metadata(&src) {
             Ok(m) if m.len() > MAX_ARTIFACT_BYTES as u64 => {
                 bad(format!("file {} is larger than 2 MB", src.display()));
                 continue;
@@ -485,6 +597,9 @@ pub fn import(
 
     let audit = crate::audit::read_import(dir, &mut errors)?;
 
+    if !links.is_empty() {
+        return Err(ImportError::Links(links));
+    }
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(ImportError::Lines(errors));
@@ -517,27 +632,19 @@ pub fn import(
             !skip
         })
         .collect();
-    let new_artifacts: Vec<Artifact> = files
+    let to_copy: Vec<(PathBuf, Artifact)> = files
         .into_iter()
-        .filter_map(|(src, a)| {
-            if existing_artifacts.contains(&(a.incident_id.clone(), a.id.clone())) {
+        .filter(|(_, a)| {
+            let skip = existing_artifacts.contains(&(a.incident_id.clone(), a.id.clone()));
+            if skip {
                 report.artifacts.skipped_existing += 1;
-                return None;
+            } else {
+                report.artifacts.imported += 1;
             }
-            report.artifacts.imported += 1;
-            Some((src, a))
+            !skip
         })
-        .map(|(src, a)| -> Result<Artifact> {
-            // Files first: a crash before the commit leaves an unreferenced file, never a
-            // record without its file.
-            let dest_dir = artifacts_dir.join(&a.incident_id);
-            std::fs::create_dir_all(&dest_dir)?;
-            let bytes = std::fs::read(&src)?;
-            write_synced(&dest_dir.join(&a.name), &bytes)?;
-            sync_dir(&dest_dir);
-            Ok(a)
-        })
-        .collect::<Result<_>>()?;
+        .collect();
+    let new_artifacts = copy_artifacts(dir, artifacts_dir, to_copy)?;
 
     // Written in chunks, each one durable commit: incidents first, then their events and
     // artifacts. Everything was validated above; if the process dies part-way, importing the

@@ -140,7 +140,7 @@ async fn backups_taken_during_concurrent_writes_restore_consistently() {
     }
     assert!(written > 20, "writers made progress: {written}");
     let http_backup = app.data_dir().join("backups").join("during-writes");
-    assert_eq!(rep["path"], http_backup.display().to_string());
+    assert_eq!(rep["path"], "backups/during-writes");
     let total = app.count_all().await;
 
     for backup in [http_backup, cli_out] {
@@ -233,4 +233,81 @@ async fn restore_refuses_a_non_empty_or_running_data_dir() {
     )
     .is_err());
     assert!(!target.path().join("d").exists());
+}
+
+/// The HTTP reply and its errors name the backup folder relative to DATA_DIR, never the
+/// server's absolute paths.
+#[tokio::test]
+async fn backup_replies_and_errors_name_paths_relative_to_the_data_dir() {
+    let app = spawn_app().await;
+    app.create("gateway", "P1", "one").await;
+    let abs = app.data_dir().display().to_string();
+    let (s, rep) = app.post("/api/admin/backup", json!({"name": "b1"})).await;
+    assert_eq!(s, 201, "{rep}");
+    assert_eq!(rep["path"], "backups/b1");
+    assert!(!rep.to_string().contains(&abs), "{rep}");
+    assert!(app.data_dir().join("backups/b1/backup.json").is_file());
+    // The same name again: refused, naming the folder as the client knows it.
+    let got = app.post("/api/admin/backup", json!({"name": "b1"})).await;
+    assert_error(&got, 409, "conflict");
+    let msg = got.1["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("backups/b1 exists"), "{msg}");
+    assert!(!got.1.to_string().contains(&abs), "{}", got.1);
+}
+
+/// The database, its write-ahead log, the agent key hashes and the audit secret are owner-only
+/// (0600) in DATA_DIR, in a backup and after a restore; older, wider files are tightened at start.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let app = spawn_app().await;
+    app.create("gateway", "P1", "one").await;
+    let data = app.data_dir();
+    sofiia::gateway::auth::issue_key(&data, "helion", None).unwrap();
+    let files = [
+        "sofiia.redb",
+        sofiia::store::wal::WAL_FILE,
+        "agent_keys.yml",
+        "audit.key",
+    ];
+    for f in files {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    let (s, rep) = app.post("/api/admin/backup", json!({"name": "b1"})).await;
+    assert_eq!(s, 201, "{rep}");
+    let backup = data.join("backups/b1");
+    for f in ["sofiia.redb", "agent_keys.yml", "audit.key"] {
+        assert_eq!(mode(&backup.join(f)), 0o600, "backup {f}");
+    }
+    let dir = app.stop().await;
+
+    // A restore keeps them private.
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("data");
+    restore(
+        &backup,
+        &sofiia::app::schema(),
+        &restored,
+        &restored.join("incidents"),
+        false,
+    )
+    .unwrap();
+    for f in ["sofiia.redb", "agent_keys.yml", "audit.key"] {
+        assert_eq!(mode(&restored.join(f)), 0o600, "restored {f}");
+    }
+
+    // Files left 0644 by an older build are tightened when sofiia starts again.
+    for f in files {
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let app = spawn_in(dir, Arc::new(SystemClock)).await;
+    for f in [
+        "sofiia.redb",
+        sofiia::store::wal::WAL_FILE,
+        "agent_keys.yml",
+    ] {
+        assert_eq!(mode(&app.data_dir().join(f)), 0o600, "after restart: {f}");
+    }
 }

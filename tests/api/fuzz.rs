@@ -181,7 +181,7 @@ fn endpoints(id: &str, followup: &str) -> Vec<Endpoint> {
         ("meta.owner", Kind::Str),
         ("meta.due", Kind::Date),
         ("meta.priority", Kind::Enum),
-        //TMP("meta.status", Kind::Enum),
+        ("meta.status", Kind::Enum),
     ];
     let artifact = json!({"name":"notes.md","content":"hello","encoding":"utf8"});
     let artifact_fields = vec![

@@ -272,6 +272,46 @@ async fn followups_can_be_added_closed_and_summarised() {
     );
 }
 
+/// A follow-up's `meta.status` must be a known status: a number, an object or another word is
+/// a 422 naming the field, and nothing is appended.
+#[tokio::test]
+async fn a_followup_with_an_unknown_status_is_refused() {
+    let app = spawn_app().await;
+    let id = app.create("gateway", "P1", "Gateway down").await;
+    let events = format!("/api/incidents/{id}/events");
+    let (_, before) = app.get(&format!("/api/incidents/{id}")).await;
+    let n_before = before["events"].as_array().unwrap().len();
+    for status in [json!(5), json!(true), json!({"s": "open"}), json!("closed")] {
+        let got = app
+            .post(
+                &events,
+                json!({"type":"followup","meta":{"title":"Add alert","status": status}}),
+            )
+            .await;
+        assert_error(&got, 422, "invalid_field");
+        assert_eq!(got.1["error"]["field"], "meta.status", "{}", got.1);
+    }
+    let (_, after) = app.get(&format!("/api/incidents/{id}")).await;
+    assert_eq!(
+        after["events"].as_array().unwrap().len(),
+        n_before,
+        "nothing written"
+    );
+    let (_, sum) = app.get("/api/followups/summary").await;
+    assert_eq!(sum["stats"]["open_followups"], 0);
+    // The known ones still work.
+    for status in ["open", "done"] {
+        let (s, f) = app
+            .post(
+                &events,
+                json!({"type":"followup","meta":{"title":"Add alert","status": status}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{f}");
+        assert_eq!(f["meta"]["status"], status);
+    }
+}
+
 #[tokio::test]
 async fn artifacts_are_sanitised_checksummed_and_never_overwritten() {
     let app = spawn_app().await;

@@ -178,3 +178,76 @@ async fn a_dead_port_is_a_clear_connect_error() {
         .unwrap_err();
     assert!(matches!(e, OutboundError::Connect { .. }), "{e}");
 }
+
+/// A trial call after the cool-down that is cancelled (its future dropped) must not leave the
+/// host refused: the next call is admitted.
+#[tokio::test]
+async fn a_cancelled_trial_call_does_not_keep_the_circuit_open() {
+    let c = Arc::new(client(Options {
+        attempts: 1,
+        failure_threshold: 1,
+        open_for: Duration::from_millis(100),
+        ..Options::default()
+    }));
+    // Open the circuit of 127.0.0.1 with a connect error on a dead port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let e = c
+        .send(
+            reqwest::Method::GET,
+            &format!("http://127.0.0.1:{dead_port}/"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OutboundError::Connect { .. }), "{e}");
+    assert!(c.is_open("127.0.0.1"));
+    // Wait out the cool-down.
+    let start = std::time::Instant::now();
+    while c.is_open("127.0.0.1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "cool-down never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The trial goes to a listener that accepts and never answers; cancel it once accepted.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_url = format!("http://{}/", hang.local_addr().unwrap());
+    let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (sock, _) = hang.accept().await.unwrap();
+        let _ = accepted_tx.send(());
+        // Hold the connection open, silent.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(sock);
+    });
+    let trial = {
+        let c = c.clone();
+        tokio::spawn(async move { c.send(reqwest::Method::GET, &hang_url, None).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), accepted_rx)
+        .await
+        .expect("the trial reached the listener")
+        .unwrap();
+    // While the trial runs, other calls wait.
+    let (base, hits, _) = server(0).await;
+    let e = c
+        .send(reqwest::Method::GET, &format!("{base}/flaky"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OutboundError::CircuitOpen { .. }), "{e}");
+    trial.abort();
+    assert!(trial.await.unwrap_err().is_cancelled());
+
+    // The trial was cancelled: the next call is admitted (and, answered, closes the circuit).
+    let r = c
+        .send(reqwest::Method::GET, &format!("{base}/flaky"), None)
+        .await
+        .expect("admitted after the cancelled trial");
+    assert_eq!(r.status(), 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert!(!c.is_open("127.0.0.1"));
+}

@@ -204,6 +204,51 @@ fn bad_settings_fail_at_start_naming_the_variable_or_file() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("DATA_DIR"));
 }
 
+/// A short operator key is refused at start in every env, with the fix in the message; the
+/// same rule holds for settings built in code.
+#[tokio::test]
+async fn a_short_operator_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let want =
+        "SOFIIA_CONSOLE_API_KEY: must be at least 16 characters (try `openssl rand -base64 24`)";
+    for env in ["prod", "dev"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sofiia"))
+            .current_dir(dir.path())
+            .env_remove("CONFIG_DIR")
+            .env("DATA_DIR", dir.path().join(format!("d-{env}")))
+            .env("PORT", "0")
+            .env("ENV", env)
+            .env("SOFIIA_CONSOLE_API_KEY", "abcde")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It must exit on its own; one that serves is stopped and the test fails.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ENV={env}: sofiia started with a 5-character operator key");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success() && err.contains(want), "ENV={env}: {err}");
+    }
+    let mut settings = sofiia::config::Settings::ephemeral(&dir.path().join("d-code"), "test");
+    settings.console_api_key = Some("abcde".into());
+    let e = sofiia::app::AppState::open(settings, Arc::new(sofiia::kernel::clock::SystemClock))
+        .err()
+        .expect("a short key in code-built settings is refused");
+    assert_eq!(e.to_string(), want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_payloads_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();

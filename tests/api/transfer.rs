@@ -347,3 +347,94 @@ async fn import_applies_the_api_rules_to_every_line() {
     assert_eq!(errs.len(), 4, "{errs:?}");
     store.shutdown();
 }
+
+/// A link inside the import folder (to a file or a folder outside it) is refused by name,
+/// relative to the import folder, before anything is read or written.
+#[cfg(unix)]
+#[tokio::test]
+async fn import_refuses_symlinks_and_writes_nothing() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.md"), "# secret\n").unwrap();
+    let src = dir.path().join("in");
+    let (a, b) = ("inc_20260218_1430_abc123", "inc_20260218_1431_def456");
+    std::fs::create_dir_all(src.join(a)).unwrap();
+    let inc = |id: &str| {
+        format!("{{\"id\":\"{id}\",\"service\":\"gw\",\"env\":\"prod\",\"severity\":\"P1\",\"status\":\"open\",\"title\":\"t\",\"started_at\":\"2026-02-18T14:30:00Z\",\"created_at\":\"2026-02-18T14:30:00Z\",\"updated_at\":\"2026-02-18T14:30:00Z\"}}\n")
+    };
+    std::fs::write(src.join("incidents.jsonl"), inc(a) + &inc(b)).unwrap();
+    let art = |n: u32, id: &str, name: &str| {
+        format!("{{\"id\":\"art_{n}\",\"incident_id\":\"{id}\",\"name\":\"{name}\",\"format\":\"md\",\"path\":\"\",\"created_at\":\"2026-02-18T15:00:00Z\"}}\n")
+    };
+    std::fs::write(
+        src.join("artifacts.jsonl"),
+        art(1, a, "plain.md") + &art(2, a, "secret.md") + &art(3, b, "secret.md"),
+    )
+    .unwrap();
+    std::fs::write(src.join(a).join("plain.md"), "# plain\n").unwrap();
+    // A linked file inside a plain folder, and a linked folder.
+    symlink(outside.join("secret.md"), src.join(a).join("secret.md")).unwrap();
+    symlink(&outside, src.join(b)).unwrap();
+
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let nothing_written = |store: &Store| {
+        let n = store
+            .read_blocking(|txn| {
+                use redb::ReadableTableMetadata;
+                Ok(txn
+                    .open_table(sofiia::incidents::tables::INCIDENTS)?
+                    .len()?)
+            })
+            .unwrap();
+        assert_eq!(n, 0, "no incident stored");
+        let copied = data
+            .join("incidents")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        assert!(!copied, "no artifact file copied");
+    };
+    match import(&store, &data.join("incidents"), &src) {
+        Err(ImportError::Links(links)) => {
+            assert_eq!(links, vec![format!("{a}/secret.md"), b.to_string()]);
+        }
+        other => panic!("expected the links refused, got {other:?}"),
+    }
+    nothing_written(&store);
+
+    // A linked JSONL file is refused before it is read.
+    std::fs::remove_file(src.join(a).join("secret.md")).unwrap();
+    std::fs::remove_file(src.join(b)).unwrap();
+    std::fs::write(outside.join("events.jsonl"), "").unwrap();
+    symlink(outside.join("events.jsonl"), src.join("events.jsonl")).unwrap();
+    match import(&store, &data.join("incidents"), &src) {
+        Err(ImportError::Links(links)) => assert_eq!(links, vec!["events.jsonl".to_string()]),
+        other => panic!("expected the link refused, got {other:?}"),
+    }
+    nothing_written(&store);
+    store.shutdown();
+    drop(store);
+
+    // The CLI names the link and exits non-zero.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "import",
+            src.to_str().unwrap(),
+        ])
+        .env_remove("CONFIG_DIR")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("events.jsonl")
+            && err.contains("symbolic link")
+            && err.contains("nothing was imported"),
+        "{err}"
+    );
+}

@@ -24,6 +24,8 @@ pub struct PromKnobs {
     pub slow_calls: AtomicU64,
     /// When set, every query answers 503 with Prometheus's error envelope.
     pub failing: AtomicBool,
+    /// Requests `/api/v1/query` has received.
+    pub query_hits: AtomicU64,
 }
 
 /// A Prometheus double: error ratio 2.1 %, p95 850 ms, 100 req/s, two `router` targets of
@@ -33,6 +35,7 @@ pub async fn prometheus_double(knobs: Arc<PromKnobs>) -> String {
         State(k): State<Arc<PromKnobs>>,
         Query(q): Query<Vec<(String, String)>>,
     ) -> (axum::http::StatusCode, Json<Value>) {
+        k.query_hits.fetch_add(1, Ordering::SeqCst);
         if k.failing.load(Ordering::SeqCst) {
             return (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -699,6 +702,41 @@ impl Graph for MustQuery {
     }
 }
 
+/// One retry layer: a source that keeps failing is called at most 3 times per node call (the
+/// outbound client's attempts), not 3 graph attempts × 3 outbound attempts.
+#[tokio::test]
+async fn a_failing_source_is_hit_at_most_three_times_per_node_call() {
+    let knobs = Arc::new(PromKnobs::default());
+    knobs.failing.store(true, Ordering::SeqCst);
+    let prom = prometheus_double(knobs.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), Some(&prom), None);
+    let app = spawn_prepared(
+        dir,
+        Arc::new(SystemClock),
+        move |s| s.config_dir = Some(config),
+        |st| st.runner.register(Arc::new(MustQuery)),
+    )
+    .await;
+    let id = start(&app, "t_must_query", json!({"input": {}})).await;
+    let run = wait_finished(&app, &id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let hits = knobs.query_hits.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&hits),
+        "the failing source was hit {hits} times"
+    );
+    let results: Vec<&Value> = run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 1, "{run}");
+    assert_eq!(results[0]["details"]["retry"], false, "{run}");
+    assert_eq!(results[0]["details"]["code"], "unavailable", "{run}");
+}
+
 #[tokio::test]
 async fn runs_that_exhaust_their_retries_wait_in_the_requeue_list() {
     let knobs = Arc::new(PromKnobs::default());
@@ -722,13 +760,14 @@ async fn runs_that_exhaust_their_retries_wait_in_the_requeue_list() {
         let id = start(&app, "t_must_query", json!({"input": {}})).await;
         let run = wait_finished(&app, &id).await;
         assert_eq!(run["status"], "failed");
+        // The outbound client retried the query; the node's tool call was not retried on top.
         let attempts = run["events"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|e| e["type"] == "tool_call")
             .count();
-        assert_eq!(attempts, 3, "{run}");
+        assert_eq!(attempts, 1, "{run}");
         let (_, v) = app.get("/v1/requeue").await;
         let e = v["items"]
             .as_array()
