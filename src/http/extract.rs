@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use super::edge::BodyTimeout;
 use crate::error::Error;
 
 const SERDE_PREFIXES: [&str; 3] = [
@@ -36,7 +37,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A request body that stopped arriving in time (the edge's [`BodyTimeout`] somewhere in the
+/// rejection's chain of causes) becomes 408 `request_timeout`.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<BodyTimeout>() {
+            return Some(Error::RequestTimeout(t.to_string()));
+        }
+        cur = e.source();
+    }
+    None
+}
+
 fn json_rejection(r: JsonRejection) -> Error {
+    if let Some(e) = timed_out(&r) {
+        return e;
+    }
     match r {
         JsonRejection::JsonDataError(e) => Error::Validation {
             code: "invalid_body",
@@ -63,7 +80,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
-                if e.status() == 413 {
+                if let Some(t) = timed_out(&e) {
+                    t
+                } else if e.status() == 413 {
                     Error::TooLarge("request body is larger than this endpoint accepts".into())
                 } else {
                     Error::bad_request("bad_body", e.body_text())
