@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::time::{Instant, Sleep};
 
 use super::conns::{Busy, Conn};
+use super::trim::Trimmer;
 use crate::error::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,7 +76,14 @@ struct TimedBody {
     timer: Option<Pin<Box<Sleep>>>,
     /// A piece arrived since the timer was last set: the idle time starts again.
     rearm: bool,
-    timed_out: Arc<OnceLock<BodyTimeout>>,
+    exchange: Arc<Exchange>,
+}
+
+/// What the service learns about a request's body while the handler reads it.
+#[derive(Default)]
+struct Exchange {
+    timed_out: OnceLock<BodyTimeout>,
+    received: AtomicU64,
 }
 
 impl TimedBody {
@@ -94,12 +103,16 @@ impl http_body::Body for TimedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(t) = this.timed_out.get() {
+        if let Some(t) = this.exchange.timed_out.get() {
             return Poll::Ready(Some(Err(Box::new(*t))));
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.rearm = true;
+                if let Some(data) = frame.data_ref() {
+                    let n = u64::try_from(data.len()).unwrap_or(u64::MAX);
+                    this.exchange.received.fetch_add(n, Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
@@ -129,7 +142,7 @@ impl http_body::Body for TimedBody {
                                 limit_ms: millis(this.limits.total),
                             }
                         };
-                        let _ = this.timed_out.set(why);
+                        let _ = this.exchange.timed_out.set(why);
                         Poll::Ready(Some(Err(Box::new(why))))
                     }
                     Poll::Pending => Poll::Pending,
@@ -147,10 +160,24 @@ impl http_body::Body for TimedBody {
     }
 }
 
+/// A request from its headers until its response is written (or it is dropped).
+struct InFlight {
+    _busy: Busy,
+    exchange: Arc<Exchange>,
+    trimmer: Arc<Trimmer>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let received = self.exchange.received.load(Ordering::Relaxed);
+        self.trimmer.dropped(received);
+    }
+}
+
 /// A response body that keeps its request counted as in flight until hyper has written it.
 pub(super) struct HeldBody {
     inner: Body,
-    _busy: Busy,
+    _request: InFlight,
 }
 
 impl http_body::Body for HeldBody {
@@ -179,14 +206,21 @@ pub(super) struct ConnService {
     router: TowerToHyperService<axum::Router>,
     conn: Arc<Conn>,
     limits: BodyLimits,
+    trimmer: Arc<Trimmer>,
 }
 
 impl ConnService {
-    pub(super) fn new(router: axum::Router, conn: Arc<Conn>, limits: BodyLimits) -> Self {
+    pub(super) fn new(
+        router: axum::Router,
+        conn: Arc<Conn>,
+        limits: BodyLimits,
+        trimmer: Arc<Trimmer>,
+    ) -> Self {
         ConnService {
             router: TowerToHyperService::new(router),
             conn,
             limits,
+            trimmer,
         }
     }
 }
@@ -199,8 +233,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = ServiceFuture;
 
     fn call(&self, req: Request<Incoming>) -> ServiceFuture {
-        let busy = self.conn.begin();
-        let timed_out = Arc::new(OnceLock::new());
+        let exchange = Arc::new(Exchange::default());
+        let request = InFlight {
+            _busy: self.conn.begin(),
+            exchange: exchange.clone(),
+            trimmer: self.trimmer.clone(),
+        };
         let limits = self.limits;
         let req = req.map(|inner| TimedBody {
             inner,
@@ -208,7 +246,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             deadline: Instant::now() + limits.total,
             timer: None,
             rearm: false,
-            timed_out: timed_out.clone(),
+            exchange: exchange.clone(),
         });
         let answer = hyper::service::Service::call(&self.router, req);
         let conn = self.conn.clone();
@@ -217,14 +255,17 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 Ok(res) => res,
                 Err(never) => match never {},
             };
-            let res = match timed_out.get() {
+            let res = match exchange.timed_out.get() {
                 Some(why) => too_slow(res, why),
                 None => res,
             };
             if res.status() == StatusCode::SWITCHING_PROTOCOLS {
                 conn.mark_upgraded();
             }
-            Ok(res.map(|inner| HeldBody { inner, _busy: busy }))
+            Ok(res.map(|inner| HeldBody {
+                inner,
+                _request: request,
+            }))
         })
     }
 }

@@ -5,6 +5,7 @@
 
 mod body;
 mod conns;
+mod trim;
 
 pub use body::BodyTimeout;
 
@@ -61,6 +62,7 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let registry = Registry::new();
+    let trimmer = Arc::new(trim::Trimmer::default());
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let refusal: Arc<[u8]> = refusal_response(cap).into();
     let refusing = Arc::new(AtomicUsize::new(0));
@@ -120,7 +122,7 @@ pub async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let (conn, io) = registry.open(stream);
-        let service = ConnService::new(router.clone(), conn.clone(), limits);
+        let service = ConnService::new(router.clone(), conn.clone(), limits, trimmer.clone());
         let builder = builder.clone();
         let mut drain = drain_rx.clone();
         tokio::spawn(async move {
