@@ -176,7 +176,7 @@ content-type: application/json\r\ncontent-length: 50\r\n\r\n{\"na";
 #[tokio::test]
 async fn a_trickling_body_gets_408_after_the_total_body_timeout() {
     let app = spawn_edge(Edge {
-        body_idle_timeout_ms: 2_000,
+        body_idle_timeout_ms: 5_000,
         body_timeout_ms: 1_000,
         ..Edge::default()
     })

@@ -91,7 +91,8 @@ impl Registry {
             let oldest = conns
                 .values()
                 .filter(|c| c.is_idle())
-                .min_by_key(|c| c.idle_since_ms.load(Ordering::Relaxed))
+                // Ties (same millisecond) go to the one accepted first.
+                .min_by_key(|c| (c.idle_since_ms.load(Ordering::Relaxed), c.id))
                 .map(|c| c.id);
             oldest.and_then(|id| conns.remove(&id))
         };
