@@ -32,6 +32,39 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_REFUSING: usize = 64;
 /// Quiet time between two log lines about refused connections.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long a cap lowered after running out of descriptors stays lowered.
+const LOWERED_CAP_FOR: Duration = Duration::from_secs(60);
+
+/// The connection cap in force: the configured one, or a lower one learnt when accepting
+/// failed (out of file descriptors), kept with some descriptors of headroom for a while.
+struct Cap {
+    configured: usize,
+    current: usize,
+    lowered_at: Option<tokio::time::Instant>,
+}
+
+impl Cap {
+    /// Accepting failed with `open` connections: serve fewer, keeping an eighth (at least 8)
+    /// of them free for new connections, which then make room by closing idle ones. Never
+    /// below 8: when something else holds the descriptors, refusing everyone would not help.
+    fn lower(&mut self, open: usize) -> usize {
+        let headroom = (open / 8).max(8);
+        self.current = self.current.min(open.saturating_sub(headroom).max(8));
+        self.lowered_at = Some(tokio::time::Instant::now());
+        self.current
+    }
+
+    fn get(&mut self) -> usize {
+        if self
+            .lowered_at
+            .is_some_and(|t| t.elapsed() >= LOWERED_CAP_FOR)
+        {
+            self.current = self.configured;
+            self.lowered_at = None;
+        }
+        self.current
+    }
+}
 
 /// Serve `router` on `listener` until `shutdown` resolves; then stop accepting, let in-flight
 /// requests finish for up to the grace period, and drop the connections still open.
@@ -64,7 +97,12 @@ pub async fn serve(
     let registry = Registry::new();
     let trimmer = Arc::new(trim::Trimmer::default());
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let refusal: Arc<[u8]> = refusal_response(cap).into();
+    let refusal: Arc<[u8]> = refusal_response().into();
+    let mut cap = Cap {
+        configured: cap,
+        current: cap,
+        lowered_at: None,
+    };
     let refusing = Arc::new(AtomicUsize::new(0));
     let mut accept_errors = 0u64;
     let mut refused = 0u64;
@@ -81,12 +119,18 @@ pub async fn serve(
             Ok((stream, _peer)) => stream,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
+                // Short of descriptors or memory: serve fewer connections for a while, and
+                // the ones idle the longest give theirs up now.
+                let open = registry.len();
+                let lowered = cap.lower(open);
+                let mut closed = 0;
+                while registry.len() > lowered && registry.evict_idle() {
+                    closed += 1;
+                }
                 if accept_errors == 0 {
-                    tracing::warn!(error = %e, open = registry.len(), "accept_failed");
+                    tracing::warn!(error = %e, open, max_connections = lowered, idle_closed = closed, "accept_failed");
                 }
                 accept_errors += 1;
-                // Short of descriptors or memory: the connection idle the longest gives its up.
-                registry.evict_idle();
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
@@ -97,12 +141,12 @@ pub async fn serve(
             tracing::info!(errors = accept_errors, "accept_recovered");
             accept_errors = 0;
         }
-        if registry.len() >= cap && !registry.evict_idle() {
+        if registry.len() >= cap.get() && !registry.evict_idle() {
             refused += 1;
             let quiet = refusal_logged.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
             if quiet {
                 tracing::warn!(
-                    max_connections = cap,
+                    max_connections = cap.current,
                     refused,
                     "connections_refused: every connection is busy"
                 );
@@ -180,10 +224,10 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 /// The whole answer to a connection past the cap.
-fn refusal_response(cap: usize) -> Vec<u8> {
+fn refusal_response() -> Vec<u8> {
     let body = serde_json::json!({"error": {
         "code": "too_many_connections",
-        "message": format!("sofiia is serving its maximum of {cap} connections (SOFIIA_MAX_CONNECTIONS), all busy; retry shortly"),
+        "message": "sofiia is serving as many connections as it may (SOFIIA_MAX_CONNECTIONS, open-file limit) and all are busy; retry shortly",
     }})
     .to_string();
     format!(
@@ -211,4 +255,29 @@ async fn refuse(mut stream: TcpStream, answer: &[u8]) {
         Ok::<_, std::io::Error>(())
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_lowered_after_accept_failures_keeps_headroom_and_a_floor() {
+        let mut cap = Cap {
+            configured: 1000,
+            current: 1000,
+            lowered_at: None,
+        };
+        assert_eq!(cap.get(), 1000);
+        assert_eq!(cap.lower(240), 210, "an eighth of the open ones kept free");
+        assert_eq!(cap.get(), 210);
+        assert_eq!(cap.lower(230), 202, "only ever lowered further");
+        assert_eq!(cap.lower(12), 8, "never below 8");
+        let refusal = String::from_utf8(refusal_response()).unwrap();
+        let (head, body) = refusal.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 ") && head.contains("retry-after: 1"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "too_many_connections");
+    }
 }
