@@ -45,6 +45,9 @@ pub enum Error {
     /// A tool call ran longer than its limit.
     #[error("{0}")]
     Timeout(String),
+    /// The client sent its request too slowly (a body that paused or dragged on too long).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Not ready yet (e.g. an index still being built); retry shortly.
     #[error("{message}")]
     Unavailable { message: String, retry_after_s: u64 },
@@ -99,6 +102,7 @@ impl Error {
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Unavailable { .. } | Error::Upstream { .. } => "unavailable",
             Error::Timeout(_) => "timeout",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::Storage(_) | Error::Db(_) => "storage_error",
             Error::Io(_) | Error::File(_) => "io_error",
             Error::Internal(_) => "internal_error",

@@ -26,7 +26,8 @@
 //! 8. [`app`]: the wiring: `AppState`, the store's [`app::schema`], the [`app::tools`]
 //!    registry, the graphs. A new room is its folder plus a line here.
 //! 9. [`http`]: the axum router, the error edge (status, envelope, request ids), extractors,
-//!    the WebSocket stream, the console's embedded files (`ui/`: plain ES modules).
+//!    the WebSocket stream, the console's embedded files (`ui/`: plain ES modules), and
+//!    [`http::edge`]: the accept loop with the connection cap, read timeouts and shutdown grace.
 //! 10. [`server`]: bind, serve, graceful shutdown; [`cli`]: clap commands → library calls.
 
 pub mod app;

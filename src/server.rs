@@ -1,5 +1,6 @@
-//! Serving: [`App`] binds the port, serves the router of [`crate::http`] until a shutdown
-//! signal, then drains requests, stops the background tasks and closes the store.
+//! Serving: [`App`] binds the port, serves the router of [`crate::http`] through the edge of
+//! [`crate::http::edge`] until a shutdown signal, then drains requests (dropping stalled
+//! connections after the grace period), stops the background tasks and closes the store.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,14 +102,13 @@ impl App {
             state.runner.spawn(state.closing.subscribe()),
         ];
         let router = crate::http::router(self.state);
-        // axum waits for requests but not for WebSockets: tell those to close.
+        // WebSockets close when `closing` is set; what is still open after the grace is dropped.
         let closing = state.closing.clone();
-        let res = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = closing.send(true);
-            })
-            .await;
+        crate::http::edge::serve(self.listener, router, &state.settings.edge, async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        })
+        .await;
         purger.abort();
         // The indexes finish what they are doing (a long reconcile stops at its next chunk)
         // and let go of the store before it closes.
@@ -121,7 +121,7 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         let _ = std::fs::remove_file(&marker);
         tracing::info!("sofiia_stopped");
-        res.map_err(|e| Error::Io(e.to_string()))
+        Ok(())
     }
 }
 

@@ -3,7 +3,10 @@
 //! The file is `CONFIG_DIR/sofiia.yml` (optional). `CONFIG_DIR` defaults to `./config` when that
 //! folder exists. Every bad value is an error that names the variable or the file and field.
 
+pub mod edge;
 pub mod policy;
+
+pub use edge::Edge;
 
 use std::path::{Path, PathBuf};
 
@@ -102,36 +105,6 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Limits of the HTTP edge (connections, read timeouts, shutdown grace).
     pub edge: Edge,
-}
-
-/// Limits of the HTTP edge. Every value has an environment variable and a `sofiia.yml` key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edge {
-    /// `SOFIIA_MAX_CONNECTIONS`: open connections served at once; past it a new connection
-    /// gets a 503 and is closed (default 1024, lowered to half the process's open-file limit).
-    pub max_connections: usize,
-    /// `SOFIIA_HEADER_TIMEOUT_MS`: longest wait for a request's headers, also between
-    /// requests on a kept-alive connection (default 10000).
-    pub header_timeout_ms: u64,
-    /// `SOFIIA_BODY_IDLE_TIMEOUT_MS`: longest pause while a request body arrives (default 10000).
-    pub body_idle_timeout_ms: u64,
-    /// `SOFIIA_BODY_TIMEOUT_MS`: longest time a whole request body may take (default 60000).
-    pub body_timeout_ms: u64,
-    /// `SOFIIA_SHUTDOWN_GRACE_MS`: on shutdown, how long in-flight requests may finish before
-    /// their connections are dropped (default 10000).
-    pub shutdown_grace_ms: u64,
-}
-
-impl Default for Edge {
-    fn default() -> Self {
-        Edge {
-            max_connections: 1024,
-            header_timeout_ms: 10_000,
-            body_idle_timeout_ms: 10_000,
-            body_timeout_ms: 60_000,
-            shutdown_grace_ms: 10_000,
-        }
-    }
 }
 
 /// A setting that cannot be used; the message names the variable, flag or file.

@@ -40,6 +40,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable { .. } | Error::Upstream { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_) | Error::Io(_) | Error::Internal(_) | Error::Db(_) | Error::File(_) => {
             StatusCode::INTERNAL_SERVER_ERROR

@@ -7,8 +7,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::edge::BodyTimeout;
 use super::guard::is_json_content_type;
-
 use crate::error::Error;
 
 const SERDE_PREFIXES: [&str; 3] = [
@@ -41,6 +41,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = json_bytes(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A request body that stopped arriving in time (the edge's [`BodyTimeout`] somewhere in the
+/// rejection's chain of causes) becomes 408 `request_timeout`.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<BodyTimeout>() {
+            return Some(Error::RequestTimeout(t.to_string()));
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// A JSON body that may be absent (empty body = `None`); otherwise as [`ApiJson`].
@@ -77,7 +90,9 @@ fn wrong_type() -> Error {
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
     Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == 413 {
+        if let Some(t) = timed_out(&e) {
+            t
+        } else if e.status() == 413 {
             Error::TooLarge("request body is larger than this endpoint accepts".into())
         } else {
             Error::bad_request("bad_body", e.body_text())

@@ -1,5 +1,6 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod graphs;

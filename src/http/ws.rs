@@ -1,7 +1,13 @@
 //! `WS /ws/events`: the live event stream (`{type, ts, data}` per text message).
 //! `?types=incident.created,incident.updated` limits it to those types.
+//!
+//! The stream is server → client: a client message larger than [`MAX_CLIENT_MESSAGE`] closes
+//! the socket with 1009 before it is buffered, and a client that keeps sending data messages
+//! is closed with 1008.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
@@ -9,6 +15,16 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::ApiQuery;
 use crate::app::AppState;
+
+/// Largest message (and frame) a client may send. Clients only listen; pings, pongs and
+/// close frames are far smaller.
+pub const MAX_CLIENT_MESSAGE: usize = 8 * 1024;
+/// Data messages a client may send in a burst before it is closed; one more is allowed
+/// every [`ALLOWANCE_REFILL`].
+const CLIENT_MESSAGE_ALLOWANCE: f64 = 8.0;
+const ALLOWANCE_REFILL: Duration = Duration::from_secs(10);
+/// Longest wait to deliver a close frame to a client that may not be reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Query of `/ws/events`.
 #[derive(Debug, Deserialize)]
@@ -37,7 +53,10 @@ pub async fn events(
                 .collect()
         })
         .unwrap_or_default();
-    ws.on_upgrade(move |socket| stream(s, socket, types))
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| stream(s, socket, types))
 }
 
 async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
@@ -52,6 +71,7 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     {
         return;
     }
+    let mut allowance = Allowance::new();
     let wanted = |msg: &crate::kernel::events::Stamped| {
         types.is_empty() || types.iter().any(|x| x == msg.event.kind())
     };
@@ -73,14 +93,72 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {
-                // Clients only listen; pings are answered by axum. A close or an error ends it.
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                // Clients only listen; pings are answered by axum. A close ends it.
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                    if !allowance.take() {
+                        let why = "this stream only sends; clients must not send messages";
+                        close(&mut socket, close_code::POLICY, why).await;
+                        return;
+                    }
+                }
                 Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    if too_large(&e) {
+                        let why = "client messages are limited to 8 KiB; this stream only sends";
+                        close(&mut socket, close_code::SIZE, why).await;
+                    }
+                    return;
+                }
             },
             _ = closing.changed() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }
+        }
+    }
+}
+
+/// Whether a receive failed because the client's message or frame was over the limit.
+fn too_large(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|t| matches!(t, tungstenite::Error::Capacity(_)))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// A token bucket of data messages a client may send.
+struct Allowance {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    fn new() -> Self {
+        Allowance {
+            tokens: CLIENT_MESSAGE_ALLOWANCE,
+            at: Instant::now(),
+        }
+    }
+
+    /// Spend one message; false when the allowance is used up.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() / ALLOWANCE_REFILL.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(CLIENT_MESSAGE_ALLOWANCE);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

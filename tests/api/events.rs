@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sofiia::kernel::clock::SystemClock;
 use tokio_tungstenite::tungstenite::Message;
@@ -153,4 +153,47 @@ async fn a_runs_progress_goes_out_live_and_every_stored_event_is_sent_once() {
         stored[1..].to_vec(),
         "live {seqs:?} stored {stored:?}"
     );
+}
+
+/// The close frame the server ends with (skipping everything before it), within five seconds.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await.ok()?? {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_large_client_message_closes_the_socket_with_1009() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "hello");
+    // A small message is tolerated (within the allowance) and the stream goes on.
+    ws.send(Message::Text("hi".into())).await.unwrap();
+    let id = app.create("gateway", "P2", "still streaming").await;
+    assert_eq!(next(&mut ws).await.unwrap()["data"]["incident"]["id"], id);
+    // 64 KiB is past the 8 KiB limit: closed with 1009 (message too big).
+    let _ = ws.send(Message::Binary(vec![7u8; 64 * 1024].into())).await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_is_closed_with_1008() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "hello");
+    for i in 0..20 {
+        if ws
+            .send(Message::Text(format!("chatter {i}").into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut ws).await, Some(1008));
 }

@@ -6,6 +6,8 @@ mod helpers;
 mod backup;
 mod bad_input;
 mod console;
+mod edge;
+mod edge_process;
 mod events;
 mod fuzz;
 mod gateway;
