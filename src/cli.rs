@@ -250,7 +250,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         if open_mode {
             tracing::warn!(
                 "auth_open: no SOFIIA_CONSOLE_API_KEY set (ENV=dev): requests need no key, a call's \
-                 role comes from its agent_id (none = operator), CORS allows any origin; \
+                 role comes from its agent_id (none = operator); web pages of other sites are still refused; \
                  set SOFIIA_CONSOLE_API_KEY to require keys"
             );
         }

@@ -20,6 +20,12 @@ pub struct Edge {
     pub body_idle_timeout_ms: u64,
     /// `SOFIIA_BODY_TIMEOUT_MS`: longest time a whole request body may take (default 60000).
     pub body_timeout_ms: u64,
+    /// `SOFIIA_WRITE_TIMEOUT_MS`: longest a client may leave an answer (or the live stream)
+    /// unread before its connection is dropped (default 30000).
+    pub write_timeout_ms: u64,
+    /// `SOFIIA_WS_PING_MS`: how often the live stream pings a client; one that answers
+    /// nothing for three of these is closed (default 15000).
+    pub ws_ping_ms: u64,
     /// `SOFIIA_SHUTDOWN_GRACE_MS`: on shutdown, how long in-flight requests may finish before
     /// their connections are dropped (default 10000).
     pub shutdown_grace_ms: u64,
@@ -32,6 +38,8 @@ impl Default for Edge {
             header_timeout_ms: 10_000,
             body_idle_timeout_ms: 10_000,
             body_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
+            ws_ping_ms: 15_000,
             shutdown_grace_ms: 10_000,
         }
     }

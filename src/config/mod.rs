@@ -80,8 +80,8 @@ pub struct Settings {
     pub checkpoint_ms: u64,
     /// `SOFIIA_CONSOLE_API_KEY`: the operator's key (environment only; never in a file).
     pub console_api_key: Option<String>,
-    /// `CORS_ORIGINS`: origins browsers may call from (comma-separated). Empty: any origin in
-    /// open dev mode, none otherwise.
+    /// `CORS_ORIGINS`: origins whose web pages may call, besides the console's own and
+    /// loopback pages (comma-separated; `*` any). Every other origin is refused, in every mode.
     pub cors_origins: Vec<String>,
     /// Runbook folders searched besides `DATA_DIR/runbooks` (`RUNBOOK_DIRS`, comma-separated;
     /// `runbook_dirs` in the file).
@@ -148,6 +148,8 @@ struct FileSettings {
     body_idle_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    write_timeout_ms: Option<u64>,
+    ws_ping_ms: Option<u64>,
 }
 
 /// A number from the environment (`VAR: 'v' is not <what>`) or the file (`file: key: n is not
@@ -409,6 +411,20 @@ impl Settings {
                 (&file_name, "body_timeout_ms", file.body_timeout_ms),
                 100..=3_600_000,
                 defaults.body_timeout_ms,
+            )?,
+            write_timeout_ms: ranged(
+                ("SOFIIA_WRITE_TIMEOUT_MS", var("SOFIIA_WRITE_TIMEOUT_MS")),
+                "a number of milliseconds (100-3600000)",
+                (&file_name, "write_timeout_ms", file.write_timeout_ms),
+                100..=3_600_000,
+                defaults.write_timeout_ms,
+            )?,
+            ws_ping_ms: ranged(
+                ("SOFIIA_WS_PING_MS", var("SOFIIA_WS_PING_MS")),
+                "a number of milliseconds (100-600000)",
+                (&file_name, "ws_ping_ms", file.ws_ping_ms),
+                100..=600_000,
+                defaults.ws_ping_ms,
             )?,
             shutdown_grace_ms: ranged(
                 ("SOFIIA_SHUTDOWN_GRACE_MS", var("SOFIIA_SHUTDOWN_GRACE_MS")),

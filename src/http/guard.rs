@@ -105,10 +105,37 @@ impl Guard {
     }
 
     /// Check one request; `Err` is the refusal.
-    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), Error> {
-        let host = match headers.get(header::HOST) {
+    pub fn check(
+        &self,
+        method: &Method,
+        uri: &axum::http::Uri,
+        version: axum::http::Version,
+        headers: &HeaderMap,
+    ) -> Result<(), Error> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let first = hosts.next();
+        if hosts.next().is_some() {
+            return Err(Error::bad_request(
+                "bad_host",
+                "a request must carry one Host header",
+            ));
+        }
+        if first.is_none() && uri.authority().is_none() && version >= axum::http::Version::HTTP_11 {
+            return Err(Error::bad_request(
+                "bad_host",
+                "an HTTP/1.1 request must carry a Host header",
+            ));
+        }
+        // A request target in absolute form names the host itself, and it wins (RFC 9112 §3.2.2).
+        let target = uri.authority().map(|a| a.as_str());
+        let host_value = match (target, first) {
+            (Some(t), _) => Some(Ok(t)),
+            (None, Some(v)) => Some(v.to_str().map_err(|_| ())),
+            (None, None) => None,
+        };
+        let host = match host_value {
             None => None,
-            Some(v) => match v.to_str() {
+            Some(v) => match v {
                 Ok(h) if self.host_allowed(h) => Some(h),
                 other => {
                     let shown = other.map(|h| clip(h, 80)).unwrap_or_default();
@@ -135,11 +162,16 @@ impl Guard {
                 }
             }
             None => {
+                // No Origin but a browser's fetch metadata: a cross-site request that is not
+                // the person following a link (an `<img>`, a form post, a `no-cors` fetch).
                 let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
                 let cross_site = headers
                     .get("sec-fetch-site")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-                if changes && cross_site {
+                let navigation = headers
+                    .get("sec-fetch-mode")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"navigate"));
+                if cross_site && (changes || !navigation) {
                     return Err(Error::Forbidden {
                         code: "origin_not_allowed",
                         message: "a cross-site request from a web page is not allowed".into(),
@@ -153,7 +185,7 @@ impl Guard {
 
 /// The middleware: refuse what [`Guard::check`] refuses.
 pub async fn guard(State(g): State<std::sync::Arc<Guard>>, req: Request, next: Next) -> Response {
-    match g.check(req.method(), req.headers()) {
+    match g.check(req.method(), req.uri(), req.version(), req.headers()) {
         Ok(()) => next.run(req).await,
         Err(e) => {
             tracing::warn!(code = e.code(), "request_refused");
@@ -162,14 +194,23 @@ pub async fn guard(State(g): State<std::sync::Arc<Guard>>, req: Request, next: N
     }
 }
 
-/// The host part of `host[:port]` / `[v6]:port`, lowercased, without a trailing dot.
+/// The host part of `host[:port]` / `[v6]:port`, lowercased, without a trailing dot; empty
+/// when it is not one (`[::1]junk`, an unclosed `[`).
 fn host_name(authority: &str) -> String {
     let a = authority.trim();
     let host = if let Some(rest) = a.strip_prefix('[') {
-        match rest.find(']') {
-            Some(end) => &a[..end + 2],
-            None => a,
+        let Some(end) = rest.find(']') else {
+            return String::new();
+        };
+        let after = &rest[end + 1..];
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+        if !port_ok {
+            return String::new();
         }
+        &a[..end + 2]
     } else {
         match a.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -231,6 +272,7 @@ mod tests {
             "ops.example.com:8002",
             "a.corp.test",
             "localhost.:8002",
+            "[::1]",
         ] {
             assert!(g.host_allowed(ok), "{ok}");
         }
@@ -241,6 +283,10 @@ mod tests {
             "10.0.0.5:8002",
             "corp.test.evil",
             "",
+            "[::1].evil.example",
+            "[::1]evil.example",
+            "[::1",
+            "[::1]:80x",
         ] {
             assert!(!g.host_allowed(bad), "{bad}");
         }
@@ -273,6 +319,7 @@ mod tests {
             "file://",
             "http://127.0.0.1@evil.example",
             "https://ops.example.com.evil",
+            "http://[::1]evil.example",
         ] {
             assert!(!g.origin_allowed(bad, host), "{bad}");
         }
@@ -282,21 +329,41 @@ mod tests {
     }
 
     #[test]
-    fn a_cross_site_form_post_without_origin_is_refused() {
+    fn a_cross_site_request_without_origin_is_refused_unless_it_is_a_navigation() {
         let g = guard("127.0.0.1", &[], &[]);
+        let uri: axum::http::Uri = "/api/incidents".parse().unwrap();
+        let v = axum::http::Version::HTTP_11;
+        let check = |m: &Method, h: &HeaderMap| g.check(m, &uri, v, h).map_err(|e| e.code());
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "127.0.0.1:8002".parse().unwrap());
-        assert!(g.check(&Method::POST, &h).is_ok());
+        assert!(check(&Method::POST, &h).is_ok());
         h.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(g.check(&Method::GET, &h).is_ok());
-        assert_eq!(
-            g.check(&Method::POST, &h).unwrap_err().code(),
-            "origin_not_allowed"
-        );
+        // An <img src> or a no-cors fetch from a foreign page.
+        assert_eq!(check(&Method::GET, &h), Err("origin_not_allowed"));
+        h.insert("sec-fetch-mode", "navigate".parse().unwrap());
+        assert!(check(&Method::GET, &h).is_ok());
+        assert_eq!(check(&Method::POST, &h), Err("origin_not_allowed"));
         h.insert(header::HOST, "evil.example".parse().unwrap());
-        assert_eq!(
-            g.check(&Method::GET, &h).unwrap_err().code(),
-            "host_not_allowed"
-        );
+        assert_eq!(check(&Method::GET, &h), Err("host_not_allowed"));
+    }
+
+    #[test]
+    fn the_target_authority_wins_and_host_must_be_there_once() {
+        let g = guard("127.0.0.1", &[], &[]);
+        let v11 = axum::http::Version::HTTP_11;
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "localhost".parse().unwrap());
+        let abs: axum::http::Uri = "http://evil.example/api/incidents".parse().unwrap();
+        let rel: axum::http::Uri = "/api/incidents".parse().unwrap();
+        let code = |u: &axum::http::Uri, v, h: &HeaderMap| {
+            g.check(&Method::GET, u, v, h).map_err(|e| e.code())
+        };
+        assert_eq!(code(&abs, v11, &h), Err("host_not_allowed"));
+        assert!(code(&rel, v11, &h).is_ok());
+        h.append(header::HOST, "evil.example".parse().unwrap());
+        assert_eq!(code(&rel, v11, &h), Err("bad_host"));
+        let none = HeaderMap::new();
+        assert_eq!(code(&rel, v11, &none), Err("bad_host"));
+        assert!(code(&rel, axum::http::Version::HTTP_10, &none).is_ok());
     }
 }

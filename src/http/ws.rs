@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -25,6 +25,10 @@ const CLIENT_MESSAGE_ALLOWANCE: f64 = 8.0;
 const ALLOWANCE_REFILL: Duration = Duration::from_secs(10);
 /// Longest wait to deliver a close frame to a client that may not be reading.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A client that answers nothing (no pong, no frame at all) for this many of the server's
+/// pings (`SOFIIA_WS_PING_MS`) is gone: its socket is closed, so a dead peer does not hold a
+/// connection slot.
+const SILENT_PINGS: u32 = 3;
 
 /// Query of `/ws/events`.
 #[derive(Debug, Deserialize)]
@@ -38,12 +42,22 @@ pub struct EventsQuery {
     api_key: Option<String>,
 }
 
-/// Upgrade and stream.
+/// Upgrade and stream. A request that is not a WebSocket upgrade gets the JSON envelope.
 pub async fn events(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return crate::error::Error::bad_request(
+                "websocket_required",
+                format!("/ws/events is a WebSocket: {}", e.body_text()),
+            )
+            .into_response()
+        }
+    };
     let types: Vec<String> = q
         .types
         .map(|t| {
@@ -75,8 +89,20 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     let wanted = |msg: &crate::kernel::events::Stamped| {
         types.is_empty() || types.iter().any(|x| x == msg.event.kind())
     };
+    let every = Duration::from_millis(s.settings.edge.ws_ping_ms);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if heard.elapsed() >= every * SILENT_PINGS {
+                    close(&mut socket, close_code::AWAY, "no answer to pings; closing").await;
+                    return;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             ev = rx.recv() => match ev {
                 Ok(msg) => {
                     if wanted(&msg) && socket.send(Message::Text(msg.to_frame().into())).await.is_err() {
@@ -93,16 +119,18 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {
-                // Clients only listen; pings are answered by axum. A close ends it.
+                // Clients only listen (and answer pings); axum answers their pings. A close
+                // ends it; data messages and pings count against a small allowance.
                 Some(Ok(Message::Close(_))) | None => return,
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))) => {
+                    heard = Instant::now();
                     if !allowance.take() {
                         let why = "this stream only sends; clients must not send messages";
                         close(&mut socket, close_code::POLICY, why).await;
                         return;
                     }
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard = Instant::now(),
                 Some(Err(e)) => {
                     if too_large(&e) {
                         let why = "client messages are limited to 8 KiB; this stream only sends";

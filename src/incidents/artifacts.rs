@@ -183,23 +183,49 @@ pub(super) fn decode_content(input: &NewArtifact) -> Result<Vec<u8>> {
     }
 }
 
+/// `name`, or `stem-2.ext`, `stem-3.ext` … when taken. The stem is shortened so the result
+/// still fits the name rule (at most [`MAX_STEM`] characters before the extension): a name
+/// the rule would cut differently could not be found again by backup and export.
 pub(super) fn unique_name(name: &str, ext: &str, taken: &HashSet<&str>) -> String {
     if !taken.contains(name) {
         return name.to_string();
     }
     let stem = name.strip_suffix(&format!(".{ext}")).unwrap_or(name);
-    (2..)
-        .map(|n| format!("{stem}-{n}.{ext}"))
+    let with = |suffix: String| {
+        let keep = MAX_STEM.saturating_sub(suffix.len() + 1);
+        let short: String = stem.chars().take(keep).collect();
+        format!("{short}-{suffix}.{ext}")
+    };
+    (2..10_000)
+        .map(|n| with(n.to_string()))
         .find(|c| !taken.contains(c.as_str()))
-        .unwrap_or_else(|| format!("{stem}-{}.{ext}", random_hex(4)))
+        .unwrap_or_else(|| with(random_hex(4)))
+}
+
+/// The longest artifact name stem [`sanitize_artifact_name`] keeps.
+const MAX_STEM: usize = 100;
+
+/// Whether a stored name is safe to join to a folder: the characters and extension the name
+/// rule allows, no leading dot, bounded. (Not "equal to its sanitised form": names stored
+/// before the stem rule was applied to `-N` suffixes are up to a few characters longer.)
+fn safe_stored_name(name: &str) -> bool {
+    let chars_ok = !name.is_empty()
+        && name.len() <= MAX_STEM + 16
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    chars_ok
+        && name.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty() && crate::incidents::model::ARTIFACT_FORMATS.contains(&ext)
+        })
 }
 
 /// Where an artifact's file lives, relative to the artifacts folder: rebuilt from the
 /// incident id and the (sanitised) name, never taken from the stored `path`, so a record
 /// from an untrusted backup or import cannot point outside the folder.
 pub fn artifact_rel_path(a: &Artifact) -> Result<PathBuf> {
-    let safe = validate_incident_id(&a.incident_id).is_ok()
-        && sanitize_artifact_name(&a.name).is_ok_and(|(n, _)| n == a.name);
+    let safe = validate_incident_id(&a.incident_id).is_ok() && safe_stored_name(&a.name);
     if !safe {
         return Err(Error::Storage(format!(
             "artifact {} has an unsafe incident id or name",
@@ -240,5 +266,25 @@ mod tests {
         let taken: HashSet<&str> = ["a.md", "a-2.md"].into_iter().collect();
         assert_eq!(unique_name("a.md", "md", &taken), "a-3.md");
         assert_eq!(unique_name("b.md", "md", &taken), "b.md");
+    }
+
+    #[test]
+    fn a_suffixed_long_name_still_fits_the_name_rule_and_is_found_again() {
+        let long = format!("{}.md", "a".repeat(100));
+        assert_eq!(sanitize_artifact_name(&long).unwrap().0, long);
+        let taken: HashSet<&str> = [long.as_str()].into_iter().collect();
+        let second = unique_name(&long, "md", &taken);
+        assert_eq!(second, format!("{}-2.md", "a".repeat(98)));
+        assert_eq!(sanitize_artifact_name(&second).unwrap().0, second);
+        assert!(artifact_rel_path(&art("inc_20260101_0000_abc", &second)).is_ok());
+        // A name stored by the old rule (stem 100 + "-2") is still located.
+        let legacy = format!("{}-2.md", "a".repeat(100));
+        assert!(artifact_rel_path(&art("inc_20260101_0000_abc", &legacy)).is_ok());
+        for bad in [".md", ".hidden.md", "x.exe", "a/b.md", "a\\b.md", "noext"] {
+            assert!(
+                artifact_rel_path(&art("inc_20260101_0000_abc", bad)).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -327,3 +327,40 @@ async fn when_every_connection_is_busy_a_new_one_gets_a_503() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_an_answer_is_dropped_after_the_write_timeout() {
+    let app = spawn_edge(Edge {
+        write_timeout_ms: 300,
+        ..Edge::default()
+    })
+    .await;
+    let id = app.create("gateway", "P2", "big download").await;
+    let content = "x".repeat(1_900_000);
+    let (s, v) = app
+        .post(
+            &format!("/api/incidents/{id}/artifacts"),
+            serde_json::json!({"name": "big.txt", "content": content}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Ten downloads asked for at once (19 MB of answers), and nothing read.
+    let mut raw = Raw::connect(&app.base).await;
+    let one =
+        format!("GET /api/incidents/{id}/artifacts/big.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    raw.send(one.repeat(10).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The server gave up on the stalled writes and dropped the connection: what is left to
+    // read ends well before the 19 MB (a reading client gets every byte: see below).
+    assert!(
+        raw.closed_within(Duration::from_secs(3)).await,
+        "a client that stopped reading kept its connection"
+    );
+    let r = app
+        .client
+        .get(app.url(&format!("/api/incidents/{id}/artifacts/big.txt")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 1_900_000);
+}

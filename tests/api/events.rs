@@ -197,3 +197,67 @@ async fn a_client_that_keeps_sending_is_closed_with_1008() {
     }
     assert_eq!(close_code(&mut ws).await, Some(1008));
 }
+
+#[tokio::test]
+async fn a_ping_flood_is_closed_with_1008() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "hello");
+    for _ in 0..50 {
+        if ws.send(Message::Ping(vec![1u8; 125].into())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut ws).await, Some(1008));
+}
+
+#[tokio::test]
+async fn a_client_that_answers_no_pings_is_closed_and_one_that_answers_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), |s| {
+        s.edge.ws_ping_ms = 200;
+    })
+    .await;
+    // Never polled for 2 s: tungstenite answers pings only while the stream is read, so to
+    // the server this peer is silent.
+    let mut silent = connect(&app, "").await;
+    // Read all along: pings are answered.
+    let mut alive = connect(&app, "").await;
+    let reader = tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut pings = 0;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until, alive.next()).await {
+            if matches!(m, Message::Ping(_)) {
+                pings += 1;
+            }
+        }
+        (alive, pings)
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut alive, pings) = reader.await.unwrap();
+    assert!(pings >= 3, "pinged {pings} times");
+    // The silent one was closed as gone (1001) after three unanswered pings: reading it now
+    // finds the close frame, or the socket already gone — not a socket still open.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let ended = loop {
+        match tokio::time::timeout_at(deadline, silent.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => break f.map(|f| u16::from(f.code)).or(Some(0)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => break Some(0),
+            Err(_) => break None,
+        }
+    };
+    assert!(
+        matches!(ended, Some(1001) | Some(0)),
+        "silent socket still open"
+    );
+    // The one that answered still gets events.
+    let id = app.create("gateway", "P2", "after pings").await;
+    loop {
+        let v = next(&mut alive).await.expect("still open");
+        if v["type"] == "incident.created" {
+            assert_eq!(v["data"]["incident"]["id"], id);
+            break;
+        }
+    }
+}

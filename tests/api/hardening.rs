@@ -338,3 +338,124 @@ async fn an_asset_path_that_is_not_utf8_gets_the_json_envelope() {
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["code"], "invalid_path", "{v}");
 }
+
+#[tokio::test]
+async fn a_long_artifact_name_given_twice_keeps_backup_and_download_working() {
+    let app = spawn_app().await;
+    let id = app.create("gateway", "P3", "Long names").await;
+    let name = format!("{}.md", "a".repeat(99));
+    let mut stored = Vec::new();
+    for _ in 0..3 {
+        let (s, v) = app
+            .post(
+                &format!("/api/incidents/{id}/artifacts"),
+                json!({"name": name, "content": "x"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        stored.push(v["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(stored[0], name);
+    assert_ne!(stored[1], stored[2]);
+    for n in &stored {
+        assert!(n.len() <= 103, "{n}");
+        let (s, v) = app.get(&format!("/api/incidents/{id}/artifacts/{n}")).await;
+        assert_eq!(s, 200, "{n}: {v}");
+    }
+    let (s, v) = app.post("/api/admin/backup", json!({})).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test]
+async fn a_foreign_pages_image_or_no_cors_fetch_cannot_read_or_grow_the_audit() {
+    let app = spawn_app().await;
+    let img = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "no-cors")
+            .header("sec-fetch-dest", "image")
+    };
+    for path in ["/api/incidents?q=zzz", "/api/audit", "/v1/runs"] {
+        assert_error(&send(img(path)).await, 403, "origin_not_allowed");
+    }
+    let (_, audit) = app.get("/api/audit").await;
+    assert_eq!(
+        audit["items"].as_array().map(|a| a.len()),
+        Some(0),
+        "{audit}"
+    );
+    // A person following a link from another site is a navigation: it is answered.
+    let nav = app
+        .client
+        .get(app.url("/api/health"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate");
+    assert_eq!(send(nav).await.0, 200);
+}
+
+/// Send raw bytes and return the status line's code and the body.
+async fn raw(base: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+#[tokio::test]
+async fn the_request_target_names_the_host_and_host_is_given_once() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "GET http://evil.example/api/incidents HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            403,
+            "host_not_allowed",
+        ),
+        (
+            "GET /api/incidents HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            400,
+            "bad_host",
+        ),
+        (
+            "GET /api/incidents HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+            "bad_host",
+        ),
+        (
+            "GET /api/incidents HTTP/1.1\r\nHost: [::1]evil.example\r\nConnection: close\r\n\r\n",
+            403,
+            "host_not_allowed",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let (got, body) = raw(&app.base, req).await;
+        assert_eq!(got, status, "{req:?}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(v["error"]["code"], code, "{req:?}: {body}");
+    }
+    let (got, _) = raw(
+        &app.base,
+        "GET /api/incidents HTTP/1.1\r\nHost: localhost:8002\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(got, 200);
+}
+
+#[tokio::test]
+async fn the_live_stream_without_an_upgrade_gets_the_json_envelope() {
+    let app = spawn_app().await;
+    let (s, v) = app.get("/ws/events").await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["code"], "websocket_required", "{v}");
+}

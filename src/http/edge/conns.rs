@@ -2,12 +2,13 @@
 //! them — also after a WebSocket upgrade, when the socket has left hyper for axum's task.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,6 +21,9 @@ pub(super) struct Registry {
     epoch: Instant,
     /// Notified whenever a connection leaves (shutdown waits on it).
     left: Notify,
+    /// Longest a write may wait for the client to read (a client that stops reading a
+    /// response, or a WebSocket that stops reading the stream, is dropped after it).
+    write_timeout: Duration,
 }
 
 /// One connection's state, shared by its task, its requests and its socket.
@@ -44,12 +48,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Registry {
-    pub(super) fn new() -> Arc<Registry> {
+    pub(super) fn new(write_timeout: Duration) -> Arc<Registry> {
         Arc::new(Registry {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
             left: Notify::new(),
+            write_timeout,
         })
     }
 
@@ -75,6 +80,7 @@ impl Registry {
             io: stream,
             conn: conn.clone(),
             registry: self.clone(),
+            stall: None,
         };
         (conn, tracked)
     }
@@ -216,12 +222,15 @@ impl Drop for Busy {
     }
 }
 
-/// The connection's socket: counts in the registry until dropped, and fails every read and
-/// write once the connection is killed.
+/// The connection's socket: counts in the registry until dropped, fails every read and
+/// write once the connection is killed, and fails a write the client has not let through for
+/// the registry's write timeout.
 pub(super) struct Tracked {
     io: TcpStream,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
+    /// Since when a write has been waiting for the client to read.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Drop for Tracked {
@@ -237,7 +246,44 @@ fn dropped() -> io::Error {
     )
 }
 
+fn stalled(after: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "the client read nothing for {} ms; connection dropped",
+            after.as_millis()
+        ),
+    )
+}
+
 impl Tracked {
+    /// A write's outcome, with the stall deadline: started when the client stops taking
+    /// bytes, cleared when it takes some, and an error when it passes.
+    fn write_deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match res {
+            Poll::Pending => {
+                let after = self.registry.write_timeout;
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    self.stall = None;
+                    tracing::debug!("connection_write_stalled");
+                    return Poll::Ready(Err(stalled(after)));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
+
     fn check<T>(
         &self,
         slot: usize,
@@ -277,6 +323,7 @@ impl AsyncWrite for Tracked {
             return Poll::Ready(Err(dropped()));
         }
         let res = Pin::new(&mut this.io).poll_write(cx, buf);
+        let res = this.write_deadline(cx, res);
         this.check(WRITE, cx, res)
     }
 
@@ -290,6 +337,7 @@ impl AsyncWrite for Tracked {
             return Poll::Ready(Err(dropped()));
         }
         let res = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        let res = this.write_deadline(cx, res);
         this.check(WRITE, cx, res)
     }
 
@@ -300,6 +348,7 @@ impl AsyncWrite for Tracked {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.io).poll_flush(cx);
+        let res = this.write_deadline(cx, res);
         this.check(WRITE, cx, res)
     }
 

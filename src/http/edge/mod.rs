@@ -94,7 +94,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_millis(edge.header_timeout_ms))
         .keep_alive(true);
     let builder = Arc::new(builder);
-    let registry = Registry::new();
+    let registry = Registry::new(Duration::from_millis(edge.write_timeout_ms));
     let trimmer = Arc::new(trim::Trimmer::default());
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let refusal: Arc<[u8]> = refusal_response().into();
