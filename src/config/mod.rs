@@ -97,6 +97,10 @@ pub struct Settings {
     /// `INCIDENT_MAX_TIME_WINDOW_H`: the longest analysis window incident triage uses; longer
     /// ones are clamped to it (default 24).
     pub incident_max_time_window_h: u64,
+    /// `SOFIIA_SOURCE_TIMEOUT_MS`: longest one call to an observability source (Prometheus,
+    /// Loki, traces) may take, every attempt included (default 10000). Incident triage gives
+    /// each source call at most this, and never more than its run has left.
+    pub source_timeout_ms: u64,
     /// `SUPERVISOR_INTERNAL_KEY`: when set, required on `/v1/graphs…` and `/v1/runs…` (the
     /// operator key is accepted too). Environment only.
     pub supervisor_internal_key: Option<String>,
@@ -142,6 +146,7 @@ struct FileSettings {
     run_ttl_sec: Option<u64>,
     graph_workers: Option<usize>,
     incident_max_time_window_h: Option<u64>,
+    source_timeout_ms: Option<u64>,
     allowed_hosts: Option<Vec<String>>,
     max_connections: Option<usize>,
     header_timeout_ms: Option<u64>,
@@ -365,6 +370,13 @@ impl Settings {
             1..=720,
             24,
         )?;
+        let source_timeout_ms = ranged(
+            ("SOFIIA_SOURCE_TIMEOUT_MS", var("SOFIIA_SOURCE_TIMEOUT_MS")),
+            "a number of milliseconds (100-600000)",
+            (&file_name, "source_timeout_ms", file.source_timeout_ms),
+            100..=600_000,
+            10_000,
+        )?;
         let graph_workers = ranged(
             ("SOFIIA_GRAPH_WORKERS", var("SOFIIA_GRAPH_WORKERS")),
             "a number 1-64",
@@ -463,6 +475,7 @@ impl Settings {
             run_ttl_sec,
             graph_workers,
             incident_max_time_window_h,
+            source_timeout_ms,
             supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
@@ -491,6 +504,7 @@ impl Settings {
             run_ttl_sec: 86_400,
             graph_workers: 4,
             incident_max_time_window_h: 24,
+            source_timeout_ms: 10_000,
             supervisor_internal_key: None,
             allowed_hosts: vec![],
             edge: Edge::default(),
