@@ -628,6 +628,40 @@ mod tests {
     }
 
     #[test]
+    fn the_source_timeout_comes_from_env_or_file_within_its_range() {
+        assert_eq!(
+            load(&Flags::default(), &[]).unwrap().source_timeout_ms,
+            10_000
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "source_timeout_ms: 2500
+",
+        )
+        .unwrap();
+        let cd = dir.path().to_str().unwrap();
+        let s = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap();
+        assert_eq!(s.source_timeout_ms, 2500);
+        let s = load(
+            &Flags::default(),
+            &[("CONFIG_DIR", cd), ("SOFIIA_SOURCE_TIMEOUT_MS", "4000")],
+        )
+        .unwrap();
+        assert_eq!(s.source_timeout_ms, 4000);
+        let e = load(&Flags::default(), &[("SOFIIA_SOURCE_TIMEOUT_MS", "50")]).unwrap_err();
+        assert!(e.0.starts_with("SOFIIA_SOURCE_TIMEOUT_MS:"), "{e}");
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "source_timeout_ms: 0
+",
+        )
+        .unwrap();
+        let e = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap_err();
+        assert!(e.0.contains("source_timeout_ms"), "{e}");
+    }
+
+    #[test]
     fn artifacts_dir_follows_data_dir() {
         // A path that does not exist yet (created at start), whatever this machine's /tmp holds.
         let dir = tempfile::tempdir().unwrap();
