@@ -112,6 +112,7 @@ impl AppState {
             crate::observability::SloPolicy::load(settings.config_dir.as_deref())
                 .map_err(config_error)?,
             outbound.clone(),
+            std::time::Duration::from_millis(settings.source_timeout_ms),
         );
         let intelligence =
             crate::intel::policy::IntelligencePolicy::load(settings.config_dir.as_deref())
@@ -150,6 +151,7 @@ impl AppState {
             settings.incident_max_time_window_h,
             gateway.redactor().clone(),
             cost,
+            std::time::Duration::from_millis(settings.source_timeout_ms),
         )));
         runner.register(Arc::new(crate::graphs::postmortem::PostmortemDraft::new(
             settings.incident_max_time_window_h,

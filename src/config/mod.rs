@@ -97,6 +97,10 @@ pub struct Settings {
     /// `INCIDENT_MAX_TIME_WINDOW_H`: the longest analysis window incident triage uses; longer
     /// ones are clamped to it (default 24).
     pub incident_max_time_window_h: u64,
+    /// `SOFIIA_SOURCE_TIMEOUT_MS`: longest one call to an observability source (Prometheus,
+    /// Loki, traces) may take, every attempt included (default 10000). Incident triage gives
+    /// each source call at most this, and never more than its run has left.
+    pub source_timeout_ms: u64,
     /// `SUPERVISOR_INTERNAL_KEY`: when set, required on `/v1/graphs…` and `/v1/runs…` (the
     /// operator key is accepted too). Environment only.
     pub supervisor_internal_key: Option<String>,
@@ -142,6 +146,7 @@ struct FileSettings {
     run_ttl_sec: Option<u64>,
     graph_workers: Option<usize>,
     incident_max_time_window_h: Option<u64>,
+    source_timeout_ms: Option<u64>,
     allowed_hosts: Option<Vec<String>>,
     max_connections: Option<usize>,
     header_timeout_ms: Option<u64>,
@@ -367,6 +372,13 @@ impl Settings {
             1..=720,
             24,
         )?;
+        let source_timeout_ms = ranged(
+            ("SOFIIA_SOURCE_TIMEOUT_MS", var("SOFIIA_SOURCE_TIMEOUT_MS")),
+            "a number of milliseconds (100-600000)",
+            (&file_name, "source_timeout_ms", file.source_timeout_ms),
+            100..=600_000,
+            10_000,
+        )?;
         let graph_workers = ranged(
             ("SOFIIA_GRAPH_WORKERS", var("SOFIIA_GRAPH_WORKERS")),
             "a number 1-64",
@@ -479,6 +491,7 @@ impl Settings {
             run_ttl_sec,
             graph_workers,
             incident_max_time_window_h,
+            source_timeout_ms,
             supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
@@ -507,6 +520,7 @@ impl Settings {
             run_ttl_sec: 86_400,
             graph_workers: 4,
             incident_max_time_window_h: 24,
+            source_timeout_ms: 10_000,
             supervisor_internal_key: None,
             allowed_hosts: vec![],
             edge: Edge::default(),
@@ -627,6 +641,40 @@ mod tests {
             .unwrap();
             assert_eq!(s.console_api_key.as_deref(), Some("0123456789abcdef"));
         }
+    }
+
+    #[test]
+    fn the_source_timeout_comes_from_env_or_file_within_its_range() {
+        assert_eq!(
+            load(&Flags::default(), &[]).unwrap().source_timeout_ms,
+            10_000
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "source_timeout_ms: 2500
+",
+        )
+        .unwrap();
+        let cd = dir.path().to_str().unwrap();
+        let s = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap();
+        assert_eq!(s.source_timeout_ms, 2500);
+        let s = load(
+            &Flags::default(),
+            &[("CONFIG_DIR", cd), ("SOFIIA_SOURCE_TIMEOUT_MS", "4000")],
+        )
+        .unwrap();
+        assert_eq!(s.source_timeout_ms, 4000);
+        let e = load(&Flags::default(), &[("SOFIIA_SOURCE_TIMEOUT_MS", "50")]).unwrap_err();
+        assert!(e.0.starts_with("SOFIIA_SOURCE_TIMEOUT_MS:"), "{e}");
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "source_timeout_ms: 0
+",
+        )
+        .unwrap();
+        let e = load(&Flags::default(), &[("CONFIG_DIR", cd)]).unwrap_err();
+        assert!(e.0.contains("source_timeout_ms"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct RunTrace {
     pub run_id: String,
     pub node: String,
     pub attempt: u64,
+    /// When the node's time for this call is up (all its attempts): the tool is given this
+    /// deadline when it comes before its own limit.
+    pub deadline: Option<Instant>,
 }
 
 /// One call on its way into the pipeline.
@@ -90,6 +93,8 @@ struct Trace {
     graph_run_id: Option<String>,
     node: String,
     attempt: u64,
+    /// The caller's deadline for the call, if it gave one.
+    deadline: Option<Instant>,
 }
 
 impl Gateway {
@@ -383,16 +388,26 @@ impl Gateway {
         started: Instant,
     ) -> (Result<Json>, bool) {
         let g = &self.0;
-        let timeout = std::time::Duration::from_millis(
-            g.policies.limits.for_tool(&trace.names.tool).timeout_ms,
-        );
+        let limit = started
+            + std::time::Duration::from_millis(
+                g.policies.limits.for_tool(&trace.names.tool).timeout_ms,
+            );
+        // A caller's deadline that comes first is the tool's to meet (it reports its own
+        // timeout, e.g. a source that did not answer); the cut-off follows a moment later.
+        let (deadline, cut) = match trace.deadline {
+            Some(d) if d < limit => (d, limit.min(d + DEADLINE_GRACE)),
+            _ => (limit, limit),
+        };
+        let timeout = deadline.saturating_duration_since(started);
+        let cut = tokio::time::Instant::from_std(cut);
         let cx = ToolCx {
             actor: acting.actor(),
             now: g.clock.now(),
+            deadline,
         };
         let work = tool.execute(cx, &trace.names.action, params);
         if !writes {
-            return match tokio::time::timeout(timeout, work).await {
+            return match tokio::time::timeout_at(cut, work).await {
                 Ok(r) => (r, false),
                 Err(_) => (Err(timed_out(trace, timeout)), false),
             };
@@ -409,7 +424,7 @@ impl Gateway {
         tokio::pin!(work);
         let result = tokio::select! {
             r = &mut work => r,
-            _ = tokio::time::sleep(timeout) => {
+            _ = tokio::time::sleep_until(cut) => {
                 if slot.taken() {
                     // Its write is already queued: cancelling now would answer "failed" for a
                     // change that commits anyway. Wait for the outcome instead.
@@ -453,6 +468,10 @@ impl Gateway {
     }
 }
 
+/// How long after a caller's deadline a tool that has not answered is cut off: time for it
+/// to report its own timeout, which says more than the cut-off does.
+const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn timed_out(trace: &Trace, timeout: std::time::Duration) -> Error {
     Error::Timeout(format!(
         "{}.{} took longer than {} ms",
@@ -473,5 +492,6 @@ fn trace_of(audit: &Audit, names: Names, call: &Request<'_>) -> Trace {
         graph_run_id: run.map(|r| r.run_id.clone()),
         node: run.map_or_else(|| "-".into(), |r| r.node.clone()),
         attempt: run.map_or(1, |r| r.attempt),
+        deadline: run.and_then(|r| r.deadline),
     }
 }

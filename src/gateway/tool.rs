@@ -83,6 +83,10 @@ pub struct ToolCx<'a> {
     pub actor: &'a str,
     /// The gateway's clock at the start of the call.
     pub now: OffsetDateTime,
+    /// When the call's time is up: its limit from `tool_limits.yml`, or the caller's deadline
+    /// when that comes first. A tool that waits on something outside sofiia stops by then
+    /// and says why; the gateway cuts off one that does not.
+    pub deadline: std::time::Instant,
 }
 
 /// A tool the gateway can execute: a thin adapter that parses its params into the typed

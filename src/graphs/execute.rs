@@ -112,6 +112,8 @@ impl Runner {
                 runner: self.clone(),
                 cancel: rx.clone(),
                 exhausted: std::sync::atomic::AtomicBool::new(false),
+                deadline,
+                overall: Duration::from_secs(run.timeout_s),
             };
             let node_started = Instant::now();
             let mut state = run.state.clone();

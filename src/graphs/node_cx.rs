@@ -1,6 +1,7 @@
 //! [`NodeCx`]: what a node can use. Tool calls through the gateway (retried with backoff and
-//! jitter when transient and not already retried by the outbound client), sub-runs, the clock, and polling; sleeping and cancellation are in
-//! `cancel.rs`.
+//! jitter when transient and not already retried by the outbound client; optionally within a
+//! budget covering every attempt), sub-runs, the clock, the run's time left, and polling;
+//! sleeping and cancellation are in `cancel.rs`.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use serde_json::{json, Value as Json};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::cancel::flipped;
+use super::cancel::{flipped, is_cancel};
 use super::model::{default_user, default_workspace};
 use super::{Run, Runner, StartRun};
 use crate::error::{Error, Result};
@@ -31,6 +32,10 @@ pub struct NodeCx {
     /// Set when a tool call failed after its last retry (the run then waits in the requeue
     /// list for a person's decision).
     pub(super) exhausted: std::sync::atomic::AtomicBool,
+    /// When the run's overall deadline passes (`input.timeouts.overall_sec`).
+    pub(super) deadline: tokio::time::Instant,
+    /// The run's overall time (`input.timeouts.overall_sec`, or the graph's default).
+    pub(super) overall: Duration,
 }
 
 impl NodeCx {
@@ -40,19 +45,63 @@ impl NodeCx {
     /// outbound source's failure, retried by the outbound client); a cancellation ends it at
     /// once.
     pub async fn tool(&self, tool: &str, action: &str, params: Json) -> Result<Json> {
+        self.call(tool, action, params, None).await
+    }
+
+    /// [`NodeCx::tool`] within `budget`, every attempt included: the tool is given the
+    /// deadline (a source that does not answer by then is reported as not answering), no
+    /// retry starts that the budget cannot hold, and a call that ends with its budget spent
+    /// fails with [`Error::Timeout`] `timed out after N s`. A budget never reaches past the
+    /// run's own deadline.
+    pub async fn tool_within(
+        &self,
+        tool: &str,
+        action: &str,
+        params: Json,
+        budget: Duration,
+    ) -> Result<Json> {
+        let budget = budget.min(self.time_left());
+        let deadline = Instant::now() + budget;
+        match self.call(tool, action, params, Some(deadline)).await {
+            Err(e) if !is_cancel(&e) && Instant::now() >= deadline => Err(Error::Timeout(format!(
+                "timed out after {}",
+                crate::net::secs(budget.as_millis() as u64)
+            ))),
+            other => other,
+        }
+    }
+
+    /// Time left before the run's overall deadline.
+    pub fn time_left(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// The run's overall time (its deadline is this long after it started).
+    pub fn overall(&self) -> Duration {
+        self.overall
+    }
+
+    async fn call(
+        &self,
+        tool: &str,
+        action: &str,
+        params: Json,
+        deadline: Option<Instant>,
+    ) -> Result<Json> {
         let r = &self.runner.inner;
         let size = params.to_string().len();
         let hash = crate::kernel::hash::sha256_hex(params.to_string().as_bytes());
         let mut attempt = 1u32;
         loop {
+            let mut details = json!({"tool": tool, "action": action, "attempt": attempt,
+                "params_bytes": size, "params_sha256": &hash[..16]});
+            if let Some(d) = deadline {
+                details["budget_ms"] =
+                    json!(d.saturating_duration_since(Instant::now()).as_millis() as u64);
+            }
             self.runner
-                .event(
-                    &self.run_id,
-                    "tool_call",
-                    None,
-                    json!({"tool": tool, "action": action, "attempt": attempt,
-                       "params_bytes": size, "params_sha256": &hash[..16]}),
-                )
+                .event(&self.run_id, "tool_call", None, details)
                 .await?;
             let call = ToolCall {
                 tool: tool.into(),
@@ -70,6 +119,7 @@ impl NodeCx {
                         run_id: self.run_id.clone(),
                         node: self.node.clone(),
                         attempt: attempt as u64,
+                        deadline,
                     },
                 ))
                 .await?;
@@ -91,9 +141,22 @@ impl NodeCx {
                 }
                 Err(e) => {
                     let transient = e.is_transient();
+                    let base = r.opts.tool_backoff.as_millis() as u64 * (1 << (attempt - 1));
+                    let wait = match &e {
+                        Error::TooManyRequests { retry_after_s, .. } => {
+                            (*retry_after_s * 1000).max(base)
+                        }
+                        _ => base / 2 + jitter(base / 2 + 1),
+                    };
+                    // A timeout has spent its budget; a retry must fit in what is left.
+                    let fits = deadline.is_none_or(|d| {
+                        !matches!(e, Error::Timeout(_))
+                            && Instant::now() + Duration::from_millis(wait) < d
+                    });
                     // One retry layer: what the outbound client already retried (a source's
                     // failure, an open circuit) is not retried here again.
-                    let retry = transient && !e.retried_below() && attempt < r.opts.tool_attempts;
+                    let retry =
+                        transient && !e.retried_below() && fits && attempt < r.opts.tool_attempts;
                     self.runner
                         .event(
                             &self.run_id,
@@ -111,13 +174,6 @@ impl NodeCx {
                         }
                         return Err(e);
                     }
-                    let base = r.opts.tool_backoff.as_millis() as u64 * (1 << (attempt - 1));
-                    let wait = match &e {
-                        Error::TooManyRequests { retry_after_s, .. } => {
-                            (*retry_after_s * 1000).max(base)
-                        }
-                        _ => base / 2 + jitter(base / 2 + 1),
-                    };
                     self.sleep(Duration::from_millis(wait)).await?;
                     attempt += 1;
                 }

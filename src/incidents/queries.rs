@@ -12,16 +12,14 @@ impl Incidents {
             .read(move |txn| {
                 let inc = load_incident(&txn.open_table(INCIDENTS)?, &id)?
                     .ok_or_else(|| not_found(&id))?;
-                let events_t = txn.open_table(EVENTS)?;
-                let mut events = Vec::new();
-                let mut truncated = false;
-                for row in events_t.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
-                    if events.len() == MAX_INLINE_EVENTS {
-                        truncated = true;
-                        break;
-                    }
-                    events.push(from_json::<Event>(row?.1.value())?);
-                }
+                // The timeline's first events in time order; the rest by `/events`.
+                let (events, truncated) = timeline_page(
+                    &txn.open_table(EVENT_ORDER)?,
+                    &txn.open_table(EVENTS)?,
+                    &id,
+                    After::Start,
+                    MAX_INLINE_EVENTS,
+                )?;
                 let artifacts = artifacts_of(&txn.open_table(ARTIFACTS)?, &id)?;
                 Ok(IncidentDetail {
                     incident: inc,

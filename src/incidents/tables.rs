@@ -29,6 +29,11 @@ pub const ARTIFACTS: TableDefinition<(&str, &str), &[u8]> =
 /// for the console's "latest events" and the Events tab's history.
 pub const EVENT_FEED: TableDefinition<(i64, &str, u64), &str> =
     TableDefinition::new("incident_event_feed");
+/// (incident id, event ts µs, seq) → (): each timeline in time order, insertion order
+/// breaking ties. Every reader of a timeline walks this (an event posted late with an earlier
+/// `ts` is read where it happened, not where it was appended).
+pub const EVENT_ORDER: TableDefinition<(&str, i64, u64), ()> =
+    TableDefinition::new("incident_event_order");
 /// follow-up event id → (incident id, seq), only while the follow-up is open.
 pub const OPEN_FOLLOWUPS: TableDefinition<&str, (&str, u64)> =
     TableDefinition::new("incident_open_followups");
@@ -42,15 +47,23 @@ pub const ALL: &[&dyn AnyTable] = &[
     &ARTIFACTS,
     &OPEN_FOLLOWUPS,
     &EVENT_FEED,
+    &EVENT_ORDER,
 ];
 
 /// The incident log's schema steps: version 2 fills the time-ordered event feed from the
-/// timelines already stored.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 2,
-    what: "time-ordered event feed from the stored timelines",
-    run: backfill_event_feed,
-}];
+/// timelines already stored, version 5 the time order of each timeline.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 2,
+        what: "time-ordered event feed from the stored timelines",
+        run: backfill_event_feed,
+    },
+    Migration {
+        version: 5,
+        what: "each timeline in time order",
+        run: backfill_event_order,
+    },
+];
 
 /// The index dimension names for an incident.
 pub fn dims(inc: &Incident) -> [String; 5] {
@@ -169,14 +182,11 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
     }
     let bytes = to_json(&*ev)?;
     events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
-    txn.open(EVENT_FEED)?.insert(
-        (
-            crate::kernel::clock::micros(ev.ts),
-            ev.incident_id.as_str(),
-            ev.seq,
-        ),
-        ev.kind.as_str(),
-    )?;
+    let ts = crate::kernel::clock::micros(ev.ts);
+    txn.open(EVENT_FEED)?
+        .insert((ts, ev.incident_id.as_str(), ev.seq), ev.kind.as_str())?;
+    txn.open(EVENT_ORDER)?
+        .insert((ev.incident_id.as_str(), ts, ev.seq), ())?;
     if is_open_followup(ev) {
         txn.open(OPEN_FOLLOWUPS)?
             .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
@@ -184,7 +194,8 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
     Ok(())
 }
 
-/// Replace a stored event in place (closing a follow-up).
+/// Replace a stored event in place (closing a follow-up). Its `ts` and `seq` stay as they
+/// were (the feed and the time order are keyed by them).
 pub fn replace_event(txn: &WriteTx, ev: &Event) -> Result<()> {
     let bytes = to_json(ev)?;
     txn.open(EVENTS)?
@@ -218,6 +229,44 @@ pub fn find_event(
     Ok(None)
 }
 
+/// Where a timeline page starts: at the beginning, or after an event's place in time order.
+#[derive(Debug, Clone, Copy)]
+pub enum After {
+    Start,
+    /// After the event at (ts µs, seq).
+    Event(i64, u64),
+}
+
+/// Up to `limit` events of one incident in time order (ts, then seq) after `after`, and
+/// whether more follow.
+pub fn timeline_page(
+    order: &impl ReadableTable<(&'static str, i64, u64), ()>,
+    events: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    incident_id: &str,
+    after: After,
+    limit: usize,
+) -> Result<(Vec<Event>, bool)> {
+    let start = match after {
+        After::Start => (incident_id, i64::MIN, 0),
+        After::Event(ts, seq) => match seq.checked_add(1) {
+            Some(next) => (incident_id, ts, next),
+            None => (incident_id, ts.saturating_add(1), 0),
+        },
+    };
+    let mut items = Vec::new();
+    for row in order.range(start..=(incident_id, i64::MAX, u64::MAX))? {
+        let (k, _) = row?;
+        if items.len() == limit {
+            return Ok((items, true));
+        }
+        let (_, _, seq) = k.value();
+        if let Some(g) = events.get((incident_id, seq))? {
+            items.push(from_json::<Event>(g.value())?);
+        }
+    }
+    Ok((items, false))
+}
+
 /// Store artifact metadata.
 pub fn insert_artifact(txn: &WriteTx, a: &Artifact) -> Result<()> {
     let bytes = to_json(a)?;
@@ -238,6 +287,19 @@ pub fn artifacts_of(
     }
     v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(v)
+}
+
+/// Migration to schema 5: each stored timeline event in its incident's time order.
+pub fn backfill_event_order(txn: &redb::WriteTransaction) -> Result<()> {
+    let events = txn.open_table(EVENTS)?;
+    let mut order = txn.open_table(EVENT_ORDER)?;
+    for row in events.iter()? {
+        let (k, v) = row?;
+        let ev: Event = from_json(v.value())?;
+        let (inc, seq) = k.value();
+        order.insert((inc, crate::kernel::clock::micros(ev.ts), seq), ())?;
+    }
+    Ok(())
 }
 
 /// Migration to schema 2: one feed entry per stored timeline event.

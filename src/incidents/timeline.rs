@@ -3,7 +3,10 @@
 use super::*;
 
 impl Incidents {
-    /// Timeline events after `after_seq`, oldest first.
+    /// Timeline events in time order (`ts`, then `seq` for events of the same time), after the
+    /// event whose `seq` is `after_seq` (0: from the start). The page's `next_cursor` is the
+    /// `seq` of its last event, so paging by `after=next_cursor` walks the whole timeline in
+    /// time order without gaps or repeats, however late each event was appended.
     pub async fn events(&self, id: &str, after_seq: u64, limit: usize) -> Result<Page<Event>> {
         validate_incident_id(id)?;
         let limit = limit.clamp(1, MAX_INLINE_EVENTS);
@@ -13,18 +16,27 @@ impl Incidents {
                 if txn.open_table(INCIDENTS)?.get(id.as_str())?.is_none() {
                     return Err(not_found(&id));
                 }
-                let t = txn.open_table(EVENTS)?;
-                let mut items = Vec::new();
-                let mut more = false;
-                for row in
-                    t.range((id.as_str(), after_seq.saturating_add(1))..=(id.as_str(), u64::MAX))?
-                {
-                    if items.len() == limit {
-                        more = true;
-                        break;
-                    }
-                    items.push(from_json::<Event>(row?.1.value())?);
-                }
+                let events = txn.open_table(EVENTS)?;
+                let after = if after_seq == 0 {
+                    After::Start
+                } else {
+                    let ev: Event = events
+                        .get((id.as_str(), after_seq))?
+                        .map(|g| from_json(g.value()))
+                        .transpose()?
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "after",
+                                format!(
+                                    "incident {id} has no event {after_seq} (give the seq of an \
+                                     event, as next_cursor does, or 0)"
+                                ),
+                            )
+                        })?;
+                    After::Event(micros(ev.ts), ev.seq)
+                };
+                let order = txn.open_table(EVENT_ORDER)?;
+                let (items, more) = timeline_page(&order, &events, &id, after, limit)?;
                 let next_cursor = if more {
                     items.last().map(|e: &Event| e.seq.to_string())
                 } else {

@@ -1,6 +1,8 @@
 //! The one outbound HTTP client every room uses: only hosts on `network_allowlist.yml`,
-//! connect and total timeouts, retries with backoff and jitter for idempotent requests, and a
-//! circuit breaker per host so a dead node costs nothing after a few failures.
+//! connect and total timeouts, retries with backoff and jitter for idempotent requests, a
+//! budget for each whole call (all its attempts, so a host that hangs costs one budget, not
+//! three timeouts), and a circuit breaker per host so a dead node costs nothing after a few
+//! failures.
 
 /// Install rustls's `ring` crypto provider as the process default, once, before any HTTPS
 /// client is built (the build carries no other provider). Later calls do nothing.
@@ -54,7 +56,11 @@ pub const DEFAULT_ALLOWLIST: &str = include_str!("../../config/network_allowlist
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub connect_timeout: Duration,
+    /// Longest one attempt may take (connect to the end of the body).
     pub total_timeout: Duration,
+    /// Longest a whole call may take, every attempt and backoff included, when the caller
+    /// gives no deadline of its own ([`Outbound::send_until`]).
+    pub call_budget: Duration,
     /// Attempts for idempotent requests (1 = no retry).
     pub attempts: u32,
     pub backoff: Duration,
@@ -69,6 +75,7 @@ impl Default for Options {
         Options {
             connect_timeout: Duration::from_secs(2),
             total_timeout: Duration::from_secs(10),
+            call_budget: Duration::from_secs(10),
             attempts: 3,
             backoff: Duration::from_millis(100),
             failure_threshold: 5,
@@ -86,8 +93,9 @@ pub enum OutboundError {
     CircuitOpen { host: String, retry_in_ms: u64 },
     #[error("not an http(s) URL with a host ({0})")]
     BadUrl(&'static str),
-    #[error("{host}: timed out")]
-    Timeout { host: String },
+    /// No answer in time: `after_ms` is how long the whole call waited.
+    #[error("{host}: timed out (no answer in {})", secs(*after_ms))]
+    Timeout { host: String, after_ms: u64 },
     #[error("{host}: cannot connect: {message}")]
     Connect { host: String, message: String },
     /// `detail`: the `error` (or `message`) field of a JSON error body, as Prometheus and
@@ -202,15 +210,31 @@ impl Outbound {
             .is_some_and(|t| t > Instant::now())
     }
 
-    /// Send a request. `GET`, `HEAD`, `PUT`, `DELETE` and `OPTIONS` are retried on connection
-    /// errors, timeouts and 5xx; others are sent once. A 4xx is returned as is (not a failure
-    /// of the host).
+    /// Send a request within [`Options::call_budget`]. `GET`, `HEAD`, `PUT`, `DELETE` and
+    /// `OPTIONS` are retried on connection errors, timeouts and 5xx; others are sent once. A
+    /// 4xx is returned as is (not a failure of the host).
     pub async fn send(
         &self,
         method: reqwest::Method,
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, OutboundError> {
+        self.send_until(method, url, body, None).await
+    }
+
+    /// [`Outbound::send`] that ends by `deadline` (instead of the default call budget): every
+    /// attempt is cut to the time left, and no retry starts that the time left cannot hold.
+    /// Reading the response's body is bounded by the same deadline. A call the deadline ends
+    /// is a failure of the host (it counts for the breaker).
+    pub async fn send_until(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+        deadline: Option<Instant>,
+    ) -> Result<reqwest::Response, OutboundError> {
+        let started = Instant::now();
+        let deadline = deadline.unwrap_or(started + self.opts.call_budget);
         let parsed = reqwest::Url::parse(url)
             .map_err(|_| OutboundError::BadUrl("the URL is not echoed: it may hold credentials"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -226,6 +250,10 @@ impl Outbound {
             .to_string();
         if !self.allow.allows(&host) {
             return Err(OutboundError::NotAllowed(host));
+        }
+        if deadline <= started {
+            // No time at all: the host is not called, and learns nothing from it.
+            return Err(OutboundError::Timeout { host, after_ms: 0 });
         }
         let trial = self.admit(&host)?;
         // Records the outcome once; if this future is dropped first (a tool timeout, a graph
@@ -251,9 +279,20 @@ impl Outbound {
         } else {
             1
         };
+        let timed_out = || OutboundError::Timeout {
+            host: host.clone(),
+            after_ms: started.elapsed().as_millis() as u64,
+        };
         let mut last = None;
         for attempt in 1..=attempts {
-            let mut req = self.client.request(method.clone(), parsed.clone());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut req = self
+                .client
+                .request(method.clone(), parsed.clone())
+                .timeout(left.min(self.opts.total_timeout));
             if let Some(b) = &body {
                 req = req.json(b);
             }
@@ -273,7 +312,7 @@ impl Outbound {
                     })
                 }
                 Ok(r) => Ok(r),
-                Err(e) if e.is_timeout() => Err(OutboundError::Timeout { host: host.clone() }),
+                Err(e) if e.is_timeout() => Err(timed_out()),
                 Err(e) if e.is_connect() => Err(OutboundError::Connect {
                     host: host.clone(),
                     message: root_cause(&e),
@@ -298,7 +337,12 @@ impl Outbound {
                         let jitter = u64::from_str_radix(&crate::kernel::clock::random_hex(2), 16)
                             .unwrap_or(0)
                             % base.max(1);
-                        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+                        let wait = Duration::from_millis(base / 2 + jitter);
+                        // A retry that could not start before the deadline is not waited for.
+                        if Instant::now() + wait >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
                     } else {
                         break;
                     }
@@ -306,10 +350,8 @@ impl Outbound {
             }
         }
         guard.record(false);
-        Err(last.unwrap_or(OutboundError::Other {
-            host,
-            message: "no attempt made".into(),
-        }))
+        // No attempt at all: the deadline passed before the first one could start.
+        Err(last.unwrap_or_else(timed_out))
     }
 }
 
@@ -341,6 +383,17 @@ impl Drop for TrialGuard<'_> {
             }
         }
         tracing::debug!(host = self.host, "outbound_trial_cancelled");
+    }
+}
+
+/// A duration for messages: `2 s`, `1.5 s`, `250 ms`.
+pub fn secs(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms % 1000 < 50 || ms % 1000 >= 950 {
+        format!("{} s", (ms + 500) / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -226,6 +227,11 @@ pub struct Observability {
     sources: Arc<Sources>,
     slo: Arc<SloPolicy>,
     outbound: Arc<Outbound>,
+    /// Longest one request to a source may take, its retries included
+    /// (`SOFIIA_SOURCE_TIMEOUT_MS`).
+    call_budget: Duration,
+    /// When the caller's time is up (see [`Observability::until`]); no request outlives it.
+    deadline: Option<Instant>,
 }
 
 /// Not configured: a 404 (nothing to retry), unlike an unreachable source (503).
@@ -237,11 +243,30 @@ fn unavailable(what: &str, env: &str) -> Error {
 }
 
 impl Observability {
-    pub fn new(sources: Sources, slo: SloPolicy, outbound: Arc<Outbound>) -> Observability {
+    /// The room over `sources`; each request to a source ends within `call_budget`, all its
+    /// attempts included.
+    pub fn new(
+        sources: Sources,
+        slo: SloPolicy,
+        outbound: Arc<Outbound>,
+        call_budget: Duration,
+    ) -> Observability {
         Observability {
             sources: Arc::new(sources),
             slo: Arc::new(slo),
             outbound,
+            call_budget,
+            deadline: None,
+        }
+    }
+
+    /// The same room for one caller whose time is up at `deadline` (a tool call's limit): every
+    /// request ends by then, whatever its own budget, and one that times out is reported as
+    /// the source not answering.
+    pub fn until(&self, deadline: Option<Instant>) -> Observability {
+        Observability {
+            deadline,
+            ..self.clone()
         }
     }
 
@@ -324,9 +349,11 @@ impl Observability {
                 q.append_pair(k, v);
             }
         }
+        let own = Instant::now() + self.call_budget;
+        let deadline = self.deadline.map_or(own, |d| d.min(own));
         let res = self
             .outbound
-            .send(reqwest::Method::GET, url.as_str(), None)
+            .send_until(reqwest::Method::GET, url.as_str(), None, Some(deadline))
             .await
             .map_err(|e| Error::Upstream {
                 message: format!("{what} ({env}): {e}"),

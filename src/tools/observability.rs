@@ -167,6 +167,9 @@ impl Tool for ObservabilityTool {
         ACTIONS
     }
     fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
-        Box::pin(async move { call(&self.obs, action, params.into_json()?, cx.now).await })
+        // Sources are asked to answer within the call's own time limit, so a source that
+        // hangs is reported as not answering rather than cut off unrecorded.
+        let obs = self.obs.until(Some(cx.deadline));
+        Box::pin(async move { call(&obs, action, params.into_json()?, cx.now).await })
     }
 }

@@ -443,3 +443,188 @@ async fn ids_do_not_collide_under_a_burst_in_one_minute() {
     assert!(set.iter().all(|id| id.starts_with("inc_20260302_1200_")));
     assert_eq!(app.count_all().await, 300);
 }
+
+/// Every reader of a timeline gives it in event time (`ts`, then insertion `seq`), however
+/// late an event was posted: a deploy posted with a time 3 h ago comes first, not after the
+/// events of the last minute.
+#[tokio::test]
+async fn every_timeline_reader_orders_events_by_time_not_by_insertion() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let id = app.create("router", "P2", "router 5xx").await; // seq 1 at 12:00
+    clock.advance(time::Duration::minutes(10));
+    let post = |body: serde_json::Value| {
+        let (app, id) = (&app, &id);
+        async move {
+            let (s, v) = app.post(&format!("/api/incidents/{id}/events"), body).await;
+            assert_eq!(s, 201, "{v}");
+            v["seq"].as_u64().unwrap()
+        }
+    };
+    let a =
+        post(json!({"type": "note", "message": "20 s ago", "ts": "2026-03-02T12:09:40Z"})).await;
+    let b =
+        post(json!({"type": "note", "message": "10 s ago", "ts": "2026-03-02T12:09:50Z"})).await;
+    let c = post(json!({"type": "deploy", "message": "router v2.3.1, 3 h ago", "ts": "2026-03-02T09:10:00Z"})).await;
+    // Same time as a, posted later: after a (insertion order breaks ties).
+    let e =
+        post(json!({"type": "note", "message": "also 20 s ago", "ts": "2026-03-02T12:09:40.000Z"}))
+            .await;
+    let (s, _) = app
+        .patch(
+            &format!("/api/incidents/{id}"),
+            json!({"status": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let want = vec![c, 1, a, e, b, 6];
+    let seqs = |items: &serde_json::Value| -> Vec<u64> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+
+    // The incident with its events.
+    let (_, d) = app.get(&format!("/api/incidents/{id}")).await;
+    assert_eq!(seqs(&d["events"]), want, "{d}");
+    assert_eq!(d["events"][0]["message"], "router v2.3.1, 3 h ago");
+
+    // The events endpoint, whole and paged: `after` takes the last event's seq
+    // (`next_cursor`) and goes on from its place in time, each event exactly once.
+    let (_, p) = app.get(&format!("/api/incidents/{id}/events")).await;
+    assert_eq!(seqs(&p["items"]), want);
+    let mut paged = Vec::new();
+    let mut after = 0;
+    let mut cursors = Vec::new();
+    loop {
+        let (s, p) = app
+            .get(&format!("/api/incidents/{id}/events?after={after}&limit=2"))
+            .await;
+        assert_eq!(s, 200, "{p}");
+        paged.extend(seqs(&p["items"]));
+        match p["next_cursor"].as_str() {
+            Some(n) => {
+                after = n.parse().unwrap();
+                cursors.push(after);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(paged, want);
+    assert_eq!(cursors, [1, e]);
+
+    // oncall_tool incident_events, as agents and graphs read it.
+    let (s, v) = app
+        .post(
+            "/v1/tools/execute",
+            json!({"tool": "oncall_tool", "action": "incident_events",
+                   "params": {"incident_id": id, "limit": 3}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(seqs(&v["result"]["items"]), want[..3]);
+    let next = v["result"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let (_, v) = app
+        .post(
+            "/v1/tools/execute",
+            json!({"tool": "oncall_tool", "action": "incident_events",
+                   "params": {"incident_id": id, "after": next}}),
+        )
+        .await;
+    assert_eq!(seqs(&v["result"]["items"]), want[3..]);
+
+    // The feed of every timeline is newest first by time: the old deploy is last.
+    let (_, f) = app.get("/api/events/recent?limit=50").await;
+    let feed: Vec<u64> = f["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["event"]["incident_id"] == id.as_str())
+        .map(|i| i["event"]["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(feed.last(), Some(&c), "{f}");
+    assert_eq!(feed.first(), Some(&6));
+
+    // The postmortem draft's timeline.
+    let (s, v) = app
+        .post(
+            "/v1/graphs/postmortem_draft/runs",
+            json!({"agent_id": "sofiia", "input": {"incident_id": id}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let run = crate::triage::wait_finished(&app, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let timeline: Vec<&str> = run["result"]["postmortem"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline[0], "router v2.3.1, 3 h ago", "{timeline:?}");
+    assert_eq!(timeline[2..5], ["20 s ago", "also 20 s ago", "10 s ago"]);
+    let md = run["result"]["markdown"].as_str().unwrap();
+    let at = |m: &str| {
+        md.find(&format!("` {m}"))
+            .unwrap_or_else(|| panic!("{m}: {md}"))
+    };
+    assert!(at("router v2.3.1") < at("20 s ago") && at("20 s ago") < at("10 s ago"));
+
+    // A cursor that names no event is refused, as JSON.
+    assert_error(
+        &app.get(&format!("/api/incidents/{id}/events?after=99"))
+            .await,
+        422,
+        "invalid_field",
+    );
+    let bad = app
+        .get(&format!("/api/incidents/{id}/events?after=x"))
+        .await;
+    assert!(
+        (400..500).contains(&bad.0) && bad.1["error"]["code"].is_string(),
+        "{bad:?}"
+    );
+}
+
+/// A store written before timelines had their time order gets it on the next start.
+#[tokio::test]
+async fn the_time_order_is_rebuilt_for_a_store_of_schema_4() {
+    let app = spawn_app().await;
+    let id = app.create("router", "P1", "router errors").await;
+    let (s, _) = app
+        .post(
+            &format!("/api/incidents/{id}/events"),
+            json!({"type": "deploy", "message": "long before", "ts": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let dir = app.stop().await;
+    {
+        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(sofiia::incidents::tables::EVENT_ORDER)
+            .unwrap();
+        txn.open_table(sofiia::store::META)
+            .unwrap()
+            .insert("schema_version", "4")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
+    let (_, d) = app.get(&format!("/api/incidents/{id}")).await;
+    let msgs: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs, ["long before", "Incident opened: router errors"]);
+}

@@ -251,3 +251,82 @@ async fn a_cancelled_trial_call_does_not_keep_the_circuit_open() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert!(!c.is_open("127.0.0.1"));
 }
+
+/// A listener that accepts and never answers; counts the connections it holds.
+async fn hanging() -> (String, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (url, n)
+}
+
+/// The call budget covers every attempt: a host that hangs is tried once for the budget, not
+/// three times for the per-attempt timeout, and the hang counts as a failure of the host.
+#[tokio::test]
+async fn a_hanging_host_costs_one_call_budget_not_three_attempt_timeouts() {
+    let (url, accepted) = hanging().await;
+    let c = client(Options {
+        total_timeout: Duration::from_secs(20),
+        call_budget: Duration::from_secs(1),
+        failure_threshold: 1,
+        ..Options::default()
+    });
+    let started = std::time::Instant::now();
+    let e = c.send(reqwest::Method::GET, &url, None).await.unwrap_err();
+    assert!(matches!(e, OutboundError::Timeout { .. }), "{e}");
+    assert!(
+        e.to_string().contains("timed out (no answer in 1 s)"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert!(c.is_open("127.0.0.1"), "a hang is a failure of the host");
+
+    // A caller's deadline replaces the default budget (here far longer than the deadline).
+    let (url, accepted) = hanging().await;
+    let c = client(Options {
+        total_timeout: Duration::from_secs(60),
+        call_budget: Duration::from_secs(60),
+        ..Options::default()
+    });
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_millis(300);
+    let e = c
+        .send_until(reqwest::Method::GET, &url, None, Some(deadline))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OutboundError::Timeout { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // A deadline already past calls nobody.
+    let e = c
+        .send_until(
+            reqwest::Method::GET,
+            &url,
+            None,
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, OutboundError::Timeout { after_ms: 0, .. }),
+        "{e}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}

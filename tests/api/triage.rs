@@ -1137,3 +1137,259 @@ async fn a_run_acts_with_its_agents_role_only() {
         .iter()
         .any(|a| a["agent_id"] == "monitor" && a["graph_run_id"] == id.as_str()));
 }
+
+/// A source that accepts connections and never answers (a hung Prometheus or Loki): it keeps
+/// every connection open and counts them.
+pub async fn hanging_source() -> (String, Arc<AtomicU64>) {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (format!("http://{addr}"), accepted)
+}
+
+/// Wait for a run to finish, at most `max`.
+async fn wait_finished_within(app: &TestApp, id: &str, max: Duration) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, v) = app.get(&format!("/v1/runs/{id}")).await;
+        if matches!(
+            v["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return v;
+        }
+        assert!(
+            started.elapsed() < max,
+            "run {id} still running after {max:?}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `tool_call` events of a run for one action.
+fn calls_of<'a>(run: &'a Value, action: &str) -> Vec<&'a Value> {
+    run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "tool_call" && e["details"]["action"] == action)
+        .collect()
+}
+
+/// Prometheus accepts and never answers: each source call has its own 2 s budget, the first
+/// one that times out marks metrics unavailable for the rest of the run, and the report is
+/// still written from the logs and the incident log, and attached. Before budgets, the alerts
+/// call was tried 3 × 30 s and the run failed at its 120 s deadline.
+#[tokio::test]
+async fn a_hanging_prometheus_becomes_a_next_check_and_the_report_is_still_attached() {
+    let (prom, accepted) = hanging_source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = write_router_logs(dir.path());
+    let config = config_with(dir.path(), Some(&prom), Some(&logs));
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config);
+        s.source_timeout_ms = 2000;
+    })
+    .await;
+    let inc = app.create("router", "P1", "router errors").await;
+    let started = std::time::Instant::now();
+    let id = start(
+        &app,
+        "incident_triage",
+        json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "5xx after deploy",
+               "incident_id": inc,
+               "time_range": {"from": "2026-02-23T09:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
+    )
+    .await;
+    let run = wait_finished_within(&app, &id, Duration::from_secs(90)).await;
+    let took = started.elapsed();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let r = &run["result"];
+    assert_eq!(
+        r["sources"]["alerts"], "unavailable: timed out after 2 s",
+        "{r:#}"
+    );
+    // Later calls to the same source are not made: one budget for the hung source, not four.
+    for k in ["health", "metrics"] {
+        assert_eq!(
+            r["sources"][k], "unavailable: timed out after 2 s, not asked again",
+            "{k}: {r:#}"
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one attempt of one call"
+    );
+    assert_eq!(calls_of(&run, "alerts").len(), 1, "{run}");
+    assert!(calls_of(&run, "metrics_query").is_empty(), "{run}");
+    assert!(calls_of(&run, "slo_status").is_empty(), "{run}");
+    assert!(
+        r["next_checks"]
+            .to_string()
+            .contains("The metrics source did not answer (timed out after 2 s"),
+        "{r:#}"
+    );
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Not available: metrics"),
+        "{r:#}"
+    );
+    // The rest still counts: the logs were read and rank a cause.
+    assert_eq!(r["sources"]["logs"], "ok");
+    let kinds: Vec<&str> = r["suspected_root_causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"error_logs"), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"slo_burn") && !kinds.contains(&"health"),
+        "{kinds:?}"
+    );
+    // Attached as usual, with its timeline event.
+    let name = format!("triage_{id}.json");
+    assert_eq!(r["artifact"], name.as_str());
+    let (_, d) = app.get(&format!("/api/incidents/{inc}")).await;
+    assert!(
+        d["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == name.as_str()),
+        "{d}"
+    );
+    assert!(d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "triage" && e["meta"]["run_id"] == id.as_str()));
+    // The timed-out call is audited like any other.
+    let (_, audit) = app.get("/api/audit?tool=observability_tool").await;
+    let mine: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["graph_run_id"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 2, "{audit}"); // alerts (timed out) and logs_query
+    assert!(mine
+        .iter()
+        .any(|a| a["action"] == "alerts" && a["status"] == "unavailable"));
+}
+
+/// Loki accepts and never answers: logs are unavailable (a next check), the metrics from a
+/// working Prometheus still rank their causes.
+#[tokio::test]
+async fn a_hanging_loki_becomes_a_next_check_and_the_metrics_still_count() {
+    let (loki, accepted) = hanging_source().await;
+    let prom = prometheus_double(Arc::new(PromKnobs::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("observability_sources.yml"),
+        format!(
+            "envs:\n  prod:\n    prometheus: {{url: \"{prom}\"}}\n    logs: {{loki: \"{loki}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config);
+        s.source_timeout_ms = 2000;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let id = start(
+        &app,
+        "incident_triage",
+        json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "5xx",
+               "time_range": {"from": "2026-02-23T09:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
+    )
+    .await;
+    let run = wait_finished_within(&app, &id, Duration::from_secs(90)).await;
+    let took = started.elapsed();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let r = &run["result"];
+    assert_eq!(
+        r["sources"]["logs"], "unavailable: timed out after 2 s",
+        "{r:#}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(calls_of(&run, "logs_query").len(), 1, "{run}");
+    assert!(
+        r["next_checks"]
+            .to_string()
+            .contains("The logs source did not answer (timed out after 2 s)"),
+        "{r:#}"
+    );
+    for k in ["metrics", "alerts", "health"] {
+        assert_eq!(r["sources"][k], "ok", "{k}: {r:#}");
+    }
+    let kinds: Vec<&str> = r["suspected_root_causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    for k in ["health", "slo_burn", "alerts"] {
+        assert!(kinds.contains(&k), "{k} not among {kinds:?}");
+    }
+    assert!(!kinds.contains(&"error_logs"), "{kinds:?}");
+}
+
+/// A source budget never reaches past the run's deadline: with a 10-minute source timeout
+/// and a 6 s run, the hung Prometheus gets what the run has left minus the time kept for the
+/// report, and the run still succeeds with its report (before: failed at 6 s, no report).
+#[tokio::test]
+async fn a_source_budget_never_outlasts_the_run() {
+    let (prom, _) = hanging_source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = write_router_logs(dir.path());
+    let config = config_with(dir.path(), Some(&prom), Some(&logs));
+    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
+        s.config_dir = Some(config);
+        s.source_timeout_ms = 600_000;
+    })
+    .await;
+    let id = start(
+        &app,
+        "incident_triage",
+        json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "5xx",
+               "timeouts": {"overall_sec": 6},
+               "time_range": {"from": "2026-02-23T09:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
+    )
+    .await;
+    let run = wait_finished_within(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let alerts = run["result"]["sources"]["alerts"].as_str().unwrap();
+    let secs: f64 = alerts
+        .strip_prefix("unavailable: timed out after ")
+        .and_then(|s| s.strip_suffix(" s"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{alerts}"));
+    // 6 s less a reserve of a fifth: under 5 s, and more than nothing.
+    assert!((1.0..5.0).contains(&secs), "{alerts}");
+    // Nothing is left for another source call: logs are not asked, and say why.
+    let logs = run["result"]["sources"]["logs"].as_str().unwrap();
+    assert!(
+        logs.starts_with("unavailable: not asked: the ") && logs.ends_with("kept for its report"),
+        "{logs}"
+    );
+    assert!(run["result"]["next_checks"]
+        .to_string()
+        .contains("The logs source did not answer (not asked"));
+}

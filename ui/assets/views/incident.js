@@ -327,6 +327,7 @@ export function render(view, ctx) {
       box, h('button', { type: 'submit', class: 'primary' }, 'Save')));
   }
 
+  // The API gives a timeline oldest first by event time (ts, then seq): shown newest first.
   function timeline(events) {
     if (!events.length) return h('p', { class: 'muted' }, 'No events.');
     return h('ol', { class: 'timeline', id: 'timeline' }, [...events].reverse().map((ev) => h('li', { 'data-type': ev.type, 'data-id': ev.id },

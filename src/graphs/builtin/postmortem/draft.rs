@@ -65,6 +65,12 @@ fn root_causes(t: &Json) -> &[Json] {
 
 /// Write the markdown, the action items and the JSON postmortem into `state`.
 pub(super) fn draft(state: &mut PostmortemState, now: OffsetDateTime) {
+    // The incident log gives timelines in time order; a run saved by an earlier build holds
+    // them in insertion order, so the draft puts them in time order itself (a stable sort:
+    // the same state gives the same text).
+    state
+        .events
+        .sort_by_cached_key(|e| (e["ts"].as_str().and_then(parse_ts), e["seq"].as_u64()));
     let inc = &state.incident;
     let times = Times {
         mtta: minutes(&inc["started_at"], &inc["acknowledged_at"]),
@@ -463,5 +469,38 @@ mod tests {
         let first = md.clone();
         draft(&mut st, now);
         assert_eq!(st.markdown, first);
+    }
+
+    /// A timeline saved in insertion order (a run of an earlier build) is drafted in time
+    /// order, events of the same time in insertion order.
+    #[test]
+    fn the_draft_timeline_is_in_time_order() {
+        let mut st: PostmortemState = serde_json::from_value(json!({
+            "incident_id": "inc_20260301_1000_aaaaaaaaaaaa",
+            "incident": {"id": "inc_20260301_1000_aaaaaaaaaaaa", "title": "t", "service": "router",
+                "env": "prod", "severity": "P2", "status": "open", "started_at": "2026-03-01T10:00:00Z"},
+            "events": [
+                {"seq": 1, "ts": "2026-03-01T12:59:40Z", "type": "note", "message": "second"},
+                {"seq": 2, "ts": "2026-03-01T12:59:50.5Z", "type": "note", "message": "fourth"},
+                {"seq": 3, "ts": "2026-03-01T10:00:00Z", "type": "deploy", "message": "first"},
+                {"seq": 4, "ts": "2026-03-01T12:59:40.000Z", "type": "note", "message": "third"}],
+        }))
+        .unwrap();
+        draft(&mut st, parse_ts("2026-03-02T00:00:00Z").unwrap());
+        let order: Vec<&str> = st.postmortem["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, ["first", "second", "third", "fourth"]);
+        let md = &st.markdown;
+        let at = |m: &str| {
+            md.find(&format!("` {m}"))
+                .unwrap_or_else(|| panic!("{m}: {md}"))
+        };
+        assert!(
+            at("first") < at("second") && at("second") < at("third") && at("third") < at("fourth")
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! everything quoted. A source that fails is recorded in `sources` and contributes nothing.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,7 +49,57 @@ pub(super) async fn soft(
     }
 }
 
+/// The time a run keeps for ranking, writing and attaching its report after its last source
+/// call: a fifth of the run's overall time, at most 5 s.
+fn report_reserve(overall: Duration) -> Duration {
+    (overall / 5).min(Duration::from_secs(5))
+}
+
+/// Shortest budget worth a source call; with less left, the source is not asked.
+const MIN_SOURCE_BUDGET: Duration = Duration::from_millis(200);
+
 impl IncidentTriage {
+    /// Ask observability source `source` (`metrics`, `logs` or `traces`) with
+    /// `observability_tool.action`, within the source budget: the configured one, cut to what
+    /// the run has left before its report reserve. A failure is reported, not fatal. A source
+    /// that timed out earlier in the run is not asked again; one that times out now is
+    /// remembered in `state.timed_out`.
+    pub(super) async fn ask_source(
+        &self,
+        state: &mut TriageState,
+        cx: &NodeCx,
+        source: &str,
+        action: &str,
+        params: Json,
+    ) -> Result<Result<Json, Error>> {
+        if let Some(why) = state.timed_out.get(source) {
+            return Ok(Err(Error::Timeout(format!("{why}, not asked again"))));
+        }
+        let left = cx.time_left().saturating_sub(report_reserve(cx.overall()));
+        let budget = self.source_budget.min(left);
+        if budget < MIN_SOURCE_BUDGET {
+            return Ok(Err(Error::Timeout(format!(
+                "not asked: the {} the run has left are kept for its report",
+                crate::net::secs(cx.time_left().as_millis() as u64)
+            ))));
+        }
+        let out = match cx
+            .tool_within("observability_tool", action, params, budget)
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(e) if is_cancel(&e) => return Err(e),
+            Err(e) => {
+                cx.failure_reported();
+                if let Error::Timeout(why) = &e {
+                    state.timed_out.insert(source.to_string(), why.clone());
+                }
+                Err(e)
+            }
+        };
+        Ok(out)
+    }
+
     /// The linked incident must exist (its id is checked before anything is collected).
     pub(super) async fn validate_input(&self, state: &mut TriageState, cx: &NodeCx) -> Result<()> {
         if let Some(id) = state.incident_id.clone() {
@@ -73,7 +124,10 @@ impl IncidentTriage {
     ) -> Result<()> {
         let svc = state.service.clone();
         let env = state.env.clone();
-        match soft(cx, "observability_tool", "alerts", json!({"env": env})).await? {
+        match self
+            .ask_source(state, cx, "metrics", "alerts", json!({"env": env}))
+            .await?
+        {
             Ok(v) => {
                 state.alerts = firing_alerts(&v, &svc);
                 state.sources.alerts = Some("ok".into());
@@ -146,7 +200,10 @@ impl IncidentTriage {
         if let Some(h) = &state.log_query_hint {
             params["contains"] = json!(h);
         }
-        match soft(cx, "observability_tool", "logs_query", params).await? {
+        match self
+            .ask_source(state, cx, "logs", "logs_query", params)
+            .await?
+        {
             Ok(v) => {
                 state.logs = error_logs(&v);
                 state.sources.logs = Some("ok".into());
@@ -168,7 +225,10 @@ impl IncidentTriage {
         let svc = state.service.clone();
         let q = format!("up{{job=\"{svc}\"}} or up{{service=\"{svc}\"}}");
         let params = json!({"env": state.env, "query": q, "time": rfc3339(state.to)});
-        match soft(cx, "observability_tool", "metrics_query", params).await? {
+        match self
+            .ask_source(state, cx, "metrics", "metrics_query", params)
+            .await?
+        {
             Ok(v) => {
                 let targets: Vec<Target> = v["result"]
                     .as_array()
@@ -296,7 +356,10 @@ impl IncidentTriage {
         let mut status = "ok".to_string();
         for id in ids {
             let params = json!({"env": state.env, "trace_id": id});
-            match soft(cx, "observability_tool", "traces_lookup", params).await? {
+            match self
+                .ask_source(state, cx, "traces", "traces_lookup", params)
+                .await?
+            {
                 Ok(t) => out.push(TraceSummary::Found(found_trace(id, &t))),
                 Err(e)
                     if matches!(e, Error::NotFound(_))
@@ -321,7 +384,10 @@ impl IncidentTriage {
     /// Error budget burn and latency against `slo_policy.yml`, at the window's end.
     pub(super) async fn slo_context(&self, state: &mut TriageState, cx: &NodeCx) -> Result<()> {
         let p = json!({"env": state.env, "service": state.service, "time": rfc3339(state.to)});
-        match soft(cx, "observability_tool", "slo_status", p).await? {
+        match self
+            .ask_source(state, cx, "metrics", "slo_status", p)
+            .await?
+        {
             Ok(v) => {
                 state.slo = v;
                 state.sources.metrics = Some("ok".into());

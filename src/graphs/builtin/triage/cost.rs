@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::collect::soft;
 use super::state::{Cost, CostEstimate, TriageState};
 use super::{pct, round2, IncidentTriage};
 use crate::config::ConfigError;
@@ -116,7 +115,10 @@ impl IncidentTriage {
         if error_rate.is_some() {
             let q = self.cost.queries.request_rate.replace("{service}", &svc);
             let p = json!({"env": state.env, "query": q, "time": rfc3339(state.to)});
-            if let Ok(v) = soft(cx, "observability_tool", "metrics_query", p).await? {
+            if let Ok(v) = self
+                .ask_source(state, cx, "metrics", "metrics_query", p)
+                .await?
+            {
                 rps = crate::observability::first_value(&v);
             }
         }

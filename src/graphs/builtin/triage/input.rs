@@ -136,6 +136,7 @@ pub(super) fn parse(input: &Json, now: OffsetDateTime, max_window_h: u64) -> Res
         log_query_hint: hint,
         incident_id,
         sources: Default::default(),
+        timed_out: Default::default(),
         incident: None,
         alerts: vec![],
         related_incidents: vec![],

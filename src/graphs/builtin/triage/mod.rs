@@ -9,6 +9,11 @@
 //! `incident_id`, the report is attached to the incident (`triage_<run_id>.json`) and a
 //! `triage` event is appended to its timeline.
 //!
+//! Each call to an observability source has its own budget (`SOFIIA_SOURCE_TIMEOUT_MS`, and
+//! never more than the run has left before the time kept for the report): a source that
+//! does not answer in it is `unavailable: timed out after N s`, and is not asked again in
+//! the same run, so one hung source costs one budget and the report is still written.
+//!
 //! Files: `input.rs` checks the input into the first [`TriageState`] (`state.rs`);
 //! `collect.rs` holds the collecting nodes, `cost.rs` the `cost` node and `cost_weights.yml`;
 //! `rank.rs` ranks the suspected causes and `report.rs` writes the report.
@@ -21,6 +26,7 @@ mod report;
 mod state;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 
@@ -79,22 +85,26 @@ pub struct IncidentTriage {
     max_window_h: u64,
     redactor: Redactor,
     cost: CostWeights,
+    source_budget: Duration,
 }
 
 impl IncidentTriage {
     /// `max_window_h` bounds the analysis window (`INCIDENT_MAX_TIME_WINDOW_H`); `redactor`
-    /// masks what is quoted; `cost` prices the impact.
+    /// masks what is quoted; `cost` prices the impact; `source_budget` is the longest one
+    /// call to an observability source may take (`SOFIIA_SOURCE_TIMEOUT_MS`).
     pub fn new(
         clock: Arc<dyn Clock>,
         max_window_h: u64,
         redactor: Redactor,
         cost: CostWeights,
+        source_budget: Duration,
     ) -> Self {
         IncidentTriage {
             clock,
             max_window_h,
             redactor,
             cost,
+            source_budget,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! came (labels, ids, a trace's counts, the SLO answer) stay [`Json`]: typing them would change
 //! how they print, and the report's shape is a contract.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -41,6 +43,10 @@ pub struct TriageState {
     /// How each source answered (`ok`, `not_configured`, `unavailable: …`, `skipped: …`).
     #[serde(default)]
     pub sources: Sources,
+    /// Sources (`metrics`, `logs`, `traces`) that did not answer within their budget, with
+    /// why: later nodes of the run do not ask them again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timed_out: BTreeMap<String, String>,
     /// The linked incident's headline, as `incident_get` gave it (`validate_input`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Json>,
