@@ -24,7 +24,8 @@ pub struct Edge {
     /// unread before its connection is dropped (default 30000).
     pub write_timeout_ms: u64,
     /// `SOFIIA_WS_PING_MS`: how often the live stream pings a client; one that answers
-    /// nothing for three of these is closed (default 15000).
+    /// nothing for three of these is closed; each ping comes with a `heartbeat` message
+    /// (default 5000).
     pub ws_ping_ms: u64,
     /// `SOFIIA_SHUTDOWN_GRACE_MS`: on shutdown, how long in-flight requests may finish before
     /// their connections are dropped (default 10000).
@@ -39,7 +40,7 @@ impl Default for Edge {
             body_idle_timeout_ms: 10_000,
             body_timeout_ms: 60_000,
             write_timeout_ms: 30_000,
-            ws_ping_ms: 15_000,
+            ws_ping_ms: 5_000,
             shutdown_grace_ms: 10_000,
         }
     }

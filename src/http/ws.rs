@@ -1,5 +1,8 @@
 //! `WS /ws/events`: the live event stream (`{type, ts, data}` per text message).
-//! `?types=incident.created,incident.updated` limits it to those types.
+//! `?types=incident.created,incident.updated` limits it to those types. Every connection also
+//! gets `hello` (with `heartbeat_ms`) first and a `heartbeat` every `SOFIIA_WS_PING_MS`,
+//! whatever the filter: a client that hears nothing for a few heartbeats knows the server is
+//! gone even while TCP stays open.
 //!
 //! The stream is server → client: a client message larger than [`MAX_CLIENT_MESSAGE`] closes
 //! the socket with 1009 before it is buffered, and a client that keeps sending data messages
@@ -76,8 +79,10 @@ pub async fn events(
 async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     let mut rx = s.bus.subscribe();
     let mut closing = s.closing.subscribe();
+    let every = Duration::from_millis(s.settings.edge.ws_ping_ms);
     let hello = serde_json::json!({"type": "hello", "ts": crate::kernel::clock::rfc3339(s.clock.now()),
-        "data": {"service": "sofiia", "version": env!("CARGO_PKG_VERSION")}});
+        "data": {"service": "sofiia", "version": env!("CARGO_PKG_VERSION"),
+                 "heartbeat_ms": every.as_millis() as u64}});
     if socket
         .send(Message::Text(hello.to_string().into()))
         .await
@@ -89,7 +94,6 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
     let wanted = |msg: &crate::kernel::events::Stamped| {
         types.is_empty() || types.iter().any(|x| x == msg.event.kind())
     };
-    let every = Duration::from_millis(s.settings.edge.ws_ping_ms);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut heard = Instant::now();
     loop {
@@ -99,7 +103,12 @@ async fn stream(s: AppState, mut socket: WebSocket, types: Vec<String>) {
                     close(&mut socket, close_code::AWAY, "no answer to pings; closing").await;
                     return;
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                // A ping for the peer's TCP stack, a heartbeat for the page's script (browsers
+                // hide pings): a page that hears neither knows the server is gone.
+                let beat = serde_json::json!({"type": "heartbeat", "ts": crate::kernel::clock::rfc3339(s.clock.now())});
+                if socket.send(Message::Ping(Default::default())).await.is_err()
+                    || socket.send(Message::Text(beat.to_string().into())).await.is_err()
+                {
                     return;
                 }
             }

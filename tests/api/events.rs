@@ -19,7 +19,7 @@ async fn connect(app: &TestApp, query: &str) -> Ws {
     ws
 }
 
-/// The next JSON text message (skipping pings), within two seconds.
+/// The next JSON text message (skipping pings and heartbeats), within two seconds.
 async fn next(ws: &mut Ws) -> Option<Value> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(2), ws.next())
@@ -27,7 +27,12 @@ async fn next(ws: &mut Ws) -> Option<Value> {
             .ok()??
             .ok()?;
         match msg {
-            Message::Text(t) => return serde_json::from_str(&t).ok(),
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).ok()?;
+                if v["type"] != "heartbeat" {
+                    return Some(v);
+                }
+            }
             Message::Close(_) => return None,
             _ => {}
         }
@@ -221,21 +226,32 @@ async fn a_client_that_answers_no_pings_is_closed_and_one_that_answers_stays() {
     // Never polled for 2 s: tungstenite answers pings only while the stream is read, so to
     // the server this peer is silent.
     let mut silent = connect(&app, "").await;
-    // Read all along: pings are answered.
-    let mut alive = connect(&app, "").await;
+    // Read all along: pings are answered, and heartbeats arrive even through a type filter.
+    let mut alive = connect(&app, "?types=incident.created").await;
     let reader = tokio::spawn(async move {
         let until = tokio::time::Instant::now() + Duration::from_secs(2);
-        let mut pings = 0;
+        let (mut pings, mut beats, mut hello) = (0, 0, Value::Null);
         while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until, alive.next()).await {
-            if matches!(m, Message::Ping(_)) {
-                pings += 1;
+            match m {
+                Message::Ping(_) => pings += 1,
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("heartbeat") => beats += 1,
+                        Some("hello") => hello = v,
+                        _ => {}
+                    }
+                }
+                _ => {}
             }
         }
-        (alive, pings)
+        (alive, pings, beats, hello)
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (mut alive, pings) = reader.await.unwrap();
+    let (mut alive, pings, beats, hello) = reader.await.unwrap();
     assert!(pings >= 3, "pinged {pings} times");
+    assert!(beats >= 3, "{beats} heartbeats");
+    assert_eq!(hello["data"]["heartbeat_ms"], 200, "{hello}");
     // The silent one was closed as gone (1001) after three unanswered pings: reading it now
     // finds the close frame, or the socket already gone — not a socket still open.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

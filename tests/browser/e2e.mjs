@@ -726,6 +726,31 @@ try {
     await shot('09-incident-dark');
   });
 
+  await step('a stalled server: the view says so with Retry within its timeout, the header turns red', async () => {
+    await page.goto(`${base}/#/overview`);
+    await page.locator('#conn.ok').waitFor();
+    await page.locator('#live', { hasText: 'live: ✓' }).waitFor();
+    // Paused, the server keeps its port open and answers nothing, like a wedged process.
+    server.kill('SIGSTOP');
+    try {
+      const t0 = Date.now();
+      await page.evaluate((id) => { window.location.hash = `#/incidents/${id}`; }, incId);
+      await page.locator('.error-box', { hasText: 'No answer from sofiia' }).waitFor({ timeout: 15000 });
+      const errorMs = Date.now() - t0;
+      await page.locator('#conn.bad').waitFor({ timeout: 12000 });
+      await page.locator('#live.bad').waitFor({ timeout: 25000 });
+      const redMs = Date.now() - t0;
+      await shot('10-stalled-server');
+      console.log(`     stalled server: view error after ${errorMs} ms, header red after ${redMs} ms`);
+    } finally {
+      server.kill('SIGCONT');
+    }
+    await page.locator('.error-box button.retry').click();
+    await page.locator('#incident-title').waitFor();
+    await page.locator('#conn.ok').waitFor({ timeout: 12000 });
+    await page.locator('#live', { hasText: 'live: ✓' }).waitFor({ timeout: 40000 });
+  });
+
   await step('after a server restart the header shows it and the live stream reconnects', async () => {
     // A second tab follows a run held by env dev's silent sources (see the top of this file).
     // The restart resumes it before the tab's WebSocket is back, so the tab can only show

@@ -90,10 +90,15 @@ function route_() {
   }
 }
 
+// The header's health light: asked every HEALTH_EVERY_MS, and a server that does not answer
+// within HEALTH_TIMEOUT_MS (stopped, paused, overloaded) turns it red within seconds.
+const HEALTH_EVERY_MS = 5000;
+const HEALTH_TIMEOUT_MS = 4000;
+
 async function checkHealth() {
   const conn = document.getElementById('conn');
   try {
-    const data = await api('/api/health');
+    const data = await api('/api/health', { timeoutMs: HEALTH_TIMEOUT_MS });
     Object.assign(health, { ok: true, data, error: null });
     conn.textContent = 'BFF: ✓';
     conn.className = 'conn ok';
@@ -132,7 +137,9 @@ function showLiveState(s) {
   } else {
     el.textContent = `live: ✗ retry in ${Math.ceil(s.retryInMs / 1000)} s`;
     el.className = 'conn bad';
-    el.title = 'The live event stream is down; views still load on demand. Reconnecting with backoff.';
+    el.title = s.silent
+      ? 'The server stopped sending (no heartbeat); views may be out of date. Reconnecting with backoff.'
+      : 'The live event stream is down; views still load on demand. Reconnecting with backoff.';
   }
 }
 
@@ -223,7 +230,7 @@ function start() {
   });
   live.connect();
   checkHealth();
-  setInterval(checkHealth, 15000);
+  setInterval(checkHealth, HEALTH_EVERY_MS);
   setInterval(() => refreshRelativeTimes(), 30000);
   if (!window.location.hash) window.location.replace('#/overview');
   route_();

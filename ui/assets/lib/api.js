@@ -7,7 +7,7 @@
 const KEY = 'sofiia.apiKey';
 const URL_KEY = 'sofiia.backendUrl';
 /** How long a request may take when the caller does not say (the body's download included). */
-export const DEFAULT_TIMEOUT_MS = 30000;
+export const DEFAULT_TIMEOUT_MS = 10000;
 
 export const settings = {
   get apiKey() { return localStorage.getItem(KEY) || ''; },

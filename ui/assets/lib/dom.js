@@ -67,9 +67,15 @@ export function mount(el, ...children) {
 }
 
 /** An error block for a failure (its `describe()` when it has one: readable, never swallowed). */
-export function errorBox(e, what) {
+export function errorBox(e, what, retry) {
   const text = e && e.describe ? e.describe() : String((e && e.message) || e);
-  return h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, what ? `${what}: ` : 'Error: '), text);
+  const box = h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, what ? `${what}: ` : 'Error: '), text);
+  if (retry) {
+    box.append(' ', h('button', {
+      type: 'button', class: 'retry', onclick: (ev) => { ev.currentTarget.disabled = true; retry(); },
+    }, 'Retry'));
+  }
+  return box;
 }
 
 /** A placeholder while `el`'s content loads. */

@@ -11,6 +11,16 @@ let socket = null;
 let attempt = 0;
 let timer = null;
 let state = { status: 'connecting', retryInMs: 0 };
+// The server says in its hello how often it sends a heartbeat; a socket that hears nothing
+// for SILENT_BEATS of them is treated as dead (a paused or wedged server keeps TCP open).
+const SILENT_BEATS = 2.5;
+// A handshake that has not completed after this long (a paused server accepts TCP and says
+// nothing) is given up and retried, so the header shows the stream as down.
+const CONNECT_TIMEOUT_MS = 5000;
+let connectTimer = null;
+let heartbeatMs = 0;
+let lastHeard = 0;
+let watchdog = null;
 const history = [];
 export const HISTORY_MAX = 500;
 
@@ -62,6 +72,7 @@ export function connect() {
     socket = null;
   }
   setState({ status: 'connecting', retryInMs: 0 });
+  heartbeatMs = 0;
   let ws;
   try {
     ws = new WebSocket(eventsUrl());
@@ -70,7 +81,19 @@ export function connect() {
     return;
   }
   socket = ws;
+  clearTimeout(connectTimer);
+  connectTimer = setTimeout(() => {
+    if (socket !== ws || ws.readyState !== WebSocket.CONNECTING) return;
+    socket = null;
+    ws.onclose = null;
+    ws.onopen = null;
+    ws.onmessage = null;
+    try { ws.close(); } catch { /* not open yet */ }
+    scheduleRetry(true);
+  }, CONNECT_TIMEOUT_MS);
   ws.onopen = () => {
+    clearTimeout(connectTimer);
+    lastHeard = Date.now();
     setState({ status: 'open', retryInMs: 0 });
   };
   ws.onmessage = (m) => {
@@ -81,6 +104,10 @@ export function connect() {
       return;
     }
     if (!env || typeof env.type !== 'string') return;
+    lastHeard = Date.now();
+    if (env.type === 'hello') heartbeatMs = Number(env.data && env.data.heartbeat_ms) || 0;
+    // Heartbeats only say the server is there; they are not events.
+    if (env.type === 'heartbeat') return;
     // The backoff starts over only once the server has really spoken (its hello), so a proxy
     // that accepts and drops connections does not cause a reconnect storm.
     attempt = 0;
@@ -102,10 +129,24 @@ export function connect() {
   };
 }
 
-function scheduleRetry() {
+function scheduleRetry(silent = false) {
   attempt += 1;
   const base = Math.min(30000, 1000 * 2 ** Math.min(attempt - 1, 5));
   const delay = Math.round(base / 2 + Math.random() * (base / 2));
-  setState({ status: 'closed', retryInMs: delay, attempt });
+  setState({ status: 'closed', retryInMs: delay, attempt, silent });
   timer = setTimeout(connect, delay);
 }
+
+/** Close a socket whose server has gone quiet past its heartbeat deadline, and retry. */
+function checkSilence() {
+  if (!socket || state.status !== 'open' || !heartbeatMs) return;
+  if (Date.now() - lastHeard <= heartbeatMs * SILENT_BEATS) return;
+  const dead = socket;
+  socket = null;
+  dead.onclose = null;
+  dead.onmessage = null;
+  try { dead.close(); } catch { /* already closing */ }
+  scheduleRetry(true);
+}
+
+if (typeof window !== 'undefined' && !watchdog) watchdog = setInterval(checkSilence, 1000);

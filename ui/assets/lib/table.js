@@ -76,7 +76,7 @@ export function cursorList(opts) {
     } catch (e) {
       if (my !== seq) return;
       next = null;
-      mount(notice, errorBox(e, `Could not load ${opts.what}`));
+      mount(notice, errorBox(e, `Could not load ${opts.what}`, load));
       mount(body);
     } finally {
       if (my === seq) {

@@ -70,7 +70,7 @@ export function render(view, ctx) {
           h('td', { class: 'muted' }, event.actor))), { class: 'grid compact' }, { wrap: false })
         : h('p', { class: 'muted' }, 'No stored events yet.'));
     } catch (e) {
-      mount(stored, errorBox(e, 'Could not load stored events'));
+      mount(stored, errorBox(e, 'Could not load stored events', loadStored));
     }
   }
 

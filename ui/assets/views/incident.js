@@ -67,7 +67,7 @@ export function render(view, ctx) {
     } catch (e) {
       if (my !== loads || disposed) return;
       mount(head, h('h1', {}, 'Incident ', h('span', { class: 'mono' }, id)));
-      mount(body, errorBox(e, 'Could not load this incident'), h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')));
+      mount(body, errorBox(e, 'Could not load this incident', () => { loading(body); load(); }), h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')));
     } finally {
       busy--;
     }

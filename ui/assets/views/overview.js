@@ -33,7 +33,7 @@ export function render(view) {
       api('/api/events/recent', { query: { limit: 15 } }),
     ]);
     const failed = [stats, summary, feed].find((r) => r.status === 'rejected');
-    mount(err, failed ? errorBox(failed.reason, 'Could not load the overview') : null);
+    mount(err, failed ? errorBox(failed.reason, 'Could not load the overview', load) : null);
     if (stats.status === 'fulfilled') showStats(stats.value);
     if (summary.status === 'fulfilled') showOverdue(summary.value);
     if (feed.status === 'fulfilled') showLatest(feed.value.items);

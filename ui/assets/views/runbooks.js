@@ -105,7 +105,7 @@ export function render(view, ctx) {
         retry = setTimeout(run, 1000);
         return;
       }
-      mount(results, errorBox(e, 'Search failed'));
+      mount(results, errorBox(e, 'Search failed', run));
     }
   }
 
