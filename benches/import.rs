@@ -7,6 +7,9 @@
 //! fourth, and every 100th an artifact file. The import runs as the real binary in a child
 //! process with a fresh `DATA_DIR`, then once more on the same data (everything skipped).
 //! Peak memory is the child's maximum resident set size (`getrusage` through `wait4`).
+//! `BENCH_IMPORT_BASELINE=/path/to/sofiia` also runs another build (say, one from before a
+//! change) on the same folders in the same run, and prints the ratios. `BENCH_IMPORT_OUT=DIR`
+//! only writes the folders (`DIR/<incidents>/`), for a manual `sofiia import` or a profiler.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
@@ -50,9 +53,12 @@ fn generate(dir: &Path, n: usize) -> usize {
             summary: "Error rate above SLO after deploy; rolled back, watching.".into(),
             started_at: t,
             acknowledged_at: (status != Status::Open).then(|| t + time::Duration::minutes(3)),
-            mitigated_at: matches!(status, Status::Mitigated | Status::Resolved | Status::Closed)
-                .then(|| later(20))
-                .flatten(),
+            mitigated_at: matches!(
+                status,
+                Status::Mitigated | Status::Resolved | Status::Closed
+            )
+            .then(|| later(20))
+            .flatten(),
             resolved_at: matches!(status, Status::Resolved | Status::Closed)
                 .then(|| later(45))
                 .flatten(),
@@ -70,10 +76,26 @@ fn generate(dir: &Path, n: usize) -> usize {
         let events = if k % 20 == 0 { 4 } else { 3 };
         for e in 0..events {
             let (kind, message, meta) = match e {
-                0 => ("note", "paged the on-call; looking at the edge dashboards".to_string(), json!({})),
-                1 => ("deploy", format!("rolled back to v1.{}.{}", k % 40, e), json!({"sha": format!("{:07x}", k * 31 + e)})),
-                2 => ("followup", "add an alert on the 5xx ratio".to_string(), json!({"title": "add an alert on the 5xx ratio", "due": "2024-12-31", "priority": "P2", "status": if k % 2 == 0 { "done" } else { "open" }})),
-                _ => ("note", "post-incident review scheduled".to_string(), json!({})),
+                0 => (
+                    "note",
+                    "paged the on-call; looking at the edge dashboards".to_string(),
+                    json!({}),
+                ),
+                1 => (
+                    "deploy",
+                    format!("rolled back to v1.{}.{}", k % 40, e),
+                    json!({"sha": format!("{:07x}", k * 31 + e)}),
+                ),
+                2 => (
+                    "followup",
+                    "add an alert on the 5xx ratio".to_string(),
+                    json!({"title": "add an alert on the 5xx ratio", "due": "2024-12-31", "priority": "P2", "status": if k % 2 == 0 { "done" } else { "open" }}),
+                ),
+                _ => (
+                    "note",
+                    "post-incident review scheduled".to_string(),
+                    json!({}),
+                ),
             };
             let ev = Event {
                 id: format!("ev_{:010x}{e}", k),
@@ -138,12 +160,12 @@ struct Run {
     stderr: String,
 }
 
-/// Run `sofiia import` in a child process and measure it.
-fn import(data: &Path, src: &Path, scratch: &Path) -> Run {
+/// Run `bin import` in a child process and measure it.
+fn import(bin: &Path, data: &Path, src: &Path, scratch: &Path) -> Run {
     let out = scratch.join("import.out");
     let err = scratch.join("import.err");
     let start = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+    let child = std::process::Command::new(bin)
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -195,6 +217,38 @@ fn mb(b: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// Import `src` twice into a fresh data dir with `bin`; print and return the runs.
+fn measure(label: &str, bin: &Path, src: &Path, lines: usize, floor: Duration) -> (Run, Run) {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let first = import(bin, &data, src, scratch.path());
+    let again = import(bin, &data, src, scratch.path());
+    let report: serde_json::Value = serde_json::from_str(&first.stdout).unwrap_or_default();
+    let imported: u64 = ["incidents", "events", "artifacts"]
+        .iter()
+        .map(|k| report[k]["imported"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(imported as usize, lines, "report: {}", first.stdout);
+    println!(
+        "  {label:<9} first  {:>6.2} s  {:>7.0} lines/s  peak RSS {:>7}  ({:.1}x the parse floor)",
+        first.elapsed.as_secs_f64(),
+        lines as f64 / first.elapsed.as_secs_f64(),
+        mb(first.peak_rss),
+        first.elapsed.as_secs_f64() / floor.as_secs_f64(),
+    );
+    println!(
+        "  {label:<9} again  {:>6.2} s  {:>7.0} lines/s  peak RSS {:>7}  (every record skipped; {} stderr line(s))",
+        again.elapsed.as_secs_f64(),
+        lines as f64 / again.elapsed.as_secs_f64(),
+        mb(again.peak_rss),
+        first.stderr.lines().count(),
+    );
+    if std::env::var_os("BENCH_IMPORT_VERBOSE").is_some() {
+        print!("{}", first.stderr);
+    }
+    (first, again)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let sizes: Vec<usize> = std::env::var("BENCH_IMPORT_INCIDENTS")
@@ -202,6 +256,16 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    let this = Path::new(env!("CARGO_BIN_EXE_sofiia"));
+    let baseline = std::env::var_os("BENCH_IMPORT_BASELINE").map(std::path::PathBuf::from);
+    if let Some(out) = std::env::var_os("BENCH_IMPORT_OUT") {
+        for n in sizes {
+            let dir = Path::new(&out).join(n.to_string());
+            let lines = generate(&dir, n);
+            println!("import: wrote {lines} lines to {}", dir.display());
+        }
+        return;
+    }
     for n in sizes {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("export");
@@ -211,36 +275,26 @@ fn main() {
             .iter()
             .map(|f| std::fs::metadata(src.join(f)).unwrap().len())
             .sum();
-        println!(
-            "import: {n} incidents, {lines} lines, {:.0} MB of JSONL (generated in {:.1} s)",
-            bytes as f64 / 1e6,
-            t.elapsed().as_secs_f64()
-        );
         let floor = parse_floor(&src);
-        let data = tmp.path().join("data");
-        let first = import(&data, &src, tmp.path());
-        let again = import(&data, &src, tmp.path());
-        let report: serde_json::Value = serde_json::from_str(&first.stdout).unwrap_or_default();
-        let imported = report["incidents"]["imported"].as_u64().unwrap_or(0)
-            + report["events"]["imported"].as_u64().unwrap_or(0)
-            + report["artifacts"]["imported"].as_u64().unwrap_or(0);
-        assert_eq!(imported as usize, lines, "report: {}", first.stdout);
-        let rate = lines as f64 / first.elapsed.as_secs_f64();
         println!(
-            "  first import   {:>6.2} s  {:>7.0} lines/s  peak RSS {:>7}  ({:.1}x the parse floor of {:.2} s)",
-            first.elapsed.as_secs_f64(),
-            rate,
-            mb(first.peak_rss),
-            first.elapsed.as_secs_f64() / floor.as_secs_f64(),
+            "import: {n} incidents, {lines} lines, {:.0} MB of JSONL (generated in {:.1} s; \
+             parse floor {:.2} s)",
+            bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64(),
             floor.as_secs_f64()
         );
-        println!(
-            "  again (skips)  {:>6.2} s  {:>7.0} lines/s  peak RSS {:>7}",
-            again.elapsed.as_secs_f64(),
-            lines as f64 / again.elapsed.as_secs_f64(),
-            mb(again.peak_rss)
-        );
-        let progress_lines = first.stderr.lines().count();
-        println!("  stderr: {progress_lines} line(s)");
+        let (first, _) = measure("this", this, &src, lines, floor);
+        if let Some(b) = &baseline {
+            let (base, _) = measure("baseline", b, &src, lines, floor);
+            let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0 => format!("{:.2}x", a as f64 / b as f64),
+                _ => "n/a".into(),
+            };
+            println!(
+                "  this / baseline: time {:.2}x, peak RSS {}",
+                first.elapsed.as_secs_f64() / base.elapsed.as_secs_f64(),
+                ratio(first.peak_rss, base.peak_rss)
+            );
+        }
     }
 }

@@ -61,11 +61,15 @@ pub enum Command {
     },
     /// Import a JSONL folder (the export layout, or the old stack's ops/incidents/).
     /// Every line is checked first; if any is bad nothing is written and each bad line is
-    /// listed as file:line. Records that already exist (same id) are skipped.
-    /// sofiia must be stopped.
+    /// listed as file:line. Records that already exist (same id) are skipped. Timestamps in
+    /// the future or out of order are warnings (file:line), imported anyway unless --strict.
+    /// Progress goes to stderr. sofiia must be stopped.
     Import {
         /// Folder containing incidents.jsonl.
         dir: PathBuf,
+        /// Refuse the import (nothing written, exit 1) if any line has a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Take a consistent snapshot of DATA_DIR into a new folder. Works while sofiia is
     /// running and writing (it reads one point in time); also available as
@@ -178,7 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Export { out } => export(&settings, &out),
-        Command::Import { dir } => import(&settings, &dir),
+        Command::Import { dir, strict } => import(&settings, &dir, strict),
         Command::Backup { dir } => backup(&settings, &dir),
         Command::Tool {
             tool,
@@ -432,25 +436,57 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
-    let store = crate::app::open_store(&settings.data_dir).map_err(|e| match e {
+fn import(settings: &Settings, dir: &Path, strict: bool) -> anyhow::Result<()> {
+    use crate::kernel::clock::Clock;
+    let opts = store::OpenOptions {
+        cache_bytes: Some(crate::transfer::IMPORT_CACHE_BYTES),
+        ..Default::default()
+    };
+    let store = crate::app::open_store_with(&settings.data_dir, opts).map_err(|e| match e {
         Error::Conflict(m) => anyhow::anyhow!("{m}; import needs sofiia stopped"),
         e => e.into(),
     })?;
-    let res = crate::transfer::import(&store, &settings.artifacts_dir, dir);
+    let mut line = ProgressLine::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let mut on_progress = |p: &crate::transfer::Progress<'_>| line.update(p);
+    let opts = crate::transfer::ImportOptions {
+        now: crate::kernel::clock::SystemClock.now(),
+        strict,
+        progress: Some(&mut on_progress),
+    };
+    let res = crate::transfer::import_with(&store, &settings.artifacts_dir, dir, opts);
+    line.clear();
     store.shutdown();
     match res {
         Ok(r) => {
+            let w = &r.warnings;
+            for l in &w.first {
+                eprintln!("warning: {l}");
+            }
+            if w.total > 0 {
+                let shown = if w.total > w.first.len() {
+                    format!(" (the first {} shown)", w.first.len())
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "warning: {} line(s) with timestamps in the future or out of order{shown}; \
+                     imported anyway (--strict refuses them)",
+                    w.total
+                );
+            }
+            eprintln!("import: done in {:.1} s", line.elapsed());
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
-        Err(crate::transfer::ImportError::Lines(lines)) => {
-            for l in &lines {
+        Err(crate::transfer::ImportError::Lines { errors, total }) => {
+            for l in &errors {
                 eprintln!("{l}");
             }
+            if total > errors.len() {
+                eprintln!("… and {} more bad line(s)", total - errors.len());
+            }
             bail!(
-                "{} bad line(s) in {}; nothing was imported",
-                lines.len(),
+                "{total} bad line(s) in {}; nothing was imported",
                 dir.display()
             )
         }
@@ -459,6 +495,79 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         }
         Err(crate::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))
+        }
+    }
+}
+
+/// An import's progress on stderr. On a terminal, one line redrawn in place at most ten
+/// times a second; otherwise (a log, a pipe) plain lines: one when a file is through a step,
+/// and one every few seconds within a long file, so nothing but text reaches the log.
+struct ProgressLine {
+    tty: bool,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+    drawn: bool,
+}
+
+impl ProgressLine {
+    fn new(tty: bool) -> Self {
+        ProgressLine {
+            tty,
+            started: std::time::Instant::now(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn update(&mut self, p: &crate::transfer::Progress<'_>) {
+        use crate::transfer::Step;
+        let every = if self.tty {
+            std::time::Duration::from_millis(100)
+        } else {
+            std::time::Duration::from_secs(5)
+        };
+        let due = self.last.is_none_or(|t| t.elapsed() >= every);
+        // Off a terminal, the end of every file is a line of its own.
+        let forced = p.finished && !self.tty;
+        if !(due || forced) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let pct = p.done_bytes.saturating_mul(100) / p.total_bytes.max(1);
+        let (doing, done) = match p.step {
+            Step::Check => ("checking", "checked"),
+            Step::Copy => ("copying the files of", "copied the files of"),
+            Step::Write => ("writing", "wrote"),
+        };
+        let secs = self.elapsed();
+        if self.tty {
+            eprint!(
+                "\rimport: {doing} {}: {} lines, {pct}% in {secs:.1} s\x1b[K",
+                p.file, p.lines
+            );
+            self.drawn = true;
+        } else if p.finished {
+            eprintln!(
+                "import: {done} {}: {} lines, {pct}% in {secs:.1} s",
+                p.file, p.lines
+            );
+        } else {
+            eprintln!(
+                "import: {doing} {}: {} lines so far, {pct}% in {secs:.1} s",
+                p.file, p.lines
+            );
+        }
+    }
+
+    /// Take the redrawn line away before anything else is printed.
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+            self.drawn = false;
         }
     }
 }

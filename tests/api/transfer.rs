@@ -163,7 +163,11 @@ async fn one_broken_line_imports_nothing_and_names_the_line() {
     let data = fresh.path().join("data");
     let store = sofiia::app::open_store(&data).unwrap();
     match import(&store, &data.join("incidents"), &out) {
-        Err(ImportError::Lines(errs)) => {
+        Err(ImportError::Lines {
+            errors: errs,
+            total,
+        }) => {
+            assert_eq!(total, errs.len());
             let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             assert_eq!(errs.len(), 2, "{text:?}");
             assert!(text[0].contains("events.jsonl:3:"), "{text:?}");
@@ -327,7 +331,9 @@ async fn import_applies_the_api_rules_to_every_line() {
     let data = dir.path().join("data");
     let store = sofiia::app::open_store(&data).unwrap();
     let errs = match import(&store, &data.join("incidents"), &src) {
-        Err(ImportError::Lines(e)) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        Err(ImportError::Lines { errors: e, .. }) => {
+            e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        }
         other => panic!("expected line errors, got {other:?}"),
     };
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
