@@ -524,43 +524,47 @@ impl ProgressLine {
     }
 
     fn update(&mut self, p: &crate::transfer::Progress<'_>) {
+        if let Some(text) = self.render(p, std::time::Instant::now()) {
+            eprint!("{text}");
+        }
+    }
+
+    /// What to print for `p` at `now`, if anything: on a terminal a carriage return and the
+    /// line (erased to its end), else a plain line.
+    fn render(
+        &mut self,
+        p: &crate::transfer::Progress<'_>,
+        now: std::time::Instant,
+    ) -> Option<String> {
         use crate::transfer::Step;
         let every = if self.tty {
             std::time::Duration::from_millis(100)
         } else {
             std::time::Duration::from_secs(5)
         };
-        let due = self.last.is_none_or(|t| t.elapsed() >= every);
+        let due = self.last.is_none_or(|t| now.duration_since(t) >= every);
         // Off a terminal, the end of every file is a line of its own.
         let forced = p.finished && !self.tty;
         if !(due || forced) {
-            return;
+            return None;
         }
-        self.last = Some(std::time::Instant::now());
+        self.last = Some(now);
         let pct = p.done_bytes.saturating_mul(100) / p.total_bytes.max(1);
         let (doing, done) = match p.step {
             Step::Check => ("checking", "checked"),
             Step::Copy => ("copying the files of", "copied the files of"),
             Step::Write => ("writing", "wrote"),
         };
-        let secs = self.elapsed();
-        if self.tty {
-            eprint!(
-                "\rimport: {doing} {}: {} lines, {pct}% in {secs:.1} s\x1b[K",
-                p.file, p.lines
-            );
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let (file, lines) = (p.file, p.lines);
+        Some(if self.tty {
             self.drawn = true;
+            format!("\rimport: {doing} {file}: {lines} lines, {pct}% in {secs:.1} s\x1b[K")
         } else if p.finished {
-            eprintln!(
-                "import: {done} {}: {} lines, {pct}% in {secs:.1} s",
-                p.file, p.lines
-            );
+            format!("import: {done} {file}: {lines} lines, {pct}% in {secs:.1} s\n")
         } else {
-            eprintln!(
-                "import: {doing} {}: {} lines so far, {pct}% in {secs:.1} s",
-                p.file, p.lines
-            );
-        }
+            format!("import: {doing} {file}: {lines} lines so far, {pct}% in {secs:.1} s\n")
+        })
     }
 
     /// Take the redrawn line away before anything else is printed.
@@ -798,4 +802,66 @@ fn tool_call(
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProgressLine;
+    use crate::transfer::{Progress, Step};
+    use std::time::Duration;
+
+    fn at(lines: u64, finished: bool) -> Progress<'static> {
+        Progress {
+            step: Step::Write,
+            file: "events.jsonl",
+            lines,
+            done_bytes: lines * 10,
+            total_bytes: 1000,
+            finished,
+        }
+    }
+
+    #[test]
+    fn a_terminal_gets_one_redrawn_line_at_most_ten_times_a_second() {
+        let mut p = ProgressLine::new(true);
+        let t0 = p.started;
+        let first = p.render(&at(10, false), t0).unwrap();
+        assert_eq!(
+            first,
+            "\rimport: writing events.jsonl: 10 lines, 10% in 0.0 s\x1b[K"
+        );
+        assert_eq!(
+            p.render(&at(20, true), t0 + Duration::from_millis(50)),
+            None
+        );
+        let later = p.render(&at(30, false), t0 + Duration::from_millis(150));
+        assert!(later
+            .unwrap()
+            .starts_with("\rimport: writing events.jsonl: 30 lines, 30%"));
+    }
+
+    #[test]
+    fn a_log_gets_plain_lines_every_few_seconds_and_at_the_end_of_each_file() {
+        let mut p = ProgressLine::new(false);
+        let t0 = p.started;
+        let so_far = p.render(&at(10, false), t0).unwrap();
+        assert_eq!(
+            so_far,
+            "import: writing events.jsonl: 10 lines so far, 10% in 0.0 s\n"
+        );
+        assert_eq!(p.render(&at(20, false), t0 + Duration::from_secs(1)), None);
+        let done = p
+            .render(&at(40, true), t0 + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(done, "import: wrote events.jsonl: 40 lines, 40% in 2.0 s\n");
+        assert!(p
+            .render(&at(50, false), t0 + Duration::from_secs(8))
+            .is_some());
+        for line in [so_far, done] {
+            assert!(
+                !line.trim_end_matches('\n').chars().any(char::is_control),
+                "{line:?}"
+            );
+        }
+    }
 }

@@ -123,16 +123,6 @@ impl<R: Read> LineReader<R> {
     pub fn bytes_read(&self) -> u64 {
         self.bytes
     }
-
-    /// The name errors carry.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The source back (to rewind it for a second pass).
-    pub fn into_inner(self) -> R {
-        self.reader.into_inner()
-    }
 }
 
 /// Parse one line's text as `T`; the error names the column, not serde's "line 1".
@@ -196,6 +186,42 @@ pub fn write_file<'a, T: Serialize + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_reader_bounds_lines_and_counts_bytes() {
+        let long = "x".repeat(MAX_LINE_BYTES + 10);
+        let src = format!("{{\"a\":1}}\r\n\n{long}\n\u{e9}\n{{\"b\":2}}");
+        let mut bytes = src.into_bytes();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(b"\xff\xfe\n{\"c\":3}");
+        let total = bytes.len() as u64;
+        let mut r = LineReader::new("t", bytes.as_slice());
+        let mut seen = Vec::new();
+        while let Some(n) = r.next_line().unwrap() {
+            seen.push((n, r.text().map(str::to_string)));
+        }
+        let too_long = format!("longer than {MAX_LINE_BYTES} bytes");
+        assert_eq!(
+            seen,
+            vec![
+                (1, Ok("{\"a\":1}".to_string())),
+                (2, Err("blank line".to_string())),
+                (3, Err(too_long)),
+                (4, Ok("\u{e9}".to_string())),
+                (5, Ok("{\"b\":2}".to_string())),
+                (6, Err("not valid UTF-8".to_string())),
+                // The last line needs no line end.
+                (7, Ok("{\"c\":3}".to_string())),
+            ]
+        );
+        assert_eq!(r.bytes_read(), total);
+        // A long line is never held: the buffer stays within the limit.
+        assert!(
+            r.buf.capacity() <= 2 * MAX_LINE_BYTES,
+            "{}",
+            r.buf.capacity()
+        );
+    }
 
     #[test]
     fn round_trip_and_line_numbers() {

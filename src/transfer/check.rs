@@ -550,3 +550,46 @@ pub(super) fn read_capped(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         .read_to_end(&mut bytes)?;
     Ok((bytes.len() <= MAX_ARTIFACT_BYTES).then_some(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_tell_ids_and_their_parts_apart() {
+        let k = Keyer::new();
+        assert!(k.key(&["inc_1", "art_2"]) == k.key(&["inc_1", "art_2"]));
+        assert!(k.key(&["inc_1", "art_2"]) != k.key(&["inc_1a", "rt_2"]));
+        assert!(k.key(&["ab", "c"]) != k.key(&["a", "bc"]));
+        assert!(k.key(&["ev_1"]) != k.key(&["ev_2"]));
+        // Fresh keys per import: the same id hashes differently elsewhere.
+        assert!(Keyer::new().key(&["ev_1"]) != k.key(&["ev_1"]));
+        let mut m: KeyMap<u32> = KeyMap::default();
+        for i in 0..10_000u32 {
+            m.insert(k.key(&[&format!("ev_{i}")]), i);
+        }
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(m.get(&k.key(&["ev_1234"])), Some(&1234));
+    }
+
+    #[test]
+    fn strict_findings_turn_warnings_into_errors_and_keep_only_the_first() {
+        let mut f = Findings::new(false);
+        for line in 1..=(MAX_WARNINGS_KEPT + 5) {
+            f.warn("e.jsonl", line, &["ts is in the future".into()]);
+        }
+        f.warn("e.jsonl", 99, &[]);
+        assert_eq!(
+            (f.warnings.len(), f.warning_total),
+            (MAX_WARNINGS_KEPT, MAX_WARNINGS_KEPT + 5)
+        );
+        assert_eq!(f.error_total, 0);
+        let mut f = Findings::new(true);
+        f.warn("e.jsonl", 3, &["a".into(), "b".into()]);
+        assert_eq!(f.warning_total, 0);
+        assert_eq!(
+            f.errors[0].to_string(),
+            "e.jsonl:3: a; b (refused: strict import)"
+        );
+    }
+}
