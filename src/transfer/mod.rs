@@ -2,9 +2,9 @@
 //! `incidents.jsonl`, `events.jsonl`, `artifacts.jsonl` and one folder of artifact files per
 //! incident. Both sides use the stored record types, so the format cannot drift from the store.
 //!
-//! An import streams: a first pass ([`check`]) reads and checks every line, keeping only
+//! An import streams: a first pass (`check`) reads and checks every line, keeping only
 //! compact keys of what later lines refer to; if any line is bad nothing is written. The
-//! second pass ([`write`]) reads the files again — each chunk of lines checked against a
+//! second pass (`write`) reads the files again — each chunk of lines checked against a
 //! digest taken in the first pass, so a file changed in between is refused, not half-trusted —
 //! and writes one durable batch per chunk. Memory stays bounded whatever the file sizes.
 
@@ -127,7 +127,8 @@ impl ImportOptions<'_> {
     }
 }
 
-/// Why an import wrote nothing.
+/// Why an import failed. After `Lines` and `Links` nothing was written; after `Other` the
+/// import may have stopped part-way, and running it again completes it.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// Bad lines, each with `file:line: reason`: the first [`MAX_ERRORS_KEPT`] in file and

@@ -23,8 +23,9 @@ use crate::store::{Store, WriteTx};
 
 fn changed(src: &Source, line: usize) -> ImportError {
     Error::Conflict(format!(
-        "{} changed during the import (line {line} is not what was checked); \
-         nothing after it was written, run the import again",
+        "{} changed during the import (line {line} is not what was checked): the lines \
+         before it were imported, nothing from there on; import again once the folder is \
+         settled (stored records are skipped)",
         src.path
     ))
     .into()
