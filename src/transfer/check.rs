@@ -86,7 +86,7 @@ impl Keyer {
     }
 
     /// A fresh digest of line bytes.
-    pub fn digest(&self) -> impl Hasher {
+    pub fn digest(&self) -> std::hash::DefaultHasher {
         self.a.build_hasher()
     }
 }

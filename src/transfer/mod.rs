@@ -37,8 +37,11 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 /// Artifact metadata.
 pub const ARTIFACTS_FILE: &str = "artifacts.jsonl";
 
-/// Lines per chunk: one digest in the first pass, one write job in the second.
+/// A chunk of lines ends after this many lines or bytes, whichever comes first: one digest
+/// in the first pass, one write job in the second (so even lines near the size limit keep a
+/// chunk's records to a few tens of MB).
 const IMPORT_CHUNK: usize = 2000;
+const IMPORT_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// The store cache an import should open the store with: enough for the pages a chunk
 /// touches, small enough that a large import stays small (redb's default is 1 GiB).
@@ -311,6 +314,53 @@ impl Meter<'_> {
     }
 }
 
+/// Cuts a file into chunks of lines, by the same rule in both passes, and digests each.
+struct Chunker<'k> {
+    keyer: &'k check::Keyer,
+    digest: std::hash::DefaultHasher,
+    lines: usize,
+    bytes: usize,
+    /// First line of the current chunk.
+    first_line: usize,
+}
+
+impl<'k> Chunker<'k> {
+    fn new(keyer: &'k check::Keyer) -> Self {
+        Chunker {
+            keyer,
+            digest: keyer.digest(),
+            lines: 0,
+            bytes: 0,
+            first_line: 1,
+        }
+    }
+
+    /// Add a line's bytes; true when that line completes a chunk.
+    fn add(&mut self, raw: &[u8]) -> bool {
+        use std::hash::Hasher;
+        self.digest.write(raw);
+        self.lines += 1;
+        self.bytes += raw.len();
+        self.lines == IMPORT_CHUNK || self.bytes >= IMPORT_CHUNK_BYTES
+    }
+
+    /// Whether the current chunk has any line.
+    fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// End the current chunk: its digest; the next one starts after it.
+    fn cut(&mut self) -> u64 {
+        use std::hash::Hasher;
+        let d = self.digest.finish();
+        self.digest = self.keyer.digest();
+        self.first_line += self.lines;
+        self.lines = 0;
+        self.bytes = 0;
+        d
+    }
+}
+
 /// How often (in lines) progress is reported.
 const TICK_LINES: usize = 4096;
 
@@ -321,28 +371,22 @@ fn check_file(
     meter: &mut Meter<'_>,
     mut f: impl FnMut(&str, usize, std::result::Result<&str, String>) -> Result<()>,
 ) -> Result<()> {
-    use std::hash::Hasher;
     let mut digests = Vec::new();
     if let Some(mut r) = src.reader()? {
-        let mut h = keyer.digest();
-        let mut in_chunk = 0;
+        let mut chunks = Chunker::new(keyer);
         let mut lines = 0;
         while let Some(line) = r.next_line()? {
-            h.write(r.raw());
+            if chunks.add(r.raw()) {
+                digests.push(chunks.cut());
+            }
             f(&src.path, line, r.text())?;
             lines = line;
-            in_chunk += 1;
-            if in_chunk == IMPORT_CHUNK {
-                digests.push(h.finish());
-                h = keyer.digest();
-                in_chunk = 0;
-            }
             if line % TICK_LINES == 0 {
                 meter.tick(Step::Check, src.name, line, r.bytes_read(), false);
             }
         }
-        if in_chunk > 0 {
-            digests.push(h.finish());
+        if !chunks.is_empty() {
+            digests.push(chunks.cut());
         }
         meter.tick(Step::Check, src.name, lines, r.bytes_read(), true);
     }

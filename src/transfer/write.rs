@@ -3,13 +3,14 @@
 //! any of it is used, and each chunk becomes one write job. The next chunk is read and parsed
 //! while the writer commits the previous one.
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::check::{read_capped, CheckedFile, Keyer};
-use super::{artifact_link, lines, Counts, ImportError, Meter, Source, Step, IMPORT_CHUNK};
+use super::{
+    artifact_link, lines, Chunker, Counts, ImportError, Meter, Source, Step, IMPORT_CHUNK,
+};
 use super::{Artifact, Event, Incident};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
@@ -55,27 +56,28 @@ impl Writer<'_, '_> {
             return Ok(());
         };
         let mut batch: Vec<T> = Vec::with_capacity(IMPORT_CHUNK);
-        let mut h = self.keyer.digest();
-        let mut first_line = 1;
+        let mut chunks = Chunker::new(self.keyer);
         let mut done = 0;
         let mut last = 0;
         loop {
             let next = r.next_line()?;
-            if let Some(line) = next {
-                h.write(r.raw());
-                let rec = r.text().ok().and_then(|t| parse(line, t));
-                match rec {
-                    Some(rec) => batch.push(rec),
-                    // Good in the first pass, bad now: the file changed (the digest would
-                    // say so too, once the chunk is complete).
-                    None => return Err(changed(src, line)),
+            let full = match next {
+                Some(line) => {
+                    let full = chunks.add(r.raw());
+                    match r.text().ok().and_then(|t| parse(line, t)) {
+                        Some(rec) => batch.push(rec),
+                        // Good in the first pass, bad now: the file changed (the digest
+                        // would say so too, once the chunk is complete).
+                        None => return Err(changed(src, line)),
+                    }
+                    last = line;
+                    full
                 }
-                last = line;
-            }
-            let full = next.is_some() && last - first_line + 1 == IMPORT_CHUNK;
-            if full || (next.is_none() && last >= first_line) {
-                let expected = src.digests.get(done).copied();
-                if expected != Some(h.finish()) {
+                None => !chunks.is_empty(),
+            };
+            if full {
+                let first_line = chunks.first_line;
+                if src.digests.get(done).copied() != Some(chunks.cut()) {
                     return Err(changed(src, first_line));
                 }
                 chunk(std::mem::replace(
@@ -83,8 +85,6 @@ impl Writer<'_, '_> {
                     Vec::with_capacity(IMPORT_CHUNK),
                 ))?;
                 done += 1;
-                first_line = last + 1;
-                h = self.keyer.digest();
                 if done % 2 == 0 && next.is_some() {
                     self.meter.tick(step, src.name, last, r.bytes_read(), false);
                 }
