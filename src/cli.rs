@@ -61,11 +61,15 @@ pub enum Command {
     },
     /// Import a JSONL folder (the export layout, or the old stack's ops/incidents/).
     /// Every line is checked first; if any is bad nothing is written and each bad line is
-    /// listed as file:line. Records that already exist (same id) are skipped.
-    /// sofiia must be stopped.
+    /// listed as file:line. Records that already exist (same id) are skipped. Timestamps in
+    /// the future or out of order are warnings (file:line), imported anyway unless --strict.
+    /// Progress goes to stderr. sofiia must be stopped.
     Import {
         /// Folder containing incidents.jsonl.
         dir: PathBuf,
+        /// Refuse the import (nothing written, exit 1) if any line has a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Take a consistent snapshot of DATA_DIR into a new folder. Works while sofiia is
     /// running and writing (it reads one point in time); also available as
@@ -178,7 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Export { out } => export(&settings, &out),
-        Command::Import { dir } => import(&settings, &dir),
+        Command::Import { dir, strict } => import(&settings, &dir, strict),
         Command::Backup { dir } => backup(&settings, &dir),
         Command::Tool {
             tool,
@@ -432,25 +436,57 @@ fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
-    let store = crate::app::open_store(&settings.data_dir).map_err(|e| match e {
+fn import(settings: &Settings, dir: &Path, strict: bool) -> anyhow::Result<()> {
+    use crate::kernel::clock::Clock;
+    let opts = store::OpenOptions {
+        cache_bytes: Some(crate::transfer::IMPORT_CACHE_BYTES),
+        ..Default::default()
+    };
+    let store = crate::app::open_store_with(&settings.data_dir, opts).map_err(|e| match e {
         Error::Conflict(m) => anyhow::anyhow!("{m}; import needs sofiia stopped"),
         e => e.into(),
     })?;
-    let res = crate::transfer::import(&store, &settings.artifacts_dir, dir);
+    let mut line = ProgressLine::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let mut on_progress = |p: &crate::transfer::Progress<'_>| line.update(p);
+    let opts = crate::transfer::ImportOptions {
+        now: crate::kernel::clock::SystemClock.now(),
+        strict,
+        progress: Some(&mut on_progress),
+    };
+    let res = crate::transfer::import_with(&store, &settings.artifacts_dir, dir, opts);
+    line.clear();
     store.shutdown();
     match res {
         Ok(r) => {
+            let w = &r.warnings;
+            for l in &w.first {
+                eprintln!("warning: {l}");
+            }
+            if w.total > 0 {
+                let shown = if w.total > w.first.len() {
+                    format!(" (the first {} shown)", w.first.len())
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "warning: {} line(s) with timestamps in the future or out of order{shown}; \
+                     imported anyway (--strict refuses them)",
+                    w.total
+                );
+            }
+            eprintln!("import: done in {:.1} s", line.elapsed());
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
-        Err(crate::transfer::ImportError::Lines(lines)) => {
-            for l in &lines {
+        Err(crate::transfer::ImportError::Lines { errors, total }) => {
+            for l in &errors {
                 eprintln!("{l}");
             }
+            if total > errors.len() {
+                eprintln!("… and {} more bad line(s)", total - errors.len());
+            }
             bail!(
-                "{} bad line(s) in {}; nothing was imported",
-                lines.len(),
+                "{total} bad line(s) in {}; nothing was imported",
                 dir.display()
             )
         }
@@ -459,6 +495,83 @@ fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         }
         Err(crate::transfer::ImportError::Other(e)) => {
             Err(e).with_context(|| format!("import of {} failed", dir.display()))
+        }
+    }
+}
+
+/// An import's progress on stderr. On a terminal, one line redrawn in place at most ten
+/// times a second; otherwise (a log, a pipe) plain lines: one when a file is through a step,
+/// and one every few seconds within a long file, so nothing but text reaches the log.
+struct ProgressLine {
+    tty: bool,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+    drawn: bool,
+}
+
+impl ProgressLine {
+    fn new(tty: bool) -> Self {
+        ProgressLine {
+            tty,
+            started: std::time::Instant::now(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn update(&mut self, p: &crate::transfer::Progress<'_>) {
+        if let Some(text) = self.render(p, std::time::Instant::now()) {
+            eprint!("{text}");
+        }
+    }
+
+    /// What to print for `p` at `now`, if anything: on a terminal a carriage return and the
+    /// line (erased to its end), else a plain line.
+    fn render(
+        &mut self,
+        p: &crate::transfer::Progress<'_>,
+        now: std::time::Instant,
+    ) -> Option<String> {
+        use crate::transfer::Step;
+        let every = if self.tty {
+            std::time::Duration::from_millis(100)
+        } else {
+            std::time::Duration::from_secs(5)
+        };
+        let due = self.last.is_none_or(|t| now.duration_since(t) >= every);
+        // Off a terminal, the end of every file is a line of its own.
+        let forced = p.finished && !self.tty;
+        if !(due || forced) {
+            return None;
+        }
+        self.last = Some(now);
+        let pct = p.done_bytes.saturating_mul(100) / p.total_bytes.max(1);
+        let (doing, done) = match p.step {
+            Step::Check => ("checking", "checked"),
+            Step::Copy => ("copying the files of", "copied the files of"),
+            Step::Write => ("writing", "wrote"),
+        };
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let (file, lines) = (p.file, p.lines);
+        Some(if self.tty {
+            self.drawn = true;
+            format!("\rimport: {doing} {file}: {lines} lines, {pct}% in {secs:.1} s\x1b[K")
+        } else if p.finished {
+            format!("import: {done} {file}: {lines} lines, {pct}% in {secs:.1} s\n")
+        } else {
+            format!("import: {doing} {file}: {lines} lines so far, {pct}% in {secs:.1} s\n")
+        })
+    }
+
+    /// Take the redrawn line away before anything else is printed.
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+            self.drawn = false;
         }
     }
 }
@@ -689,4 +802,66 @@ fn tool_call(
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProgressLine;
+    use crate::transfer::{Progress, Step};
+    use std::time::Duration;
+
+    fn at(lines: u64, finished: bool) -> Progress<'static> {
+        Progress {
+            step: Step::Write,
+            file: "events.jsonl",
+            lines,
+            done_bytes: lines * 10,
+            total_bytes: 1000,
+            finished,
+        }
+    }
+
+    #[test]
+    fn a_terminal_gets_one_redrawn_line_at_most_ten_times_a_second() {
+        let mut p = ProgressLine::new(true);
+        let t0 = p.started;
+        let first = p.render(&at(10, false), t0).unwrap();
+        assert_eq!(
+            first,
+            "\rimport: writing events.jsonl: 10 lines, 10% in 0.0 s\x1b[K"
+        );
+        assert_eq!(
+            p.render(&at(20, true), t0 + Duration::from_millis(50)),
+            None
+        );
+        let later = p.render(&at(30, false), t0 + Duration::from_millis(150));
+        assert!(later
+            .unwrap()
+            .starts_with("\rimport: writing events.jsonl: 30 lines, 30%"));
+    }
+
+    #[test]
+    fn a_log_gets_plain_lines_every_few_seconds_and_at_the_end_of_each_file() {
+        let mut p = ProgressLine::new(false);
+        let t0 = p.started;
+        let so_far = p.render(&at(10, false), t0).unwrap();
+        assert_eq!(
+            so_far,
+            "import: writing events.jsonl: 10 lines so far, 10% in 0.0 s\n"
+        );
+        assert_eq!(p.render(&at(20, false), t0 + Duration::from_secs(1)), None);
+        let done = p
+            .render(&at(40, true), t0 + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(done, "import: wrote events.jsonl: 40 lines, 40% in 2.0 s\n");
+        assert!(p
+            .render(&at(50, false), t0 + Duration::from_secs(8))
+            .is_some());
+        for line in [so_far, done] {
+            assert!(
+                !line.trim_end_matches('\n').chars().any(char::is_control),
+                "{line:?}"
+            );
+        }
+    }
 }

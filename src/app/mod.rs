@@ -78,11 +78,14 @@ impl AppState {
             )
             .map_err(config_error)?,
         );
-        let policy = crate::store::writer::Checkpoints {
-            interval: std::time::Duration::from_millis(settings.checkpoint_ms),
-            ..Default::default()
+        let opts = crate::store::OpenOptions {
+            checkpoints: crate::store::writer::Checkpoints {
+                interval: std::time::Duration::from_millis(settings.checkpoint_ms),
+                ..Default::default()
+            },
+            cache_bytes: None,
         };
-        let store = Store::open_with(&settings.data_dir, schema(), policy)?;
+        let store = Store::open_with(&settings.data_dir, schema(), opts)?;
         std::fs::create_dir_all(&settings.artifacts_dir).map_err(|e| {
             Error::Io(format!(
                 "INCIDENT_ARTIFACTS_DIR: cannot create {}: {e}",
@@ -252,6 +255,14 @@ pub fn schema() -> Arc<Schema> {
 /// Open `DATA_DIR`'s store with every room's tables (the CLI's offline commands and tests).
 pub fn open_store(data_dir: &std::path::Path) -> Result<Store> {
     Store::open(data_dir, schema())
+}
+
+/// [`open_store`] with explicit options (the import's smaller cache).
+pub fn open_store_with(
+    data_dir: &std::path::Path,
+    opts: crate::store::OpenOptions,
+) -> Result<Store> {
+    Store::open_with(data_dir, schema(), opts)
 }
 
 /// The room handles the tools are built over.

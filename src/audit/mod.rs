@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::kernel::clock::{micros, random_hex, random_key_hex, serde_ts};
-use crate::store::{AnyTable, Store};
+use crate::store::{AnyTable, Store, WriteTx};
 
 /// (ts µs, id) → record JSON.
 pub const AUDIT: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("audit");
@@ -205,55 +205,31 @@ pub fn export(txn: &redb::ReadTransaction, out: &Path) -> Result<usize> {
     crate::store::jsonl::write_file(&out.join(AUDIT_FILE), &recs)
 }
 
-/// Read and check `dir/audit.jsonl` (absent = empty). Bad lines are collected, not fatal.
-pub fn read_import(
-    dir: &Path,
-    errors: &mut Vec<crate::store::jsonl::LineError>,
-) -> Result<Vec<AuditRecord>> {
-    let path = dir.join(AUDIT_FILE);
-    let lines: Vec<(usize, AuditRecord)> = crate::store::jsonl::read_file(&path, errors)?;
-    let mut out = Vec::with_capacity(lines.len());
-    for (line, r) in lines {
-        let ok_id = r.id.starts_with("aud_")
-            && r.id.len() <= 64
-            && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        let ok_decision = matches!(r.decision.as_str(), "allow" | "deny");
-        if !ok_id || !ok_decision || r.input_hash.len() > 128 {
-            errors.push(crate::store::jsonl::LineError {
-                file: path.display().to_string(),
-                line,
-                reason: "not an audit record (id aud_…, decision allow|deny)".into(),
-            });
-            continue;
-        }
-        out.push(r);
+/// Why a line of an imported `audit.jsonl` is not an audit record (`Ok` when it is).
+pub fn check_imported(r: &AuditRecord) -> std::result::Result<(), String> {
+    let ok_id = r.id.starts_with("aud_")
+        && r.id.len() <= 64
+        && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok_decision = matches!(r.decision.as_str(), "allow" | "deny");
+    if !ok_id || !ok_decision || r.input_hash.len() > 128 {
+        return Err("not an audit record (id aud_…, decision allow|deny)".into());
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Store imported records whose key is not there yet; returns (imported, skipped).
-pub fn import(store: &Store, recs: Vec<AuditRecord>) -> Result<(usize, usize)> {
-    let mut imported = 0;
-    let mut skipped = 0;
-    for chunk in recs.chunks(2000) {
-        let chunk = chunk.to_vec();
-        let (i, s) = store.write_blocking(move |tx| {
-            let mut t = tx.open(AUDIT)?;
-            let (mut i, mut s) = (0usize, 0usize);
-            for r in &chunk {
-                let key = (micros(r.ts), r.id.as_str());
-                if t.get(key)?.is_some() {
-                    s += 1;
-                    continue;
-                }
-                let bytes = serde_json::to_vec(r).map_err(|e| Error::Internal(e.to_string()))?;
-                t.insert(key, bytes.as_slice())?;
-                i += 1;
-            }
-            Ok((i, s))
-        })?;
-        imported += i;
-        skipped += s;
+/// Store checked imported records whose key is not there yet; returns (imported, skipped).
+pub fn put_imported(tx: &WriteTx, recs: &[AuditRecord]) -> Result<(usize, usize)> {
+    let mut t = tx.open(AUDIT)?;
+    let (mut imported, mut skipped) = (0usize, 0usize);
+    for r in recs {
+        let key = (micros(r.ts), r.id.as_str());
+        if t.get(key)?.is_some() {
+            skipped += 1;
+            continue;
+        }
+        let bytes = serde_json::to_vec(r).map_err(|e| Error::Internal(e.to_string()))?;
+        t.insert(key, bytes.as_slice())?;
+        imported += 1;
     }
     Ok((imported, skipped))
 }

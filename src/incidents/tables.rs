@@ -159,39 +159,120 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
     Ok(())
 }
 
+/// Store incidents whose id is not there yet, each with its index entries (a bulk import:
+/// the tables are opened once for the whole batch). Returns how many were new.
+pub fn insert_new_incidents(txn: &WriteTx, incs: &[Incident]) -> Result<usize> {
+    let mut t = txn.open(INCIDENTS)?;
+    let mut idx = txn.open(INDEX)?;
+    let mut n = 0;
+    for inc in incs {
+        if t.get(inc.id.as_str())?.is_some() {
+            continue;
+        }
+        let bytes = to_json(inc)?;
+        t.insert(inc.id.as_str(), bytes.as_slice())?;
+        let ts = crate::kernel::clock::micros(inc.created_at);
+        let brief = brief_of(inc);
+        for d in &dims(inc) {
+            if !idx.insert((d.as_str(), ts, inc.id.as_str()), brief.as_str())? && d != "all" {
+                txn.add_count(INDEX_COUNTS, d, 1);
+            }
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The tables an appended event goes into, opened once for many events.
+struct TimelineTables<'t> {
+    events: crate::store::LoggedTable<'t, (&'static str, u64), &'static [u8]>,
+    feed: crate::store::LoggedTable<'t, (i64, &'static str, u64), &'static str>,
+    order: crate::store::LoggedTable<'t, (&'static str, i64, u64), ()>,
+    open: crate::store::LoggedTable<'t, &'static str, (&'static str, u64)>,
+}
+
+impl<'t> TimelineTables<'t> {
+    fn open(txn: &'t WriteTx) -> Result<Self> {
+        Ok(TimelineTables {
+            events: txn.open(EVENTS)?,
+            feed: txn.open(EVENT_FEED)?,
+            order: txn.open(EVENT_ORDER)?,
+            open: txn.open(OPEN_FOLLOWUPS)?,
+        })
+    }
+
+    fn append(&mut self, ev: &mut Event) -> Result<()> {
+        let events = &mut self.events;
+        let taken = ev.seq == 0
+            || events
+                .get((ev.incident_id.as_str(), ev.seq))?
+                .is_some_and(|g| {
+                    from_json::<Event>(g.value())
+                        .map(|e| e.id != ev.id)
+                        .unwrap_or(true)
+                });
+        if taken {
+            let last = events
+                .range((ev.incident_id.as_str(), 0u64)..=(ev.incident_id.as_str(), u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map(|(k, _)| k.value().1)
+                .unwrap_or(0);
+            ev.seq = last + 1;
+        }
+        let bytes = to_json(&*ev)?;
+        events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
+        let ts = crate::kernel::clock::micros(ev.ts);
+        self.feed
+            .insert((ts, ev.incident_id.as_str(), ev.seq), ev.kind.as_str())?;
+        self.order
+            .insert((ev.incident_id.as_str(), ts, ev.seq), ())?;
+        if is_open_followup(ev) {
+            self.open
+                .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+        }
+        Ok(())
+    }
+}
+
+/// Just the id of a stored event.
+#[derive(serde::Deserialize)]
+struct EventId {
+    id: String,
+}
+
+/// Append the events whose id is not yet on their incident's timeline (a bulk import: the
+/// tables are opened once for the whole batch). Returns how many were new.
+pub fn insert_new_events(txn: &WriteTx, evs: Vec<Event>) -> Result<usize> {
+    let mut t = TimelineTables::open(txn)?;
+    // The ids on each touched timeline (timelines are short, and an incident's events come
+    // together, so most are read once).
+    let mut stored: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let mut n = 0;
+    for mut ev in evs {
+        if !stored.contains_key(&ev.incident_id) {
+            let inc = ev.incident_id.as_str();
+            let mut ids = std::collections::HashSet::new();
+            for row in t.events.range((inc, 0u64)..=(inc, u64::MAX))? {
+                ids.insert(from_json::<EventId>(row?.1.value())?.id);
+            }
+            stored.insert(ev.incident_id.clone(), ids);
+        }
+        let ids = stored.get_mut(&ev.incident_id);
+        if ids.is_some_and(|ids| !ids.insert(ev.id.clone())) {
+            continue;
+        }
+        t.append(&mut ev)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Append `ev` to its incident's timeline. A `seq` of 0 (or one already taken) is replaced
 /// by the next free position. Open follow-ups are tracked for the summary.
 pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
-    let mut events = txn.open(EVENTS)?;
-    let taken = ev.seq == 0
-        || events
-            .get((ev.incident_id.as_str(), ev.seq))?
-            .is_some_and(|g| {
-                from_json::<Event>(g.value())
-                    .map(|e| e.id != ev.id)
-                    .unwrap_or(true)
-            });
-    if taken {
-        let last = events
-            .range((ev.incident_id.as_str(), 0u64)..=(ev.incident_id.as_str(), u64::MAX))?
-            .next_back()
-            .transpose()?
-            .map(|(k, _)| k.value().1)
-            .unwrap_or(0);
-        ev.seq = last + 1;
-    }
-    let bytes = to_json(&*ev)?;
-    events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
-    let ts = crate::kernel::clock::micros(ev.ts);
-    txn.open(EVENT_FEED)?
-        .insert((ts, ev.incident_id.as_str(), ev.seq), ev.kind.as_str())?;
-    txn.open(EVENT_ORDER)?
-        .insert((ev.incident_id.as_str(), ts, ev.seq), ())?;
-    if is_open_followup(ev) {
-        txn.open(OPEN_FOLLOWUPS)?
-            .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
-    }
-    Ok(())
+    TimelineTables::open(txn)?.append(ev)
 }
 
 /// Replace a stored event in place (closing a follow-up). Its `ts` and `seq` stay as they

@@ -129,6 +129,17 @@ pub async fn with_rider<F: std::future::Future>(slot: RiderSlot, fut: F) -> F::O
     RIDER.scope(slot, fut).await
 }
 
+/// How [`Store::open_with`] opens the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// When the writer makes redb's file durable.
+    pub checkpoints: writer::Checkpoints,
+    /// redb's page cache (read cache plus write buffer), in bytes; `None` keeps redb's default
+    /// (1 GiB), right for the server. A bulk writer that must stay small (an import) sets
+    /// less: redb then writes dirty pages out early instead of holding them.
+    pub cache_bytes: Option<usize>,
+}
+
 /// Handle to the open database and its writer. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -142,15 +153,11 @@ impl Store {
     /// Open (or create) `DATA_DIR/sofiia.redb`, migrate it, fold in the write-ahead log left by
     /// a crash, and start the writer thread.
     pub fn open(data_dir: &Path, schema: Arc<Schema>) -> Result<Store> {
-        Self::open_with(data_dir, schema, writer::Checkpoints::default())
+        Self::open_with(data_dir, schema, OpenOptions::default())
     }
 
-    /// [`Store::open`] with an explicit checkpoint policy.
-    pub fn open_with(
-        data_dir: &Path,
-        schema: Arc<Schema>,
-        policy: writer::Checkpoints,
-    ) -> Result<Store> {
+    /// [`Store::open`] with an explicit checkpoint policy and cache size.
+    pub fn open_with(data_dir: &Path, schema: Arc<Schema>, opts: OpenOptions) -> Result<Store> {
         schema.check()?;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Io(format!(
@@ -159,7 +166,7 @@ impl Store {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = open_db(&path)?;
+        let db = open_db(&path, opts.cache_bytes)?;
         let (mut log, records) = wal::Wal::open(&data_dir.join(wal::WAL_FILE), schema.version())?;
         migrate(&db, &path, &schema)?;
         if !records.is_empty() {
@@ -171,7 +178,7 @@ impl Store {
         log.reset()?;
         crate::kernel::fs::sync_dir(data_dir);
         let db = Arc::new(db);
-        let writer = Arc::new(writer::Writer::start(db.clone(), log, policy));
+        let writer = Arc::new(writer::Writer::start(db.clone(), log, opts.checkpoints));
         Ok(Store {
             db,
             writer,
@@ -261,6 +268,16 @@ impl Store {
         self.writer.submit(f)?.wait()
     }
 
+    /// Queue a write job without waiting for it (blocking callers that prepare the next job
+    /// while this one commits); [`writer::Ticket::wait`] answers once it is durable.
+    pub fn queue_blocking<T, F>(&self, f: F) -> Result<writer::Ticket<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(f)
+    }
+
     /// Stop accepting writes, let queued ones commit, and join the writer thread.
     pub fn shutdown(&self) {
         self.writer.shutdown();
@@ -277,7 +294,7 @@ impl Store {
     }
 }
 
-fn open_db(path: &Path) -> Result<Database> {
+fn open_db(path: &Path, cache_bytes: Option<usize>) -> Result<Database> {
     // Exclusive mode on purpose: redb's multi-process modes force a two-phase commit (two
     // fsyncs per commit), which halves durable write throughput. Tools that need a snapshot
     // while the server runs ask the server for one (`POST /api/admin/backup`).
@@ -296,7 +313,13 @@ fn open_db(path: &Path) -> Result<Database> {
         tracing::warn!(path = %path.display(), error = %e, "database_not_private");
     }
     redb::backends::FileBackend::new(file)
-        .and_then(|b| Database::builder().create_with_backend(b))
+        .and_then(|b| {
+            let mut builder = Database::builder();
+            if let Some(n) = cache_bytes {
+                builder.set_cache_size(n);
+            }
+            builder.create_with_backend(b)
+        })
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(format!(
                 "{} is in use by another sofiia process; stop it or use another DATA_DIR",

@@ -1,26 +1,34 @@
 //! JSONL export and import of the incident log, in the old stack's layout:
 //! `incidents.jsonl`, `events.jsonl`, `artifacts.jsonl` and one folder of artifact files per
 //! incident. Both sides use the stored record types, so the format cannot drift from the store.
+//!
+//! An import streams: a first pass (`check`) reads and checks every line, keeping only
+//! compact keys of what later lines refer to; if any line is bad nothing is written. The
+//! second pass (`write`) reads the files again — each chunk of lines checked against a
+//! digest taken in the first pass, so a file changed in between is refused, not half-trusted —
+//! and writes one durable batch per chunk. Memory stays bounded whatever the file sizes.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+mod check;
+mod lines;
+mod write;
 
-use redb::{ReadTransaction, ReadableTable};
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use serde::Serialize;
-use serde_json::Value as Json;
+use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::incidents::artifact_rel_path;
-use crate::incidents::model::{
-    check_event_type, check_line, check_text, normalize_followup_meta, sanitize_artifact_name,
-    validate_incident_id, Artifact, Event, Incident, MAX_ARTIFACT_BYTES, MAX_META_BYTES,
-    MAX_SUMMARY,
-};
+use crate::incidents::model::{Artifact, Event, Incident};
 use crate::incidents::tables::*;
-use crate::kernel::fs::{sync_dir, write_synced};
-use crate::kernel::hash::sha256_hex;
-use crate::store::jsonl::{read_file, write_file, LineError};
+use crate::kernel::fs::sync_dir;
+use crate::store::jsonl::{write_file, LineError, LineReader};
 use crate::store::Store;
+
+pub use check::{FUTURE_SKEW, MAX_ERRORS_KEPT, MAX_WARNINGS_KEPT};
 
 /// File names of the layout.
 pub const INCIDENTS_FILE: &str = "incidents.jsonl";
@@ -29,8 +37,15 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 /// Artifact metadata.
 pub const ARTIFACTS_FILE: &str = "artifacts.jsonl";
 
-/// Records per write job during an import.
+/// A chunk of lines ends after this many lines or bytes, whichever comes first: one digest
+/// in the first pass, one write job in the second (so even lines near the size limit keep a
+/// chunk's records to a few tens of MB).
 const IMPORT_CHUNK: usize = 2000;
+const IMPORT_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// The store cache an import should open the store with: enough for the pages a chunk
+/// touches, small enough that a large import stays small (redb's default is 1 GiB).
+pub const IMPORT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -49,6 +64,14 @@ pub struct Counts {
     pub skipped_existing: usize,
 }
 
+/// Lines that were imported although something about them looks wrong (a timestamp in the
+/// future, or out of order): all counted, the first [`MAX_WARNINGS_KEPT`] kept.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Warnings {
+    pub total: usize,
+    pub first: Vec<LineError>,
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ImportReport {
@@ -56,20 +79,74 @@ pub struct ImportReport {
     pub events: Counts,
     pub artifacts: Counts,
     pub audit: Counts,
+    pub warnings: Warnings,
 }
 
-/// Why an import wrote nothing.
+/// Which pass an import is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Step {
+    /// Reading and checking every line; nothing is written.
+    Check,
+    /// Copying the artifact files into the data dir.
+    Copy,
+    /// Writing the records.
+    Write,
+}
+
+/// Where an import is, for a progress display.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub step: Step,
+    /// The file being read (a name of the layout).
+    pub file: &'a str,
+    /// Lines of that file done in this step.
+    pub lines: u64,
+    /// Bytes read over the whole import so far, and in all (every step reads the files).
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    /// This step is through this file.
+    pub finished: bool,
+}
+
+/// How an import runs.
+pub struct ImportOptions<'a> {
+    /// The time "in the future" is judged against.
+    pub now: OffsetDateTime,
+    /// Refuse lines with warnings (as bad lines: nothing is imported) instead of importing
+    /// them.
+    pub strict: bool,
+    /// Told where the import is, every few thousand lines and at the end of each file.
+    pub progress: Option<&'a mut dyn FnMut(&Progress<'_>)>,
+}
+
+impl ImportOptions<'_> {
+    /// Not strict, no progress.
+    pub fn new(now: OffsetDateTime) -> Self {
+        ImportOptions {
+            now,
+            strict: false,
+            progress: None,
+        }
+    }
+}
+
+/// Why an import failed. After `Lines` and `Links` nothing was written; after `Other` the
+/// import may have stopped part-way, and running it again completes it.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// Bad lines, each with `file:line: reason`.
-    #[error("{} bad line(s); nothing was imported", .0.len())]
-    Lines(Vec<LineError>),
+    /// Bad lines, each with `file:line: reason`: the first [`MAX_ERRORS_KEPT`] in file and
+    /// line order, and how many there are in all.
+    #[error("{total} bad line(s); nothing was imported")]
+    Lines {
+        errors: Vec<LineError>,
+        total: usize,
+    },
     /// Symbolic links (or other non-regular entries) where the import reads a file or a
     /// folder, each named relative to the import folder. A link could pull a file from
     /// outside the folder into the data dir, where read-only agents can fetch it.
     #[error("{}; nothing was imported", links_message(.0))]
     Links(Vec<String>),
-    /// Anything else (missing folder, store failure).
+    /// Anything else (missing folder, store failure, a file changed during the import).
     #[error(transparent)]
     Other(#[from] Error),
 }
@@ -159,121 +236,197 @@ pub fn export(txn: &ReadTransaction, artifacts_dir: &Path, out: &Path) -> Result
     Ok(report)
 }
 
-/// Copy the validated artifact files into the data dir. Files first: a crash before the
-/// commit leaves an unreferenced file, never a record without its file. Each source is checked
-/// again right before it is read (a link swapped in since the validation, or changed bytes,
-/// fail the import), and on any failure the files copied so far are removed.
-fn copy_artifacts(
-    dir: &Path,
-    artifacts_dir: &Path,
-    files: Vec<(PathBuf, Artifact)>,
-) -> std::result::Result<Vec<Artifact>, ImportError> {
-    let mut written: Vec<PathBuf> = Vec::new();
-    let mut out = Vec::with_capacity(files.len());
-    let mut copy_one = |src: &Path, a: &Artifact| -> std::result::Result<(), ImportError> {
-        if let Some(link) = artifact_link(dir, &a.incident_id, &a.name)? {
-            return Err(ImportError::Links(vec![link]));
-        }
-        let bytes = std::fs::read(src).map_err(Error::from)?;
-        if sha256_hex(&bytes) != a.sha256 {
-            return Err(Error::Conflict(format!(
-                "{}/{} changed during the import",
-                a.incident_id, a.name
-            ))
-            .into());
-        }
-        let dest_dir = artifacts_dir.join(&a.incident_id);
-        std::fs::create_dir_all(&dest_dir).map_err(Error::from)?;
-        let dest = dest_dir.join(&a.name);
-        written.push(dest.clone());
-        write_synced(&dest, &bytes)?;
-        sync_dir(&dest_dir);
-        Ok(())
-    };
-    for (src, a) in files {
-        if let Err(e) = copy_one(&src, &a) {
-            for p in &written {
-                let _ = std::fs::remove_file(p);
+/// One file of the import folder, opened once: both passes read the same open file.
+struct Source {
+    name: &'static str,
+    /// As errors name it.
+    path: String,
+    file: Option<File>,
+    size: u64,
+    /// Digest of each chunk of lines, from the first pass.
+    digests: Vec<u64>,
+}
+
+impl Source {
+    fn open(dir: &Path, name: &'static str) -> std::result::Result<Source, ImportError> {
+        let p = dir.join(name);
+        let path = p.display().to_string();
+        let file = match File::open(&p) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Io(format!("{path}: {e}")).into()),
+        };
+        let size = match &file {
+            Some(f) => {
+                let m = f
+                    .metadata()
+                    .map_err(|e| Error::Io(format!("{path}: {e}")))?;
+                // Checked before it was opened; a link swapped in since is refused too.
+                if !m.is_file() {
+                    return Err(ImportError::Links(vec![name.to_string()]));
+                }
+                m.len()
             }
-            return Err(e);
-        }
-        out.push(a);
+            None => 0,
+        };
+        Ok(Source {
+            name,
+            path,
+            file,
+            size,
+            digests: Vec::new(),
+        })
     }
-    Ok(out)
+
+    /// A reader from the start of the file (`None` when there is no file).
+    fn reader(&self) -> Result<Option<LineReader<&File>>> {
+        let Some(mut f) = self.file.as_ref() else {
+            return Ok(None);
+        };
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::Io(format!("{}: {e}", self.path)))?;
+        Ok(Some(LineReader::new(self.path.clone(), f)))
+    }
 }
 
-/// Parse every line of `file` as JSON, then as `T` after `fix` adjusts the raw object.
-fn parse_lines<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    errors: &mut Vec<LineError>,
-    broken_ids: &mut HashSet<String>,
-    mut fix: impl FnMut(&mut serde_json::Map<String, Json>),
-) -> Result<Vec<(usize, T)>> {
-    let raw: Vec<(usize, Json)> = read_file(path, errors)?;
-    let mut out = Vec::with_capacity(raw.len());
-    for (line, v) in raw {
-        let mut v = v;
-        match v.as_object_mut() {
-            Some(m) => fix(m),
-            None => {
-                errors.push(line_err(path, line, "not a JSON object".into()));
-                continue;
+/// Progress reporting, with the bytes of the files already done.
+struct Meter<'p> {
+    cb: Option<&'p mut dyn FnMut(&Progress<'_>)>,
+    base: u64,
+    total: u64,
+}
+
+impl Meter<'_> {
+    fn tick(&mut self, step: Step, file: &str, lines: usize, bytes: u64, finished: bool) {
+        if let Some(cb) = self.cb.as_mut() {
+            cb(&Progress {
+                step,
+                file,
+                lines: lines as u64,
+                done_bytes: self.base + bytes,
+                total_bytes: self.total,
+                finished,
+            });
+        }
+        if finished {
+            self.base += bytes;
+        }
+    }
+}
+
+/// Cuts a file into chunks of lines, by the same rule in both passes, and digests each.
+struct Chunker<'k> {
+    keyer: &'k check::Keyer,
+    digest: std::hash::DefaultHasher,
+    lines: usize,
+    bytes: usize,
+    /// First line of the current chunk.
+    first_line: usize,
+}
+
+impl<'k> Chunker<'k> {
+    fn new(keyer: &'k check::Keyer) -> Self {
+        Chunker {
+            keyer,
+            digest: keyer.digest(),
+            lines: 0,
+            bytes: 0,
+            first_line: 1,
+        }
+    }
+
+    /// Add a line's bytes; true when that line completes a chunk.
+    fn add(&mut self, raw: &[u8]) -> bool {
+        use std::hash::Hasher;
+        self.digest.write(raw);
+        self.lines += 1;
+        self.bytes += raw.len();
+        self.lines == IMPORT_CHUNK || self.bytes >= IMPORT_CHUNK_BYTES
+    }
+
+    /// Whether the current chunk has any line.
+    fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// End the current chunk: its digest; the next one starts after it.
+    fn cut(&mut self) -> u64 {
+        use std::hash::Hasher;
+        let d = self.digest.finish();
+        self.digest = self.keyer.digest();
+        self.first_line += self.lines;
+        self.lines = 0;
+        self.bytes = 0;
+        d
+    }
+}
+
+/// How often (in lines) progress is reported.
+const TICK_LINES: usize = 4096;
+
+/// First pass over one file: every line to `f`, a digest per chunk of lines kept.
+fn check_file(
+    src: &mut Source,
+    keyer: &check::Keyer,
+    meter: &mut Meter<'_>,
+    mut f: impl FnMut(&str, usize, std::result::Result<&str, String>) -> Result<()>,
+) -> Result<()> {
+    let mut digests = Vec::new();
+    if let Some(mut r) = src.reader()? {
+        let mut chunks = Chunker::new(keyer);
+        let mut lines = 0;
+        while let Some(line) = r.next_line()? {
+            if chunks.add(r.raw()) {
+                digests.push(chunks.cut());
+            }
+            f(&src.path, line, r.text())?;
+            lines = line;
+            if line % TICK_LINES == 0 {
+                meter.tick(Step::Check, src.name, line, r.bytes_read(), false);
             }
         }
-        let id = v.get("id").and_then(|i| i.as_str()).map(str::to_string);
-        match serde_json::from_value::<T>(v) {
-            Ok(t) => out.push((line, t)),
-            Err(e) => {
-                // Remember the id so lines that refer to it are not reported a second time.
-                broken_ids.extend(id);
-                errors.push(line_err(path, line, e.to_string()))
-            }
+        if !chunks.is_empty() {
+            digests.push(chunks.cut());
         }
+        meter.tick(Step::Check, src.name, lines, r.bytes_read(), true);
     }
-    Ok(out)
+    src.digests = digests;
+    Ok(())
 }
 
-fn line_err(path: &Path, line: usize, reason: String) -> LineError {
-    LineError {
-        file: path.display().to_string(),
-        line,
-        reason,
-    }
-}
-
-fn check_other_id(id: &str) -> std::result::Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{}' is not a valid id (1-64 of A-Z a-z 0-9 _ -)",
-            crate::kernel::text::clip(id, 70)
-        ))
-    }
-}
-
-/// Import `dir` into `store`. Every line is validated first; if any is bad, nothing is
-/// written and every bad line is reported. Records whose id already exists are skipped, so
-/// importing the same folder twice changes nothing.
+/// Import `dir` into `store` (now, not strict, no progress): see [`import_with`].
 pub fn import(
     store: &Store,
     artifacts_dir: &Path,
     dir: &Path,
 ) -> std::result::Result<ImportReport, ImportError> {
+    import_with(
+        store,
+        artifacts_dir,
+        dir,
+        ImportOptions::new(OffsetDateTime::now_utc()),
+    )
+}
+
+/// Import `dir` into `store`. Every line is checked first; if any is bad (or, in a strict
+/// import, has a warning), nothing is written and the bad lines are reported. Records whose
+/// id already exists are skipped, so importing the same folder twice changes nothing.
+pub fn import_with(
+    store: &Store,
+    artifacts_dir: &Path,
+    dir: &Path,
+    opts: ImportOptions<'_>,
+) -> std::result::Result<ImportReport, ImportError> {
     // The folder itself is the operator's choice; what it holds is not: no file or folder
     // the import reads may be a link (checked before anything is read).
-    let mut links: Vec<String> = Vec::new();
-    for f in [
+    let names = [
         INCIDENTS_FILE,
         EVENTS_FILE,
         ARTIFACTS_FILE,
         crate::audit::AUDIT_FILE,
-    ] {
+    ];
+    let mut links: Vec<String> = Vec::new();
+    for f in names {
         if let Entry::Refused = entry(dir, Path::new(f))? {
             links.push(f.to_string());
         }
@@ -284,402 +437,71 @@ pub fn import(
     if !matches!(entry(dir, Path::new(INCIDENTS_FILE))?, Entry::File) {
         return Err(Error::NotFound(format!("{} has no {INCIDENTS_FILE}", dir.display())).into());
     }
-    let mut errors: Vec<LineError> = Vec::new();
-    let inc_path = dir.join(INCIDENTS_FILE);
-    let ev_path = dir.join(EVENTS_FILE);
-    let art_path = dir.join(ARTIFACTS_FILE);
+    let [mut incidents, mut events, mut artifacts, mut audit] = [
+        Source::open(dir, INCIDENTS_FILE)?,
+        Source::open(dir, EVENTS_FILE)?,
+        Source::open(dir, ARTIFACTS_FILE)?,
+        Source::open(dir, crate::audit::AUDIT_FILE)?,
+    ];
+    let all = incidents.size + events.size + artifacts.size + audit.size;
+    let mut meter = Meter {
+        cb: opts.progress,
+        base: 0,
+        total: 2 * all + artifacts.size,
+    };
+    let keyer = check::Keyer::new();
 
-    let mut broken: HashSet<String> = HashSet::new();
-    let incidents: Vec<(usize, Incident)> =
-        parse_lines(&inc_path, &mut errors, &mut broken, |m| {
-            // `create` lowercases env; imported records follow the same rule so filters match.
-            if let Some(Json::String(e)) = m.get_mut("env") {
-                *e = e.to_ascii_lowercase();
-            }
-        })?;
-    let mut ignored = HashSet::new();
-    let events: Vec<(usize, Event)> = parse_lines(&ev_path, &mut errors, &mut ignored, |m| {
-        // Old stores wrote events without ids: derive a stable one so re-imports are no-ops.
-        if !m.contains_key("id") {
-            let key = format!(
-                "{}|{}|{}|{}",
-                m.get("incident_id")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                m.get("ts").map(|v| v.to_string()).unwrap_or_default(),
-                m.get("type").map(|v| v.to_string()).unwrap_or_default(),
-                m.get("message").map(|v| v.to_string()).unwrap_or_default()
-            );
-            m.insert(
-                "id".into(),
-                Json::String(format!("ev_{}", &sha256_hex(key.as_bytes())[..20])),
-            );
-        }
+    // Pass 1: check everything; write nothing.
+    let txn = store.db().begin_read().map_err(Error::from)?;
+    let mut c = check::Checker::new(&keyer, dir, txn, opts.now, opts.strict);
+    check_file(&mut incidents, &keyer, &mut meter, |p, line, text| {
+        c.incident(p, line, text);
+        Ok(())
     })?;
-    let artifacts: Vec<(usize, Artifact)> =
-        parse_lines(&art_path, &mut errors, &mut ignored, |m| {
-            if !m.contains_key("id") {
-                let key = format!(
-                    "{}|{}",
-                    m.get("incident_id")
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
-                    m.get("name")
-                        .or(m.get("path"))
-                        .map(|v| v.to_string())
-                        .unwrap_or_default()
-                );
-                m.insert(
-                    "id".into(),
-                    Json::String(format!("art_{}", &sha256_hex(key.as_bytes())[..16])),
-                );
-            }
-            if !m.contains_key("name") {
-                if let Some(p) = m.get("path").and_then(|p| p.as_str()) {
-                    let base = p.rsplit(['/', '\\']).next().unwrap_or(p).to_string();
-                    m.insert("name".into(), Json::String(base));
-                }
-            }
-            if !m.contains_key("path") {
-                m.insert("path".into(), Json::String(String::new()));
-            }
-            // Old-stack lines may lack a creation time: take the one they carry under another
-            // name, else the time of the import.
-            if !m.contains_key("created_at") {
-                let t = ["ts", "uploaded_at", "created"]
-                    .iter()
-                    .find_map(|k| m.get(*k).filter(|v| v.is_string()).cloned())
-                    .unwrap_or_else(|| {
-                        Json::String(crate::kernel::clock::rfc3339(
-                            time::OffsetDateTime::now_utc(),
-                        ))
-                    });
-                m.remove("ts");
-                m.remove("uploaded_at");
-                m.remove("created");
-                m.insert("created_at".into(), t);
-            }
-            if !m.contains_key("format") {
-                if let Some(n) = m.get("name").and_then(|n| n.as_str()) {
-                    let ext = n
-                        .rsplit_once('.')
-                        .map(|(_, e)| e.to_ascii_lowercase())
-                        .unwrap_or_default();
-                    m.insert("format".into(), Json::String(ext));
-                }
-            }
-        })?;
-
-    // Which incident ids exist already (store) or come with this import (file).
-    let file_ids: HashMap<String, usize> = {
-        let mut m = HashMap::new();
-        for (line, inc) in &incidents {
-            if let Err(e) = inc.validate() {
-                errors.push(line_err(&inc_path, *line, e.to_string()));
-            }
-            if let Some(first) = m.insert(inc.id.clone(), *line) {
-                errors.push(line_err(
-                    &inc_path,
-                    *line,
-                    format!("duplicate id {} (first on line {first})", inc.id),
-                ));
-            }
-        }
-        m
-    };
-    let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.incident_id.clone()).collect();
-    let art_ids: Vec<String> = artifacts
-        .iter()
-        .map(|(_, a)| a.incident_id.clone())
-        .collect();
-    let referenced: Vec<String> = ev_ids.into_iter().chain(art_ids).collect();
-    let (existing_incidents, existing_events, existing_artifacts, existing_names) = {
-        let inc_ids: Vec<String> = file_ids.keys().cloned().chain(referenced).collect();
-        let ev_ids: Vec<String> = events.iter().map(|(_, e)| e.id.clone()).collect();
-        let art_keys: Vec<(String, String)> = artifacts
-            .iter()
-            .map(|(_, a)| (a.incident_id.clone(), a.id.clone()))
-            .collect();
-        store.read_blocking(|txn| {
-            let t = txn.open_table(INCIDENTS)?;
-            let mut incs = HashSet::new();
-            for id in inc_ids {
-                if t.get(id.as_str())?.is_some() {
-                    incs.insert(id);
-                }
-            }
-            // Event ids already stored, per incident the import touches.
-            let t = txn.open_table(EVENTS)?;
-            let wanted: HashSet<String> = ev_ids.into_iter().collect();
-            let mut evs = HashSet::new();
-            let touched: HashSet<&str> =
-                events.iter().map(|(_, e)| e.incident_id.as_str()).collect();
-            for inc in touched {
-                for row in t.range((inc, 0u64)..=(inc, u64::MAX))? {
-                    let ev: Event = from_json(row?.1.value())?;
-                    if wanted.contains(&ev.id) {
-                        evs.insert(ev.id);
-                    }
-                }
-            }
-            let t = txn.open_table(ARTIFACTS)?;
-            let mut arts = HashSet::new();
-            let mut names: HashMap<(String, String), String> = HashMap::new();
-            for (i, a) in art_keys {
-                if t.get((i.as_str(), a.as_str()))?.is_some() {
-                    arts.insert((i.clone(), a));
-                }
-                for stored in artifacts_of(&t, &i)? {
-                    names.insert((i.clone(), stored.name), stored.id);
-                }
-            }
-            Ok((incs, evs, arts, names))
-        })?
-    };
-    let known = |id: &str| file_ids.contains_key(id) || existing_incidents.contains(id);
-    // A line about an incident whose own line is broken is reported through that line.
-    let orphan = |id: &str| !known(id) && !broken.contains(id);
-
-    let mut seen_events = HashMap::new();
-    let mut events = events;
-    for (line, ev) in events.iter_mut() {
-        let mut bad = |r: String| errors.push(line_err(&ev_path, *line, r));
-        if let Err(e) = check_text("message", &ev.message, MAX_SUMMARY)
-            .and_then(|_| check_line("actor", &ev.actor, 128))
-        {
-            bad(e.to_string());
-        }
-        if serde_json::to_vec(&ev.meta)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX)
-            > MAX_META_BYTES
-        {
-            bad(format!("meta: larger than {MAX_META_BYTES} bytes"));
-        }
-        if ev.kind == "followup" {
-            // The same rules as a follow-up appended through the API (title, due, priority,
-            // status), so the summary and overdue checks can trust them.
-            match normalize_followup_meta(Some(ev.meta.clone()), &ev.message) {
-                Ok(m) => ev.meta = m,
-                Err(e) => bad(e.to_string()),
-            }
-        }
-        if let Err(e) = check_other_id(&ev.id) {
-            bad(format!("id: {e}"));
-        }
-        if validate_incident_id(&ev.incident_id).is_err() || orphan(&ev.incident_id) {
-            bad(format!(
-                "incident_id: no incident {} in this import or the store",
-                crate::kernel::text::clip(&ev.incident_id, 60)
-            ));
-        }
-        if let Err(e) = check_event_type(&ev.kind) {
-            bad(e.to_string());
-        }
-        if !ev.meta.is_object() {
-            bad("meta: must be an object".into());
-        }
-        if let Some(first) = seen_events.insert(ev.id.clone(), *line) {
-            bad(format!("duplicate id {} (first on line {first})", ev.id));
-        }
-    }
-
-    // Artifacts: safe names, allowed formats, files present and matching their checksums.
-    let mut files: Vec<(PathBuf, Artifact)> = Vec::new();
-    let mut seen_arts = HashMap::new();
-    let mut seen_names: HashMap<(String, String), usize> = HashMap::new();
-    for (line, a) in &artifacts {
-        let mut bad = |r: String| errors.push(line_err(&art_path, *line, r));
-        if let Err(e) = check_other_id(&a.id) {
-            bad(format!("id: {e}"));
-            continue;
-        }
-        if validate_incident_id(&a.incident_id).is_err() || orphan(&a.incident_id) {
-            bad(format!(
-                "incident_id: no incident {} in this import or the store",
-                crate::kernel::text::clip(&a.incident_id, 60)
-            ));
-            continue;
-        }
-        if !known(&a.incident_id) {
-            continue;
-        }
-        if let Some(first) = seen_arts.insert((a.incident_id.clone(), a.id.clone()), *line) {
-            bad(format!("duplicate id {} (first on line {first})", a.id));
-            continue;
-        }
-        let (name, ext) = match sanitize_artifact_name(&a.name) {
-            Ok(v) => v,
-            Err(e) => {
-                bad(e.to_string());
-                continue;
-            }
-        };
-        if name != a.name {
-            bad(format!(
-                "name: '{}' is not a safe file name (would be '{name}')",
-                crate::kernel::text::clip(&a.name, 80)
-            ));
-            continue;
-        }
-        if let Some(other) = existing_names.get(&(a.incident_id.clone(), a.name.clone())) {
-            if other != &a.id {
-                bad(format!(
-                    "name: {} already has an artifact '{}' ({other})",
-                    a.incident_id, a.name
-                ));
-                continue;
-            }
-        }
-        if a.format != ext {
-            bad(format!(
-                "format: '{}' does not match the .{ext} name",
-                a.format
-            ));
-            continue;
-        }
-        if let Some(first) = seen_names.insert((a.incident_id.clone(), a.name.clone()), *line) {
-            bad(format!(
-                "name: {} is also used on line {first} for {}",
-                a.name, a.incident_id
-            ));
-            continue;
-        }
-        if let Some(link) = artifact_link(dir, &a.incident_id, &a.name)? {
-            if !links.contains(&link) {
-                links.push(link);
-            }
-            continue;
-        }
-        let src = dir.join(&a.incident_id).join(&a.name);
-        match std::fs::symlink_metadata(&src) {
-            Ok(m) if m.len() > MAX_ARTIFACT_BYTES as u64 => {
-                bad(format!("file {} is larger than 2 MB", src.display()));
-                continue;
-            }
-            _ => {}
-        }
-        let bytes = match std::fs::read(&src) {
-            Ok(b) => b,
-            Err(e) => {
-                bad(format!("file {}: {e}", src.display()));
-                continue;
-            }
-        };
-        if bytes.len() > MAX_ARTIFACT_BYTES {
-            bad(format!("file {} is larger than 2 MB", src.display()));
-            continue;
-        }
-        let sha = sha256_hex(&bytes);
-        if !a.sha256.is_empty() && !a.sha256.eq_ignore_ascii_case(&sha) {
-            bad(format!(
-                "sha256 of {} is {sha}, not {}",
-                src.display(),
-                a.sha256
-            ));
-            continue;
-        }
-        if a.size_bytes != 0 && a.size_bytes != bytes.len() as u64 {
-            bad(format!(
-                "size of {} is {}, not {}",
-                src.display(),
-                bytes.len(),
-                a.size_bytes
-            ));
-            continue;
-        }
-        let mut a = a.clone();
-        a.sha256 = sha;
-        a.size_bytes = bytes.len() as u64;
-        a.path = format!("{}/{}", a.incident_id, a.name);
-        files.push((src, a));
-    }
-
-    let audit = crate::audit::read_import(dir, &mut errors)?;
-
+    check_file(&mut events, &keyer, &mut meter, |p, line, text| {
+        c.event(p, line, text)
+    })?;
+    check_file(&mut artifacts, &keyer, &mut meter, |p, line, text| {
+        c.artifact(p, line, text)
+    })?;
+    check_file(&mut audit, &keyer, &mut meter, |p, line, text| {
+        c.audit(p, line, text);
+        Ok(())
+    })?;
+    let (findings, links, files) = c.finish();
     if !links.is_empty() {
         return Err(ImportError::Links(links));
     }
-    if !errors.is_empty() {
+    if findings.error_total > 0 {
+        let mut errors = findings.errors;
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-        return Err(ImportError::Lines(errors));
+        return Err(ImportError::Lines {
+            errors,
+            total: findings.error_total,
+        });
     }
+    let warnings = Warnings {
+        total: findings.warning_total,
+        first: findings.warnings,
+    };
 
-    let mut report = ImportReport::default();
-    let new_incidents: Vec<Incident> = incidents
-        .into_iter()
-        .map(|(_, i)| i)
-        .filter(|i| {
-            let skip = existing_incidents.contains(&i.id);
-            if skip {
-                report.incidents.skipped_existing += 1
-            } else {
-                report.incidents.imported += 1
-            }
-            !skip
-        })
-        .collect();
-    let new_events: Vec<Event> = events
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| {
-            let skip = existing_events.contains(&e.id);
-            if skip {
-                report.events.skipped_existing += 1
-            } else {
-                report.events.imported += 1
-            }
-            !skip
-        })
-        .collect();
-    let to_copy: Vec<(PathBuf, Artifact)> = files
-        .into_iter()
-        .filter(|(_, a)| {
-            let skip = existing_artifacts.contains(&(a.incident_id.clone(), a.id.clone()));
-            if skip {
-                report.artifacts.skipped_existing += 1;
-            } else {
-                report.artifacts.imported += 1;
-            }
-            !skip
-        })
-        .collect();
-    let new_artifacts = copy_artifacts(dir, artifacts_dir, to_copy)?;
-
-    // Written in chunks, each one durable commit: incidents first, then their events and
-    // artifacts. Everything was validated above; if the process dies part-way, importing the
-    // same folder again completes it (existing ids are skipped).
-    for chunk in new_incidents.chunks(IMPORT_CHUNK) {
-        let chunk = chunk.to_vec();
-        store.write_blocking(move |txn| {
-            for inc in &chunk {
-                put_incident(txn, None, inc)?;
-            }
-            Ok(())
-        })?;
-    }
-    for chunk in new_events.chunks(IMPORT_CHUNK) {
-        let chunk = chunk.to_vec();
-        store.write_blocking(move |txn| {
-            for mut ev in chunk {
-                insert_event(txn, &mut ev)?;
-            }
-            Ok(())
-        })?;
-    }
-    for chunk in new_artifacts.chunks(IMPORT_CHUNK) {
-        let chunk = chunk.to_vec();
-        store.write_blocking(move |txn| {
-            for a in &chunk {
-                insert_artifact(txn, a)?;
-            }
-            Ok(())
-        })?;
-    }
-    let (imported, skipped_existing) = crate::audit::import(store, audit)?;
-    report.audit = Counts {
-        imported,
-        skipped_existing,
+    // Pass 2: artifact files first (a crash before the commit leaves an unreferenced file,
+    // never a record without its file; a file changed since the check stops the import
+    // before any record is written), then incidents, their events and artifacts, each chunk
+    // one durable commit. If the process dies part-way, importing the same folder again
+    // completes it (existing ids are skipped).
+    let mut w = write::Writer {
+        store,
+        keyer: &keyer,
+        meter: &mut meter,
+    };
+    w.copy_artifacts(&artifacts, dir, artifacts_dir, &files)?;
+    let report = ImportReport {
+        incidents: w.incidents(&incidents)?,
+        events: w.events(&events)?,
+        artifacts: w.artifacts(&artifacts, &files)?,
+        audit: w.audit(&audit)?,
+        warnings,
     };
     Ok(report)
 }

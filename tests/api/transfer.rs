@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sofiia::kernel::clock::SystemClock;
 use sofiia::store::Store;
-use sofiia::transfer::{export, ImportError, ImportReport};
+use sofiia::transfer::{export, ImportError, ImportOptions, ImportReport, Progress, Step};
 
 use crate::helpers::*;
 
@@ -163,7 +163,11 @@ async fn one_broken_line_imports_nothing_and_names_the_line() {
     let data = fresh.path().join("data");
     let store = sofiia::app::open_store(&data).unwrap();
     match import(&store, &data.join("incidents"), &out) {
-        Err(ImportError::Lines(errs)) => {
+        Err(ImportError::Lines {
+            errors: errs,
+            total,
+        }) => {
+            assert_eq!(total, errs.len());
             let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             assert_eq!(errs.len(), 2, "{text:?}");
             assert!(text[0].contains("events.jsonl:3:"), "{text:?}");
@@ -327,7 +331,9 @@ async fn import_applies_the_api_rules_to_every_line() {
     let data = dir.path().join("data");
     let store = sofiia::app::open_store(&data).unwrap();
     let errs = match import(&store, &data.join("incidents"), &src) {
-        Err(ImportError::Lines(e)) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        Err(ImportError::Lines { errors: e, .. }) => {
+            e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        }
         other => panic!("expected line errors, got {other:?}"),
     };
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
@@ -435,6 +441,327 @@ async fn import_refuses_symlinks_and_writes_nothing() {
         err.contains("events.jsonl")
             && err.contains("symbolic link")
             && err.contains("nothing was imported"),
+        "{err}"
+    );
+}
+
+fn incident_line(id: &str, started: &str, created: &str, updated: &str) -> String {
+    format!(
+        "{{\"id\":\"{id}\",\"service\":\"gw\",\"env\":\"prod\",\"severity\":\"P2\",\"status\":\"open\",\"title\":\"t\",\"started_at\":\"{started}\",\"created_at\":\"{created}\",\"updated_at\":\"{updated}\"}}\n"
+    )
+}
+
+fn event_line(id: &str, incident: &str, ts: &str) -> String {
+    format!(
+        "{{\"id\":\"{id}\",\"incident_id\":\"{incident}\",\"ts\":\"{ts}\",\"type\":\"note\",\"message\":\"m\"}}\n"
+    )
+}
+
+fn table_len<K: redb::Key + 'static, V: redb::Value + 'static>(
+    store: &Store,
+    t: redb::TableDefinition<'static, K, V>,
+) -> u64 {
+    store
+        .read_blocking(|txn| {
+            use redb::ReadableTableMetadata;
+            Ok(txn.open_table(t)?.len()?)
+        })
+        .unwrap()
+}
+
+/// A folder whose lines are all valid, four of them with timestamps an operator should hear
+/// about: updated before created, created in the future, an event before its incident began,
+/// an event in the future. "Now" is 2026-03-01; one event is two minutes ahead of it (clock
+/// skew, not a warning).
+fn folder_with_odd_timestamps(dir: &Path, future: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (a, b, c) = (
+        "inc_20260218_1430_aaa111",
+        "inc_20260218_1431_bbb222",
+        "inc_20260218_1432_ccc333",
+    );
+    std::fs::write(
+        dir.join("incidents.jsonl"),
+        incident_line(
+            a,
+            "2026-02-18T14:30:00Z",
+            "2026-02-18T14:31:00Z",
+            "2026-02-18T15:00:00Z",
+        ) + &incident_line(
+            b,
+            "2026-02-18T14:31:00Z",
+            "2026-02-18T16:00:00Z",
+            "2026-02-18T15:00:00Z",
+        ) + &incident_line(c, "2026-02-18T14:32:00Z", future, future),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        event_line("ev_1", a, "2026-02-18T14:00:00Z")
+            + &event_line("ev_2", a, future)
+            + &event_line("ev_3", a, "2026-02-18T14:40:00Z")
+            + &event_line("ev_4", b, "2026-03-01T00:02:00Z"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn import_warns_about_future_and_out_of_order_timestamps_and_strict_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    folder_with_odd_timestamps(&src, "2026-06-01T00:00:00Z");
+    let now = time::macros::datetime!(2026-03-01 00:00 UTC);
+
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            sofiia::transfer::import_with(
+                &store,
+                &data.join("incidents"),
+                &src,
+                ImportOptions::new(now),
+            )
+        })
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    // Warned, and imported anyway.
+    assert_eq!((r.incidents.imported, r.events.imported), (3, 4));
+    let w: Vec<String> = r.warnings.first.iter().map(|w| w.to_string()).collect();
+    assert_eq!(r.warnings.total, 4, "{w:?}");
+    assert!(
+        w[0].contains("incidents.jsonl:2: updated_at 2026-02-18T15:00:00Z is before created_at"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].contains("incidents.jsonl:3: created_at 2026-06-01T00:00:00Z is in the future")
+            && w[1].contains("updated_at 2026-06-01T00:00:00Z is in the future"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].contains("events.jsonl:1: ts 2026-02-18T14:00:00Z is before started_at 2026-02-18T14:30:00Z of inc_20260218_1430_aaa111"),
+        "{w:?}"
+    );
+    assert!(
+        w[3].contains("events.jsonl:2: ts 2026-06-01T00:00:00Z is in the future"),
+        "{w:?}"
+    );
+    store.shutdown();
+    drop(store);
+
+    // Strict: the same lines are bad lines, and nothing is written.
+    let data = dir.path().join("data-strict");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let mut opts = ImportOptions::new(now);
+    opts.strict = true;
+    let res = sofiia::transfer::import_with(&store, &data.join("incidents"), &src, opts);
+    match res {
+        Err(ImportError::Lines { errors, total }) => {
+            let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert_eq!(total, 4, "{text:?}");
+            assert!(text.iter().all(|t| t.contains("strict")), "{text:?}");
+            // Sorted by file, then line.
+            assert!(text[0].contains("events.jsonl:1:"), "{text:?}");
+            assert!(text[3].contains("incidents.jsonl:3:"), "{text:?}");
+        }
+        other => panic!("expected the strict import refused, got {other:?}"),
+    }
+    assert_eq!(table_len(&store, sofiia::incidents::tables::INCIDENTS), 0);
+    assert_eq!(table_len(&store, sofiia::incidents::tables::EVENTS), 0);
+    store.shutdown();
+}
+
+fn has_control_chars(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n')
+}
+
+#[test]
+fn the_cli_prints_warnings_and_plain_progress_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    // The CLI judges "the future" by the wall clock.
+    folder_with_odd_timestamps(&src, "2999-01-01T00:00:00Z");
+    let run = |data: &Path, strict: bool| {
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "import",
+            src.to_str().unwrap(),
+        ];
+        if strict {
+            args.push("--strict");
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+            .args(args)
+            .env_remove("CONFIG_DIR")
+            .output()
+            .unwrap()
+    };
+    let data = dir.path().join("data");
+    let o = run(&data, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // The stderr of a pipe is plain text: no carriage returns, no escape sequences.
+    assert!(!has_control_chars(&err), "{err:?}");
+    for needle in [
+        "import: checked incidents.jsonl: 3 lines",
+        "import: checked events.jsonl: 4 lines",
+        "import: wrote incidents.jsonl: 3 lines",
+        "import: wrote events.jsonl: 4 lines, 100%",
+        "warning: ",
+        "events.jsonl:2: ts 2999-01-01T00:00:00Z is in the future",
+        "events.jsonl:1: ts 2026-02-18T14:00:00Z is before started_at",
+        "warning: 4 line(s) with timestamps in the future or out of order; imported anyway",
+        "--strict",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["events"]["imported"], 4);
+    // The same four lines as with the fixed clock (ev_4 is long past by the wall clock).
+    assert_eq!(report["warnings"]["total"], 4, "{report}");
+
+    let data = dir.path().join("data-strict");
+    let o = run(&data, true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(!has_control_chars(&err), "{err:?}");
+    assert!(
+        err.contains(
+            "events.jsonl:2: ts 2999-01-01T00:00:00Z is in the future (refused: strict import)"
+        ) && err.contains("4 bad line(s)")
+            && err.contains("nothing was imported"),
+        "{err}"
+    );
+    let store = sofiia::app::open_store(&data).unwrap();
+    assert_eq!(table_len(&store, sofiia::incidents::tables::INCIDENTS), 0);
+    store.shutdown();
+}
+
+/// More lines than one chunk (2000), with the events file ending exactly on a chunk
+/// boundary: every record lands once, the indexes follow, and a second import skips all.
+#[test]
+fn a_multi_chunk_import_lands_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let (mut incs, mut evs) = (String::new(), String::new());
+    for k in 0..2100 {
+        let id = format!("inc_20260218_1430_{k:06}");
+        incs += &incident_line(
+            &id,
+            "2026-02-18T14:30:00Z",
+            "2026-02-18T14:31:00Z",
+            "2026-02-18T15:00:00Z",
+        );
+        if k < 2000 {
+            evs += &event_line(&format!("ev_{k}a"), &id, "2026-02-18T14:35:00Z");
+            evs += &event_line(&format!("ev_{k}b"), &id, "2026-02-18T14:36:00Z");
+        }
+    }
+    std::fs::write(src.join("incidents.jsonl"), incs).unwrap();
+    std::fs::write(src.join("events.jsonl"), evs).unwrap();
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let r = import(&store, &data.join("incidents"), &src).unwrap();
+    assert_eq!((r.incidents.imported, r.events.imported), (2100, 4000));
+    assert_eq!(r.warnings.total, 0);
+    use sofiia::incidents::tables::{EVENTS, EVENT_FEED, INCIDENTS, INDEX};
+    assert_eq!(table_len(&store, INCIDENTS), 2100);
+    assert_eq!(table_len(&store, EVENTS), 4000);
+    assert_eq!(table_len(&store, EVENT_FEED), 4000);
+    // all, status, service, env, severity
+    assert_eq!(table_len(&store, INDEX), 5 * 2100);
+    let r = import(&store, &data.join("incidents"), &src).unwrap();
+    assert_eq!((r.incidents.imported, r.events.imported), (0, 0));
+    assert_eq!(
+        (r.incidents.skipped_existing, r.events.skipped_existing),
+        (2100, 4000)
+    );
+    assert_eq!(table_len(&store, EVENTS), 4000);
+    store.shutdown();
+}
+
+/// The writing pass reads the files again; a file changed after it was checked is refused
+/// at the first chunk that differs, before that chunk is written.
+#[test]
+fn a_file_changed_between_the_passes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    folder_with_odd_timestamps(&src, "2026-02-19T00:00:00Z");
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let events = src.join("events.jsonl");
+    let mut changed = false;
+    let mut on_progress = |p: &Progress<'_>| {
+        // Once the incidents are written, rewrite one event's message in place: the line
+        // still parses and passes every rule, only its bytes differ.
+        if p.step == Step::Write && p.file == "incidents.jsonl" && p.finished && !changed {
+            let text = std::fs::read_to_string(&events).unwrap();
+            std::fs::write(&events, text.replacen("\"m\"", "\"x\"", 1)).unwrap();
+            changed = true;
+        }
+    };
+    let mut opts = ImportOptions::new(time::macros::datetime!(2026-03-01 00:00 UTC));
+    opts.progress = Some(&mut on_progress);
+    let res = sofiia::transfer::import_with(&store, &data.join("incidents"), &src, opts);
+    match res {
+        Err(ImportError::Other(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("events.jsonl changed during the import"), "{m}");
+        }
+        other => panic!("expected the changed file refused, got {other:?}"),
+    }
+    assert_eq!(table_len(&store, sofiia::incidents::tables::INCIDENTS), 3);
+    assert_eq!(table_len(&store, sofiia::incidents::tables::EVENTS), 0);
+    store.shutdown();
+}
+
+/// A file of nothing but bad lines: all counted, the first thousand kept (memory stays
+/// bounded), and the CLI says how many it did not print.
+#[test]
+fn many_bad_lines_are_counted_and_the_first_thousand_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("incidents.jsonl"),
+        incident_line(
+            "inc_20260218_1430_aaa111",
+            "2026-02-18T14:30:00Z",
+            "2026-02-18T14:31:00Z",
+            "2026-02-18T15:00:00Z",
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.join("events.jsonl"), "{\"oops\n".repeat(1005)).unwrap();
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    match import(&store, &data.join("incidents"), &src) {
+        Err(ImportError::Lines { errors, total }) => {
+            assert_eq!((errors.len(), total), (1000, 1005));
+            assert_eq!(errors[999].line, 1000);
+        }
+        other => panic!("expected line errors, got {other:?}"),
+    }
+    store.shutdown();
+    drop(store);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "import",
+            src.to_str().unwrap(),
+        ])
+        .env_remove("CONFIG_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("… and 5 more bad line(s)") && err.contains("1005 bad line(s)"),
         "{err}"
     );
 }
