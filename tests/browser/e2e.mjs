@@ -321,9 +321,21 @@ try {
     await page.fill('#fu-title', 'Add a canary stage for router');
     await page.fill('#fu-owner', 'bob');
     await page.fill('#fu-due', '2020-01-31');
-    await page.click('#fu-submit');
+    // Pressed twice: the button is disabled while the first is sent, so one follow-up.
+    await page.locator('#fu-submit').evaluate((b) => { b.click(); b.click(); });
     const row = page.locator('#followups tbody tr', { hasText: 'Add a canary stage for router' });
     await row.waitFor();
+    await page.locator('.toast', { hasText: 'Follow-up added: Add a canary stage for router' }).waitFor();
+    assert.equal(await page.inputValue('#fu-title'), '', 'the form is cleared after success');
+    assert.equal(await page.inputValue('#fu-owner'), '');
+    const sent = await http(base, `/api/incidents/${incId}/events?limit=500`);
+    assert.equal(sent.items.filter((e) => e.type === 'followup' && e.meta.title === 'Add a canary stage for router').length, 1, 'added once');
+    // An error keeps what was typed: a title that is too long is refused by the API.
+    await page.fill('#fu-title', 'x'.repeat(301));
+    await page.click('#fu-submit');
+    await page.locator('#followup-form .field-error:not(:empty), #followup-form .error-box').first().waitFor();
+    assert.equal((await page.inputValue('#fu-title')).length, 301, 'input kept on error');
+    await page.fill('#fu-title', '');
     assert.match(await row.textContent(), /overdue/);
     assert.match(await row.textContent(), /bob/);
     await shot('04-incident-detail');

@@ -353,17 +353,25 @@ export function render(view, ctx) {
     const type = h('select', { id: 'note-type', 'aria-label': 'Event type' }, NOTE_TYPES.map((t) => h('option', { value: t }, t)));
     const message = h('textarea', { id: 'note-message', rows: 2, placeholder: 'Add to the timeline…', 'aria-label': 'Message' });
     const box = h('div');
+    // Disabled while sending (a second press cannot add it twice); cleared and confirmed on
+    // success; on an error the text stays for another try.
+    const submit = h('button', { type: 'submit', class: 'primary', id: 'note-submit' }, 'Add');
     return h('form', { class: 'stack', id: 'note-form', onsubmit: async (e) => {
       e.preventDefault();
+      if (submit.disabled) return;
       mount(box);
+      submit.disabled = true;
       try {
         await api(`${path}/events`, { method: 'POST', body: { type: type.value, message: message.value } });
         message.value = '';
+        toast('Added to the timeline');
         await load();
       } catch (err) {
         mount(box, errorBox(err, 'Not added'));
+      } finally {
+        submit.disabled = false;
       }
-    } }, h('h3', {}, 'Add to the timeline'), message, h('div', { class: 'row' }, type, h('button', { type: 'submit', class: 'primary', id: 'note-submit' }, 'Add')), box);
+    } }, h('h3', {}, 'Add to the timeline'), message, h('div', { class: 'row' }, type, submit), box);
   }
 
   function followupTable(items) {
@@ -401,21 +409,31 @@ export function render(view, ctx) {
     const box = h('div');
     const showErr = fieldErrors(inputs, box);
     const f = (label, el) => h('label', { class: 'field' }, label, el, h('span', { class: 'field-error' }));
+    const submit = h('button', { type: 'submit', id: 'fu-submit' }, 'Add follow-up');
     return h('form', { class: 'stack', id: 'followup-form', onsubmit: async (e) => {
       e.preventDefault();
+      if (submit.disabled) return;
       showErr(null);
       const meta = { title: inputs['meta.title'].value.trim(), priority: inputs['meta.priority'].value };
       if (inputs['meta.owner'].value.trim()) meta.owner = inputs['meta.owner'].value.trim();
       if (inputs['meta.due'].value) meta.due = inputs['meta.due'].value;
+      submit.disabled = true;
       try {
         await api(`${path}/events`, { method: 'POST', body: { type: 'followup', message: meta.title, meta } });
+        inputs['meta.title'].value = '';
+        inputs['meta.owner'].value = '';
+        inputs['meta.due'].value = '';
+        inputs['meta.priority'].value = 'P2';
+        toast(`Follow-up added: ${meta.title}`);
         await load();
       } catch (err) {
         showErr(err);
+      } finally {
+        submit.disabled = false;
       }
     } }, h('h3', {}, 'Add a follow-up'),
     h('div', { class: 'form-grid narrow' }, h('div', { class: 'wide' }, f('Title', inputs['meta.title'])), f('Owner', inputs['meta.owner']), f('Due', inputs['meta.due']), f('Priority', inputs['meta.priority'])),
-    box, h('button', { type: 'submit', id: 'fu-submit' }, 'Add follow-up'));
+    box, submit);
   }
 
   const viewer = h('div', { id: 'artifact-viewer' });

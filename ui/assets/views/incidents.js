@@ -38,12 +38,12 @@ export function render(view, ctx) {
         } }),
       sevBadge(s))));
   const service = h('input', { type: 'text', id: 'f-service', placeholder: 'service', value: state.service, size: 14, 'aria-label': 'Service',
-    oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, 350) });
+    oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, 120) });
   const env = h('select', { id: 'f-env', 'aria-label': 'Environment', onchange: (e) => { state.env = e.target.value; changed(); } },
     h('option', { value: '' }, 'any env'), ['prod', 'staging', 'dev'].map((x) => h('option', { value: x }, x)));
   env.value = state.env;
   const text = h('input', { type: 'search', id: 'f-q', placeholder: 'Filter text…  ( / )', value: state.q, size: 26, 'data-search': '', 'aria-label': 'Text filter',
-    oninput: debounce((e) => { state.q = e.target.value.trim(); changed(); }, 300) });
+    oninput: debounce((e) => { state.q = e.target.value.trim(); changed(); }, 120) });
 
   const list = cursorList({
     what: 'incidents',
