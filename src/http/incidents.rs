@@ -18,7 +18,9 @@ use crate::gateway::ToolCall;
 use crate::incidents::model::{
     validate_incident_id, IncidentPatch, NewArtifact, NewEvent, NewIncident,
 };
-use crate::tools::oncall::{FeedParams, ListParams, OncallCall, StatsParams, SummaryParams};
+use crate::tools::oncall::{
+    FeedParams, FollowupsParams, ListParams, OncallCall, ServicesParams, StatsParams, SummaryParams,
+};
 
 /// Optional note for close/reopen and follow-up close.
 #[derive(Debug, Deserialize)]
@@ -255,6 +257,23 @@ pub async fn followups_summary(
     ApiQuery(p): ApiQuery<SummaryParams>,
 ) -> Result<Response> {
     Ok(Json(oncall(&s, OncallCall::FollowupsSummary(p)).await?).into_response())
+}
+
+/// `GET /api/followups`: open follow-ups, filtered and paged, with their total.
+pub async fn followups(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<FollowupsParams>,
+) -> Result<Response> {
+    p.clone().into_query()?;
+    Ok(Json(oncall(&s, OncallCall::Followups(p)).await?).into_response())
+}
+
+/// `GET /api/incidents/services`: the services incidents were recorded for, with counts.
+pub async fn services(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ServicesParams>,
+) -> Result<Response> {
+    Ok(Json(oncall(&s, OncallCall::Services(p)).await?).into_response())
 }
 
 /// `GET /api/incidents/stats`: counts for the overview.

@@ -77,8 +77,10 @@ pub fn router(state: AppState) -> Router {
             get(incidents::download_artifact),
         )
         .route("/api/incidents/stats", get(incidents::stats))
+        .route("/api/incidents/services", get(incidents::services))
         .route("/api/events/recent", get(incidents::recent_events))
         .route("/api/followups/summary", get(incidents::followups_summary))
+        .route("/api/followups", get(incidents::followups))
         .route("/api/runbooks", get(runbooks::list))
         .route("/api/runbooks/search", get(runbooks::search))
         .route("/api/runbooks/reindex", post(runbooks::reindex))

@@ -60,6 +60,29 @@ pub struct Page<T> {
     /// asked, and `next_cursor` continues the search.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// How many items match in all (an incident list without a text filter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// With a text filter: how many incidents match the other filters (the text search's
+    /// candidates), and how many of them this page examined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned: Option<u64>,
+}
+
+impl<T> Page<T> {
+    /// A page with no counts.
+    pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
+        Page {
+            items,
+            next_cursor,
+            partial: false,
+            total: None,
+            candidates: None,
+            scanned: None,
+        }
+    }
 }
 
 /// An incident with its timeline and artifacts.
@@ -77,7 +100,8 @@ pub struct IncidentDetail {
 pub struct ListQuery {
     /// Any of these statuses (empty = all).
     pub status: Vec<Status>,
-    pub service: Option<String>,
+    /// Any of these services (empty = all), matched without regard to case.
+    pub service: Vec<String>,
     pub env: Option<String>,
     /// Any of these severities (empty = all).
     pub severity: Vec<Severity>,
@@ -89,6 +113,38 @@ pub struct ListQuery {
     /// owner or labels. Checked on records, so a page examines at most [`MAX_TEXT_SCAN`]
     /// candidates and says so in `partial`.
     pub text: Option<String>,
+    pub sort: Sort,
+}
+
+/// The order of an incident list. Within each, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// By creation time, newest first.
+    #[default]
+    Created,
+    /// P0 first, then P1, P2, P3; newest created first within each.
+    Severity,
+    /// Most recently updated first.
+    Updated,
+    /// Most recently started first.
+    Started,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 4] = [Sort::Created, Sort::Severity, Sort::Updated, Sort::Started];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Created => "created",
+            Sort::Severity => "severity",
+            Sort::Updated => "updated",
+            Sort::Started => "started",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|x| x.as_str() == s.trim())
+    }
 }
 
 /// Most candidates one text-filtered list page examines before it returns what it found.
@@ -138,6 +194,27 @@ pub struct FollowupView {
     pub overdue: bool,
     pub service: String,
     pub env: String,
+}
+
+/// What [`Incidents::followups`] lists: open follow-ups, optionally only overdue ones, of
+/// some services (any case), one env, one owner (any case).
+#[derive(Debug, Clone, Default)]
+pub struct FollowupQuery {
+    pub service: Vec<String>,
+    pub env: Option<String>,
+    pub owner: Option<String>,
+    pub overdue: bool,
+    /// Earliest due first (else latest due first).
+    pub soonest: bool,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// A service and how many incidents it has.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceCount {
+    pub service: String,
+    pub incidents: u64,
 }
 
 /// A short incident line for summaries.

@@ -37,7 +37,17 @@ impl Incidents {
         if limit > MAX_LIMIT {
             return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
         }
-        let cursor = q.cursor.as_deref().map(parse_cursor).transpose()?;
+        if q.since.is_some() && matches!(q.sort, Sort::Updated | Sort::Started) {
+            return Err(Error::invalid(
+                "since",
+                "works with sort=created or sort=severity (both walk creation time)",
+            ));
+        }
+        let cursor = q
+            .cursor
+            .as_deref()
+            .map(|c| parse_cursor(c, q.sort))
+            .transpose()?;
         self.store
             .read(move |txn| list_in(txn, &q, limit, cursor))
             .await
@@ -92,11 +102,7 @@ impl Incidents {
                 let next_cursor = more
                     .then(|| keys.last().map(|(ts, id, seq)| format!("{ts}.{id}.{seq}")))
                     .flatten();
-                Ok(Page {
-                    items,
-                    next_cursor,
-                    partial: false,
-                })
+                Ok(Page::new(items, next_cursor))
             })
             .await
     }
@@ -176,13 +182,52 @@ impl Incidents {
     }
 }
 
-/// Parse a list cursor `<created µs>.<id>`.
-pub(super) fn parse_cursor(c: &str) -> Result<(i64, String)> {
+/// Where a list page starts: the segment of the order (a severity, for `sort=severity`), then
+/// the sort key and id of the last item shown.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ListCursor {
+    seg: usize,
+    ts: i64,
+    id: String,
+}
+
+impl ListCursor {
+    /// `<key µs>.<id>` for the creation order (the format every earlier version returned),
+    /// `<sort>.<segment>.<key µs>.<id>` for the others.
+    fn format(&self, sort: Sort) -> String {
+        match sort {
+            Sort::Created => format!("{}.{}", self.ts, self.id),
+            s => format!("{}.{}.{}.{}", s.as_str(), self.seg, self.ts, self.id),
+        }
+    }
+}
+
+/// Parse a list cursor for `sort` (a cursor of another order is refused).
+pub(super) fn parse_cursor(c: &str, sort: Sort) -> Result<ListCursor> {
     let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server returned");
-    let (ts, id) = c.split_once('.').ok_or_else(bad)?;
+    let (seg, rest) = match sort {
+        Sort::Created => (0, c),
+        s => {
+            let rest = c
+                .strip_prefix(s.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+                .ok_or_else(bad)?;
+            let (seg, rest) = rest.split_once('.').ok_or_else(bad)?;
+            let seg = seg.parse::<usize>().map_err(|_| bad())?;
+            if seg >= segments(s, &[]).len() {
+                return Err(bad());
+            }
+            (seg, rest)
+        }
+    };
+    let (ts, id) = rest.split_once('.').ok_or_else(bad)?;
     let ts = ts.parse::<i64>().map_err(|_| bad())?;
     validate_incident_id(id).map_err(|_| bad())?;
-    Ok((ts, id.to_string()))
+    Ok(ListCursor {
+        seg,
+        ts,
+        id: id.to_string(),
+    })
 }
 
 /// Parse a feed cursor `<ts µs>.<incident id>.<seq>`.
@@ -196,50 +241,87 @@ pub(super) fn parse_feed_cursor(c: &str) -> Result<(i64, String, u64)> {
     Ok((ts, id.to_string(), seq))
 }
 
+/// One run of index entries a list walks, newest key first: a dimension of [`INDEX`] (by
+/// creation time) or an order of [`SORT_INDEX`].
+enum Segment {
+    Index(String),
+    Sorted(&'static str),
+}
+
+/// The segments of `sort`, in order (`driver`: the index dimension a creation-ordered list
+/// walks; `severities`: the filter's, all when empty).
+fn segments(sort: Sort, severities: &[Severity]) -> Vec<Segment> {
+    match sort {
+        Sort::Created => vec![Segment::Index("all".into())],
+        Sort::Severity => Severity::ALL
+            .into_iter()
+            .filter(|s| severities.is_empty() || severities.contains(s))
+            .map(|s| Segment::Index(format!("severity:{}", s.as_str())))
+            .collect(),
+        Sort::Updated => vec![Segment::Sorted("updated")],
+        Sort::Started => vec![Segment::Sorted("started")],
+    }
+}
+
+/// The stored service names `asked` stands for, without regard to case (`Billing` finds
+/// `billing`); a name no incident has is kept as asked (and matches nothing).
+fn resolve_services(
+    counts: &impl ReadableTable<&'static str, u64>,
+    asked: &[String],
+) -> Result<Vec<String>> {
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known = known_services(counts)?;
+    let mut out = Vec::new();
+    for a in asked {
+        let mut hit = false;
+        for (k, _) in known.iter().filter(|(k, _)| k.eq_ignore_ascii_case(a)) {
+            hit = true;
+            if !out.contains(k) {
+                out.push(k.clone());
+            }
+        }
+        if !hit && !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Every service with at least one incident, and how many it has, by name.
+pub(super) fn known_services(
+    counts: &impl ReadableTable<&'static str, u64>,
+) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    // `;` is the byte after `:`: the range holds exactly the `service:` dimensions.
+    for row in counts.range("service:".."service;")? {
+        let (k, v) = row?;
+        let n = v.value();
+        if n > 0 {
+            out.push((k.value()["service:".len()..].to_string(), n));
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn list_in(
     txn: &redb::ReadTransaction,
     q: &ListQuery,
     limit: usize,
-    cursor: Option<(i64, String)>,
+    cursor: Option<ListCursor>,
 ) -> Result<Page<Incident>> {
     let idx = txn.open_table(INDEX)?;
+    let sorted = txn.open_table(SORT_INDEX)?;
     let counts = txn.open_table(INDEX_COUNTS)?;
-    let mut candidates: Vec<String> = Vec::new();
-    if let [s] = q.status.as_slice() {
-        candidates.push(format!("status:{}", s.as_str()));
-    }
-    if let Some(s) = &q.service {
-        candidates.push(format!("service:{s}"));
-    }
-    if let Some(e) = &q.env {
-        candidates.push(format!("env:{e}"));
-    }
-    if let [s] = q.severity.as_slice() {
-        candidates.push(format!("severity:{}", s.as_str()));
-    }
-    let mut driver = "all".to_string();
-    let mut best = u64::MAX;
-    for c in candidates {
-        let n = counts.get(c.as_str())?.map(|g| g.value()).unwrap_or(0);
-        if n < best {
-            best = n;
-            driver = c;
-        }
-    }
-    if best == 0 {
-        return Ok(Page {
-            items: Vec::new(),
-            next_cursor: None,
-            partial: false,
-        });
-    }
-    let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
-    let d = driver.as_str();
-    let range = match &cursor {
-        Some((ts, id)) => idx.range((d, lo_ts, "")..(d, *ts, id.as_str()))?,
-        None => idx.range((d, lo_ts, "")..=(d, i64::MAX, ""))?,
-    };
     let incs = txn.open_table(INCIDENTS)?;
+    let services = resolve_services(&counts, &q.service)?;
+    let passes = |b: &Brief| {
+        (q.status.is_empty() || b.status.is_some_and(|s| q.status.contains(&s)))
+            && (services.is_empty() || services.iter().any(|s| s == b.service))
+            && q.env.as_deref().is_none_or(|e| e == b.env)
+            && (q.severity.is_empty() || b.severity.is_some_and(|s| q.severity.contains(&s)))
+    };
     let words: Vec<String> = q
         .text
         .as_deref()
@@ -247,67 +329,168 @@ pub(super) fn list_in(
         .split_whitespace()
         .map(str::to_lowercase)
         .collect();
-    let mut found: Vec<(i64, String, Option<Incident>)> = Vec::with_capacity(limit + 1);
-    let mut scanned = 0usize;
-    let mut last_scanned: Option<(i64, String)> = None;
-    let mut partial = false;
-    for row in range.rev() {
-        let (k, v) = row?;
-        let b = parse_brief(v.value());
-        let ok = (q.status.is_empty() || b.status.is_some_and(|s| q.status.contains(&s)))
-            && q.service.as_deref().is_none_or(|s| s == b.service)
-            && q.env.as_deref().is_none_or(|e| e == b.env)
-            && (q.severity.is_empty() || b.severity.is_some_and(|s| q.severity.contains(&s)));
-        if !ok {
-            continue;
-        }
-        let (_, ts, id) = k.value();
-        if words.is_empty() {
-            found.push((ts, id.to_string(), None));
-        } else {
-            if scanned == MAX_TEXT_SCAN {
-                partial = true;
-                break;
-            }
-            scanned += 1;
-            last_scanned = Some((ts, id.to_string()));
-            let Some(inc) = load_incident(&incs, id)? else {
-                continue;
+
+    // A pasted incident id is a direct lookup: exact, complete, and one read.
+    if let [w] = words.as_slice() {
+        if validate_incident_id(w).is_ok() {
+            let hit = match (&cursor, load_incident(&incs, w)?) {
+                (None, Some(inc)) if passes(&parse_brief(&brief_of(&inc))) => Some(inc),
+                _ => None,
             };
-            if !text_matches(&inc, &words) {
+            let mut page = Page::new(hit.into_iter().collect(), None);
+            page.total = Some(page.items.len() as u64);
+            return Ok(page);
+        }
+    }
+
+    // The most selective single-valued filter drives a creation-ordered walk.
+    let mut dims: Vec<String> = Vec::new();
+    if let [s] = q.status.as_slice() {
+        dims.push(format!("status:{}", s.as_str()));
+    }
+    if let [s] = services.as_slice() {
+        dims.push(format!("service:{s}"));
+    }
+    if let Some(e) = &q.env {
+        dims.push(format!("env:{e}"));
+    }
+    if let [s] = q.severity.as_slice() {
+        dims.push(format!("severity:{}", s.as_str()));
+    }
+    let count = |d: &str| -> Result<u64> { Ok(counts.get(d)?.map(|g| g.value()).unwrap_or(0)) };
+    let mut driver = "all".to_string();
+    let mut best = redb::ReadableTableMetadata::len(&incs)?;
+    for d in dims {
+        let n = count(&d)?;
+        if n < best {
+            best = n;
+            driver = d;
+        }
+    }
+    let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
+
+    // How many match the filters other than text: from the counts when one kind of filter is
+    // set (any of its values), else by walking the driver's index entries (no records read).
+    let kinds: Vec<Vec<String>> = [
+        q.status
+            .iter()
+            .map(|s| format!("status:{}", s.as_str()))
+            .collect::<Vec<_>>(),
+        services.iter().map(|s| format!("service:{s}")).collect(),
+        q.env.iter().map(|e| format!("env:{e}")).collect(),
+        q.severity
+            .iter()
+            .map(|s| format!("severity:{}", s.as_str()))
+            .collect(),
+    ]
+    .into_iter()
+    .filter(|k| !k.is_empty())
+    .collect();
+    let matching = if best == 0 {
+        0
+    } else if q.since.is_none() && kinds.len() <= 1 {
+        match kinds.first() {
+            None => best,
+            Some(k) => k.iter().map(|d| count(d)).sum::<Result<u64>>()?,
+        }
+    } else {
+        let d = driver.as_str();
+        let mut n = 0u64;
+        for row in idx.range((d, lo_ts, "")..=(d, i64::MAX, ""))? {
+            if passes(&parse_brief(row?.1.value())) {
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut page = Page::new(Vec::new(), None);
+    if words.is_empty() {
+        page.total = Some(matching);
+    } else {
+        page.candidates = Some(matching);
+        page.scanned = Some(0);
+    }
+    if matching == 0 {
+        return Ok(page);
+    }
+
+    let mut segs = segments(q.sort, &q.severity);
+    if q.sort == Sort::Created {
+        segs = vec![Segment::Index(driver)];
+    }
+    let mut found: Vec<(ListCursor, Option<Incident>)> = Vec::with_capacity(limit + 1);
+    let mut scanned = 0usize;
+    let mut last_scanned: Option<ListCursor> = None;
+    let mut partial = false;
+    let first = cursor.as_ref().map(|c| c.seg).unwrap_or(0);
+    'walk: for (si, seg) in segs.iter().enumerate().skip(first) {
+        let (table, d, lo) = match seg {
+            // `since` bounds creation time: the lower end of a creation-ordered walk.
+            Segment::Index(d) => (&idx, d.as_str(), lo_ts),
+            Segment::Sorted(o) => (&sorted, *o, i64::MIN),
+        };
+        let range = match &cursor {
+            Some(c) if c.seg == si && c.ts < lo => continue,
+            Some(c) if c.seg == si => table.range((d, lo, "")..(d, c.ts, c.id.as_str()))?,
+            _ => table.range((d, lo, "")..=(d, i64::MAX, ""))?,
+        };
+        for row in range.rev() {
+            let (k, v) = row?;
+            if !passes(&parse_brief(v.value())) {
                 continue;
             }
-            found.push((ts, id.to_string(), Some(inc)));
-        }
-        if found.len() > limit {
-            break;
+            let (_, ts, id) = k.value();
+            let at = ListCursor {
+                seg: si,
+                ts,
+                id: id.to_string(),
+            };
+            if words.is_empty() {
+                found.push((at, None));
+            } else {
+                if scanned == MAX_TEXT_SCAN {
+                    partial = true;
+                    break 'walk;
+                }
+                scanned += 1;
+                last_scanned = Some(at.clone());
+                let Some(inc) = load_incident(&incs, id)? else {
+                    continue;
+                };
+                if !text_matches(&inc, &words) {
+                    continue;
+                }
+                found.push((at, Some(inc)));
+            }
+            if found.len() > limit {
+                break 'walk;
+            }
         }
     }
     let more = found.len() > limit;
     found.truncate(limit);
-    let next_cursor = if more {
-        found.last().map(|(ts, id, _)| format!("{ts}.{id}"))
+    page.next_cursor = if more {
+        found.last().map(|(c, _)| c.format(q.sort))
     } else if partial {
-        last_scanned.map(|(ts, id)| format!("{ts}.{id}"))
+        last_scanned.map(|c| c.format(q.sort))
     } else {
         None
     };
-    let mut items = Vec::with_capacity(found.len());
-    for (_, id, inc) in found {
+    for (at, inc) in found {
         match inc {
-            Some(inc) => items.push(inc),
+            Some(inc) => page.items.push(inc),
             None => {
-                if let Some(inc) = load_incident(&incs, &id)? {
-                    items.push(inc);
+                if let Some(inc) = load_incident(&incs, &at.id)? {
+                    page.items.push(inc);
                 }
             }
         }
     }
-    Ok(Page {
-        items,
-        next_cursor,
-        partial,
-    })
+    page.partial = partial;
+    if !words.is_empty() {
+        page.scanned = Some(scanned as u64);
+    }
+    Ok(page)
 }
 
 /// Whether every word appears in one of the incident's searchable fields.

@@ -34,6 +34,11 @@ pub const EVENT_FEED: TableDefinition<(i64, &str, u64), &str> =
 /// `ts` is read where it happened, not where it was appended).
 pub const EVENT_ORDER: TableDefinition<(&str, i64, u64), ()> =
     TableDefinition::new("incident_event_order");
+/// (order, key µs, id) → `status|service|env|severity`: every incident once per order other
+/// than creation, `updated` (by `updated_at`) and `started` (by `started_at`), so the list
+/// sorts by them without loading records.
+pub const SORT_INDEX: TableDefinition<(&str, i64, &str), &str> =
+    TableDefinition::new("incident_sort_index");
 /// follow-up event id → (incident id, seq), only while the follow-up is open.
 pub const OPEN_FOLLOWUPS: TableDefinition<&str, (&str, u64)> =
     TableDefinition::new("incident_open_followups");
@@ -48,10 +53,12 @@ pub const ALL: &[&dyn AnyTable] = &[
     &OPEN_FOLLOWUPS,
     &EVENT_FEED,
     &EVENT_ORDER,
+    &SORT_INDEX,
 ];
 
 /// The incident log's schema steps: version 2 fills the time-ordered event feed from the
-/// timelines already stored, version 5 the time order of each timeline.
+/// timelines already stored, version 5 the time order of each timeline, version 6 the list's
+/// orders by update and start time.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
@@ -63,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
         what: "each timeline in time order",
         run: backfill_event_order,
     },
+    Migration {
+        version: 6,
+        what: "incident lists sorted by update and start time",
+        run: backfill_sort_index,
+    },
 ];
 
 /// The index dimension names for an incident.
@@ -73,6 +85,15 @@ pub fn dims(inc: &Incident) -> [String; 5] {
         format!("service:{}", inc.service),
         format!("env:{}", inc.env),
         format!("severity:{}", inc.severity.as_str()),
+    ]
+}
+
+/// The incident's entries in [`SORT_INDEX`]: (order, key µs).
+pub fn sort_keys(inc: &Incident) -> [(&'static str, i64); 2] {
+    use crate::kernel::clock::micros;
+    [
+        ("updated", micros(inc.updated_at)),
+        ("started", micros(inc.started_at)),
     ]
 }
 
@@ -131,6 +152,7 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
         .insert(new.id.as_str(), bytes.as_slice())?;
     let ts = crate::kernel::clock::micros(new.created_at);
     let brief = brief_of(new);
+    put_sort_keys(txn, old, new, &brief)?;
     let old_dims: Vec<String> = match old {
         // Only status, service, env and severity are indexed: most updates (a new event, a
         // title change) leave the index alone.
@@ -159,11 +181,28 @@ pub fn put_incident(txn: &WriteTx, old: Option<&Incident>, new: &Incident) -> Re
     Ok(())
 }
 
+/// Keep `new`'s [`SORT_INDEX`] entries in step (most updates move `updated` only).
+fn put_sort_keys(txn: &WriteTx, old: Option<&Incident>, new: &Incident, brief: &str) -> Result<()> {
+    let mut sort = txn.open(SORT_INDEX)?;
+    let old_keys = old.map(|o| (sort_keys(o), brief_of(o)));
+    for (i, (order, key)) in sort_keys(new).into_iter().enumerate() {
+        if let Some((keys, old_brief)) = &old_keys {
+            if keys[i].1 == key && old_brief == brief {
+                continue;
+            }
+            sort.remove((order, keys[i].1, new.id.as_str()))?;
+        }
+        sort.insert((order, key, new.id.as_str()), brief)?;
+    }
+    Ok(())
+}
+
 /// Store incidents whose id is not there yet, each with its index entries (a bulk import:
 /// the tables are opened once for the whole batch). Returns how many were new.
 pub fn insert_new_incidents(txn: &WriteTx, incs: &[Incident]) -> Result<usize> {
     let mut t = txn.open(INCIDENTS)?;
     let mut idx = txn.open(INDEX)?;
+    let mut sort = txn.open(SORT_INDEX)?;
     let mut n = 0;
     for inc in incs {
         if t.get(inc.id.as_str())?.is_some() {
@@ -173,6 +212,9 @@ pub fn insert_new_incidents(txn: &WriteTx, incs: &[Incident]) -> Result<usize> {
         t.insert(inc.id.as_str(), bytes.as_slice())?;
         let ts = crate::kernel::clock::micros(inc.created_at);
         let brief = brief_of(inc);
+        for (order, key) in sort_keys(inc) {
+            sort.insert((order, key, inc.id.as_str()), brief.as_str())?;
+        }
         for d in &dims(inc) {
             if !idx.insert((d.as_str(), ts, inc.id.as_str()), brief.as_str())? && d != "all" {
                 txn.add_count(INDEX_COUNTS, d, 1);
@@ -379,6 +421,21 @@ pub fn backfill_event_order(txn: &redb::WriteTransaction) -> Result<()> {
         let ev: Event = from_json(v.value())?;
         let (inc, seq) = k.value();
         order.insert((inc, crate::kernel::clock::micros(ev.ts), seq), ())?;
+    }
+    Ok(())
+}
+
+/// Migration to schema 6: each stored incident's [`SORT_INDEX`] entries.
+pub fn backfill_sort_index(txn: &redb::WriteTransaction) -> Result<()> {
+    let incs = txn.open_table(INCIDENTS)?;
+    let mut sort = txn.open_table(SORT_INDEX)?;
+    for row in incs.iter()? {
+        let (k, v) = row?;
+        let inc: Incident = from_json(v.value())?;
+        let brief = brief_of(&inc);
+        for (order, key) in sort_keys(&inc) {
+            sort.insert((order, key, k.value()), brief.as_str())?;
+        }
     }
     Ok(())
 }

@@ -42,11 +42,7 @@ impl Incidents {
                 } else {
                     None
                 };
-                Ok(Page {
-                    items,
-                    next_cursor,
-                    partial: false,
-                })
+                Ok(Page::new(items, next_cursor))
             })
             .await
     }
@@ -264,7 +260,7 @@ impl Incidents {
                     };
                     let ev: Event = from_json(g.value())?;
                     if is_open_followup(&ev) {
-                        open_followups.push(followup_view(&ev, &inc, now));
+                        open_followups.push(followup_view(&ev, &inc.service, &inc.env, now));
                     }
                 }
                 open_followups.sort_by(|a, b| (&a.due, &a.event_id).cmp(&(&b.due, &b.event_id)));
@@ -296,7 +292,129 @@ impl Incidents {
     }
 }
 
-pub(super) fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> FollowupView {
+impl Incidents {
+    /// Open follow-ups matching `q`, one page at a time: by due date (`q.soonest`: earliest
+    /// first, else latest first, so the most recently missed of the overdue ones lead), those
+    /// without a due date last; `total` counts every match.
+    pub async fn followups(&self, q: FollowupQuery) -> Result<Page<FollowupView>> {
+        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
+        if limit > MAX_LIMIT {
+            return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
+        }
+        let cursor = q.cursor.as_deref().map(parse_followup_cursor).transpose()?;
+        let now = self.clock.now();
+        self.store
+            .read(move |txn| {
+                let incs = txn.open_table(INCIDENTS)?;
+                let events = txn.open_table(EVENTS)?;
+                let services: Vec<String> = q.service.iter().map(|s| s.to_lowercase()).collect();
+                // Only each match's sort key is kept; views are built for the page alone.
+                let mut rows: Vec<(Option<i64>, String, Event, Place)> = Vec::new();
+                for row in txn.open_table(OPEN_FOLLOWUPS)?.iter()? {
+                    let (_, v) = row?;
+                    let (inc_id, seq) = v.value();
+                    let Some(g) = events.get((inc_id, seq))? else {
+                        continue;
+                    };
+                    let ev: Event = from_json(g.value())?;
+                    if !is_open_followup(&ev) {
+                        continue;
+                    }
+                    let meta = |k: &str| ev.meta.get(k).and_then(|v| v.as_str());
+                    let due = meta("due").and_then(crate::kernel::clock::parse_ts);
+                    let owner_ok = q
+                        .owner
+                        .as_deref()
+                        .is_none_or(|o| meta("owner").is_some_and(|fo| fo.eq_ignore_ascii_case(o)));
+                    if (q.overdue && due.is_none_or(|d| d >= now)) || !owner_ok {
+                        continue;
+                    }
+                    let Some(g) = incs.get(inc_id)? else { continue };
+                    let place: Place = from_json(g.value())?;
+                    if !(services.is_empty() || services.contains(&place.service.to_lowercase()))
+                        || q.env.as_deref().is_some_and(|e| e != place.env)
+                    {
+                        continue;
+                    }
+                    rows.push((due.map(micros), ev.id.clone(), ev, place));
+                }
+                let key = |(due, id, ..): &(Option<i64>, String, Event, Place)| {
+                    // Without a due date: after every dated one, in either order.
+                    let d = match (due, q.soonest) {
+                        (None, _) => i64::MAX,
+                        (Some(d), true) => *d,
+                        (Some(d), false) => -*d,
+                    };
+                    (d, id.clone())
+                };
+                rows.sort_by_cached_key(key);
+                let total = rows.len() as u64;
+                let start = match &cursor {
+                    None => 0,
+                    Some(c) => rows.partition_point(|r| &key(r) <= c),
+                };
+                let rest = &rows[start.min(rows.len())..];
+                let items: Vec<FollowupView> = rest
+                    .iter()
+                    .take(limit)
+                    .map(|(_, _, ev, place)| followup_view(ev, &place.service, &place.env, now))
+                    .collect();
+                let next_cursor = (rest.len() > limit)
+                    .then(|| rest.get(limit - 1).map(key))
+                    .flatten()
+                    .map(|(d, id)| format!("{d}.{id}"));
+                let mut page = Page::new(items, next_cursor);
+                page.total = Some(total);
+                Ok(page)
+            })
+            .await
+    }
+
+    /// Every service with incidents, and how many each has, by name; with `prefix`, only
+    /// those whose name starts with it (without regard to case).
+    pub async fn services(&self, prefix: Option<String>) -> Result<Vec<ServiceCount>> {
+        let prefix = prefix.map(|p| p.trim().to_lowercase()).unwrap_or_default();
+        if prefix.len() > 64 {
+            return Err(Error::invalid("prefix", "at most 64 characters"));
+        }
+        self.store
+            .read(move |txn| {
+                let counts = txn.open_table(INDEX_COUNTS)?;
+                Ok(super::queries::known_services(&counts)?
+                    .into_iter()
+                    .filter(|(s, _)| s.to_lowercase().starts_with(&prefix))
+                    .map(|(service, incidents)| ServiceCount { service, incidents })
+                    .collect())
+            })
+            .await
+    }
+}
+
+/// Parse a follow-up list cursor `<sort key>.<event id>`.
+fn parse_followup_cursor(c: &str) -> Result<(i64, String)> {
+    let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server returned");
+    let (d, id) = c.split_once('.').ok_or_else(bad)?;
+    let d = d.parse::<i64>().map_err(|_| bad())?;
+    if id.is_empty() || id.len() > 100 {
+        return Err(bad());
+    }
+    Ok((d, id.to_string()))
+}
+
+/// The fields of a stored incident a follow-up list needs (the rest of the record is skipped,
+/// not decoded).
+#[derive(serde::Deserialize)]
+struct Place {
+    service: String,
+    env: String,
+}
+
+pub(super) fn followup_view(
+    ev: &Event,
+    service: &str,
+    env: &str,
+    now: OffsetDateTime,
+) -> FollowupView {
     let s = |k: &str| ev.meta.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let due = s("due");
     let overdue = due
@@ -312,7 +430,7 @@ pub(super) fn followup_view(ev: &Event, inc: &Incident, now: OffsetDateTime) -> 
         priority: s("priority").unwrap_or_else(|| "P2".into()),
         status: s("status").unwrap_or_else(|| "open".into()),
         overdue,
-        service: inc.service.clone(),
-        env: inc.env.clone(),
+        service: service.to_string(),
+        env: env.to_string(),
     }
 }

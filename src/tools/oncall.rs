@@ -10,7 +10,7 @@ use crate::incidents::model::{
     IncidentPatch, NewArtifact, NewEvent, NewIncident, Severity, Status,
 };
 use crate::incidents::Incidents;
-use crate::incidents::ListQuery;
+use crate::incidents::{ListQuery, Sort};
 
 const NAME: &str = "oncall_tool";
 
@@ -30,6 +30,8 @@ const ACTIONS: &[Action] = &[
     Action::read("incident_followups_summary"),
     Action::read("incident_stats"),
     Action::read("incident_feed"),
+    Action::read("incident_followups"),
+    Action::read("incident_services"),
 ];
 
 #[derive(Deserialize)]
@@ -72,12 +74,106 @@ pub struct SummaryParams {
     pub window_days: Option<u32>,
 }
 
+/// Params of `incident_followups` (and the query of `GET /api/followups`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupsParams {
+    /// One service or a comma-separated list, any case.
+    pub service: Option<String>,
+    pub env: Option<String>,
+    pub owner: Option<String>,
+    /// Only follow-ups past their due date.
+    pub overdue: Option<bool>,
+    /// `latest` (the default: latest due first) or `soonest` (earliest due first).
+    pub order: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl FollowupsParams {
+    /// Convert to the room's query, validating every value.
+    pub fn into_query(self) -> Result<crate::incidents::FollowupQuery> {
+        let service = split_tokens("service", self.service.as_deref(), 64)?;
+        let env = self
+            .env
+            .filter(|e| !e.is_empty())
+            .map(|e| e.to_ascii_lowercase());
+        if let Some(e) = &env {
+            crate::kernel::text::check_token("env", e, 32)?;
+        }
+        let owner = self
+            .owner
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty());
+        if owner.as_ref().is_some_and(|o| o.chars().count() > 100) {
+            return Err(Error::invalid("owner", "at most 100 characters"));
+        }
+        let soonest = match self.order.as_deref().map(str::trim) {
+            None | Some("") | Some("latest") => false,
+            Some("soonest") => true,
+            Some(o) => {
+                return Err(Error::invalid(
+                    "order",
+                    format!("'{o}' is not one of latest, soonest"),
+                ))
+            }
+        };
+        Ok(crate::incidents::FollowupQuery {
+            service,
+            env,
+            owner,
+            overdue: self.overdue.unwrap_or(false),
+            soonest,
+            limit: self.limit.unwrap_or(0),
+            cursor: check_cursor(self.cursor)?,
+        })
+    }
+}
+
+/// Params of `incident_services` (and the query of `GET /api/incidents/services`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesParams {
+    /// Only services whose name starts with this, any case.
+    pub prefix: Option<String>,
+}
+
+/// A comma-separated list of tokens (`service=a,b`), each checked like the values it matches.
+fn split_tokens(field: &str, v: Option<&str>, max: usize) -> Result<Vec<String>> {
+    let out: Vec<String> = v
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if out.len() > 50 {
+        return Err(Error::invalid(field, "at most 50 values"));
+    }
+    for s in &out {
+        crate::kernel::text::check_token(field, s, max)?;
+    }
+    Ok(out)
+}
+
+/// A page cursor as given back (empty = none); bounded so junk is refused early.
+fn check_cursor(c: Option<String>) -> Result<Option<String>> {
+    match c.filter(|c| !c.is_empty()) {
+        Some(c) if c.len() > 200 => Err(Error::invalid(
+            "cursor",
+            "is not a cursor from a previous page",
+        )),
+        c => Ok(c),
+    }
+}
+
 /// Query of `GET /api/incidents` (and params of `oncall_tool.incident_list`).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// One status or a comma-separated list.
     status: Option<String>,
+    /// One service or a comma-separated list, matched without regard to case.
     service: Option<String>,
     env: Option<String>,
     /// One severity or a comma-separated list.
@@ -85,8 +181,11 @@ pub struct ListParams {
     since: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
-    /// Words that must all appear in the id, title, summary, service, owner or labels.
+    /// Words that must all appear in the id, title, summary, service, owner or labels (an
+    /// incident id alone is looked up directly).
     q: Option<String>,
+    /// `created` (the default), `severity`, `updated` or `started`; newest first in each.
+    sort: Option<String>,
 }
 
 fn split<T>(field: &str, v: Option<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
@@ -111,28 +210,35 @@ impl ListParams {
             })?),
         };
         // Filters are bounded like the values they match.
-        for (field, v, max) in [("service", &self.service, 64), ("env", &self.env, 32)] {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                crate::kernel::text::check_token(field, v, max)?;
-            }
+        if let Some(v) = self.env.as_deref().filter(|v| !v.is_empty()) {
+            crate::kernel::text::check_token("env", v, 32)?;
         }
-        if self.cursor.as_ref().is_some_and(|c| c.len() > 200) {
-            return Err(Error::invalid(
-                "cursor",
-                "is not a cursor from a previous page",
-            ));
-        }
+        let services = split_tokens("service", self.service.as_deref(), 64)?;
+        let sort = match self
+            .sort
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => Sort::Created,
+            Some(s) => Sort::parse(s).ok_or_else(|| {
+                Error::invalid(
+                    "sort",
+                    format!("'{s}' is not one of created, severity, updated, started"),
+                )
+            })?,
+        };
         Ok(ListQuery {
             status: split("status", self.status, Status::parse)?,
             severity: split("severity", self.severity, Severity::parse)?,
-            service: self.service.filter(|s| !s.is_empty()),
+            service: services,
             env: self
                 .env
                 .filter(|s| !s.is_empty())
                 .map(|e| e.to_ascii_lowercase()),
             since,
             limit: self.limit.unwrap_or(0),
-            cursor: self.cursor.filter(|c| !c.is_empty()),
+            cursor: check_cursor(self.cursor)?,
             text: match self.q.map(|q| q.trim().to_string()) {
                 Some(q) if q.chars().count() > 200 => {
                     return Err(Error::invalid("q", "at most 200 characters"))
@@ -140,6 +246,7 @@ impl ListParams {
                 Some(q) if !q.is_empty() => Some(q),
                 _ => None,
             },
+            sort,
         })
     }
 }
@@ -204,6 +311,8 @@ pub enum OncallCall {
     FollowupsSummary(SummaryParams),
     Stats(StatsParams),
     Feed(FeedParams),
+    Followups(FollowupsParams),
+    Services(ServicesParams),
 }
 
 impl TypedCall for OncallCall {
@@ -224,6 +333,8 @@ impl TypedCall for OncallCall {
             OncallCall::FollowupsSummary(_) => "incident_followups_summary",
             OncallCall::Stats(_) => "incident_stats",
             OncallCall::Feed(_) => "incident_feed",
+            OncallCall::Followups(_) => "incident_followups",
+            OncallCall::Services(_) => "incident_services",
         }
     }
 }
@@ -303,6 +414,8 @@ impl OncallCall {
             "incident_followups_summary" => OncallCall::FollowupsSummary(parse(p)?),
             "incident_stats" => OncallCall::Stats(parse(p)?),
             "incident_feed" => OncallCall::Feed(parse(p)?),
+            "incident_followups" => OncallCall::Followups(parse(p)?),
+            "incident_services" => OncallCall::Services(parse(p)?),
             other => return Err(no_action(NAME, other, ACTIONS)),
         })
     }
@@ -361,6 +474,11 @@ impl OncallCall {
                     .await?,
             ),
             OncallCall::Stats(q) => to_json(inc.stats(q.env).await?),
+            OncallCall::Followups(q) => to_json(inc.followups(q.into_query()?).await?),
+            OncallCall::Services(q) => {
+                let services = inc.services(q.prefix).await?;
+                Ok(json!({"total": services.len(), "services": services}))
+            }
             OncallCall::Feed(q) => {
                 let types = q
                     .types

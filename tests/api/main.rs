@@ -5,6 +5,7 @@ mod helpers;
 
 mod backup;
 mod bad_input;
+mod browse;
 mod console;
 mod edge;
 mod edge_process;

@@ -5,7 +5,7 @@
 // screenshots to tests/browser/screenshots/ (or SCREENSHOT_DIR). Exits non-zero on the first
 // failed step. Run: `cargo build --release && (cd tests/browser && npm ci && npm test)`.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, cpSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
@@ -110,6 +110,33 @@ async function http(base, path, opts = {}) {
   if (!res.ok) throw new Error(`${opts.method || 'GET'} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
+
+// ---- a history of closed incidents -------------------------------------------------------
+// More closed incidents than one text-filtered page reads (the server's scan budget is
+// 20,000), imported before the server starts. The oldest has the only "zanzibar" in its
+// title, so finding it takes the list's search past the budget. Closed, so the active views
+// (the list's default, the overview) do not see them.
+const HISTORY = 20500;
+function importHistory() {
+  const dir = join(dataDir, 'history');
+  mkdirSync(dir, { recursive: true });
+  const lines = [];
+  const t0 = Date.UTC(2024, 0, 1);
+  for (let k = 0; k < HISTORY; k++) {
+    const t = new Date(t0 + k * 60000);
+    const iso = t.toISOString();
+    const stamp = iso.slice(0, 10).replaceAll('-', '') + '_' + iso.slice(11, 16).replace(':', '');
+    lines.push(JSON.stringify({
+      id: `inc_${stamp}_${k.toString(16).padStart(12, '0')}`, service: 'archive', env: 'prod', severity: 'P3',
+      status: 'closed', title: k === 0 ? 'Zanzibar relay outage' : `Archived incident ${k}`, summary: '',
+      started_at: iso, created_at: iso, updated_at: iso, closed_at: iso, created_by: 'import',
+    }));
+  }
+  writeFileSync(join(dir, 'incidents.jsonl'), lines.join('\n') + '\n');
+  const r = spawnSync(bin, ['import', dir], { env: { ...process.env, DATA_DIR: dataDir, RUST_LOG: 'warn' }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sofiia import failed: ${r.stderr}`);
+}
+importHistory();
 
 // ---- steps ------------------------------------------------------------------------------
 let failures = 0;
@@ -450,6 +477,102 @@ try {
     assert.equal((await page.locator('#ov-tiles .tile .n').first().textContent()).trim(), '4');
     await page.locator('#ov-latest', { hasText: 'Slow queries (events tab)' }).waitFor();
     await shot('08-overview');
+  });
+
+  /** Wait until no list of the view is loading. */
+  const idle = () => page.waitForFunction(() => document.querySelector('#incident-table, .table-wrap .empty') && !document.querySelector('#view [aria-busy]'));
+
+  await step('list: active by default with its total, sorted, the page in the URL (reload keeps it)', async () => {
+    for (let i = 0; i < 55; i++) {
+      await http(base, '/api/incidents', { method: 'POST', body: { service: i % 2 ? 'Payments-EU' : 'payments-us', severity: `P${i % 4}`, title: `Card declines ${i}` } });
+    }
+    const active = await http(base, '/api/incidents?status=open,acknowledged,mitigated&limit=1');
+    await page.goto(`${base}/#/incidents`);
+    await page.locator('#incident-table').waitFor();
+    assert.equal(await page.inputValue('#f-status'), 'open,acknowledged,mitigated', 'opens on the active incidents');
+    await page.locator('#incident-total', { hasText: `${active.total} incidents` }).waitFor();
+    assert.ok(active.total >= 59 && active.total < 100, `active total ${active.total}`);
+    await page.selectOption('#f-sort', 'severity');
+    await page.waitForFunction(() => window.location.hash.includes('sort=severity'));
+    await idle();
+    const sevs = await page.locator('#incident-table tbody tr td:first-child').allTextContents();
+    assert.deepEqual([...sevs].sort(), sevs, 'P0 first');
+    await page.click('#next-page');
+    await page.waitForFunction(() => /cursor=severity\./.test(window.location.hash) && /page=2/.test(window.location.hash));
+    await page.locator('#page-no', { hasText: 'page 2' }).waitFor();
+    await idle();
+    const firstOn2 = await page.locator('#incident-table tbody tr').first().getAttribute('data-id');
+    await page.reload();
+    await page.locator('#page-no', { hasText: 'page 2' }).waitFor();
+    await idle();
+    await page.locator(`#incident-table tbody tr[data-id="${firstOn2}"]`).first().waitFor();
+    assert.equal(await page.locator('#incident-table tbody tr').first().getAttribute('data-id'), firstOn2, 'same page after reload');
+    await page.click('#prev-page');
+    await page.locator('#page-no', { hasText: 'page 1' }).waitFor();
+    await page.waitForFunction(() => !window.location.hash.includes('cursor='));
+    await page.selectOption('#f-status', 'any');
+    await page.locator('#incident-total', { hasText: `${(active.total + HISTORY).toLocaleString('en-US')} incidents` }).waitFor();
+    await shot('09-list-sorted');
+  });
+
+  await step('list: the service field offers known services by prefix, any case', async () => {
+    await page.goto(`${base}/#/incidents`);
+    await page.locator('#incident-table').waitFor();
+    assert.ok(await page.locator('#f-service-list option[value="Payments-EU"]').count() === 1, 'known services offered');
+    await page.fill('#f-service', 'PAY');
+    await page.locator('#f-service-hint a[data-service="Payments-EU"]').waitFor();
+    await page.locator('#f-service-hint a[data-service="payments-us"]').waitFor();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#incident-table tbody tr')];
+      return rows.length > 0 && rows.every((r) => /payments-(eu|us)/i.test(r.children[4].textContent));
+    });
+    await page.click('#f-service-hint a[data-service="Payments-EU"]');
+    await page.waitForFunction(() => window.location.hash.includes('service=Payments-EU'));
+    await page.locator('#incident-total', { hasText: '27 incidents' }).waitFor();
+    await page.fill('#f-service', 'payments-eu');
+    await page.locator('#incident-total', { hasText: '27 incidents' }).waitFor();
+    await page.fill('#f-service', 'nosuch');
+    await page.locator('#f-service-hint .warn', { hasText: 'No service starts with' }).waitFor();
+    await page.locator('#view .empty', { hasText: 'No incidents match' }).waitFor();
+  });
+
+  await step('list: a rare word is found past the scan budget; an id pasted opens its incident', async () => {
+    await page.goto(`${base}/#/incidents?status=any`);
+    await page.locator('#incident-table').waitFor();
+    await page.fill('#f-q', 'zanzibar');
+    await page.locator('#incident-table tbody tr', { hasText: 'Zanzibar relay outage' }).waitFor({ timeout: 20000 });
+    assert.equal(await page.locator('#incident-table tbody tr').count(), 1);
+    assert.equal(await page.locator('#text-partial').count(), 0, 'the search went to the end');
+    assert.equal(await page.locator('#next-page').isDisabled(), true);
+    await page.locator('#incident-total', { hasText: /Text search over 20,5\d\d incidents/ }).waitFor();
+    await page.fill('#f-q', incId);
+    await page.waitForURL(new RegExp(`#/incidents/${incId}$`));
+    await page.locator('#incident-title').waitFor();
+    await page.goto(`${base}/#/incidents?status=any`);
+    await page.fill('#f-q', 'inc_20200101_0000_0000000000ff');
+    await page.locator('#id-missing', { hasText: 'No incident has the id' }).waitFor();
+  });
+
+  await step('follow-ups: the overview leads to every overdue one, latest due first, closable in place', async () => {
+    await http(base, `/api/incidents/${incId}/events`, { method: 'POST', body: { type: 'followup', meta: { title: 'Old miss', due: '2021-01-01' } } });
+    await http(base, `/api/incidents/${incId}/events`, { method: 'POST', body: { type: 'followup', meta: { title: 'Recent miss', due: '2025-06-01', owner: 'dana' } } });
+    await page.goto(`${base}/#/overview`);
+    const firstTitle = page.locator('#ov-overdue tbody tr').first();
+    await firstTitle.waitFor();
+    assert.match(await firstTitle.textContent(), /Recent miss/, 'the most recently missed leads');
+    await page.click('#ov-all-overdue');
+    await page.waitForURL(/#\/followups\?overdue=1/);
+    await page.locator('#fl-total', { hasText: '2 open follow-ups past due' }).waitFor();
+    const titles = await page.locator('#followup-table tbody tr td:first-child').allTextContents();
+    assert.deepEqual(titles, ['Recent miss', 'Old miss']);
+    await page.fill('#fl-owner', 'DANA');
+    await page.locator('#fl-total', { hasText: '1 open follow-up past due' }).waitFor();
+    await page.locator('#followup-table tr', { hasText: 'Recent miss' }).locator('button[data-close]').click();
+    await page.locator('#fl-total', { hasText: '0 open follow-ups past due' }).waitFor();
+    await page.fill('#fl-owner', '');
+    await page.locator('#fl-total', { hasText: '1 open follow-up past due' }).waitFor();
+    await shot('10-followups');
+    await page.keyboard.press('Escape');
   });
 
   await step('runbooks: search as you type, snippets highlighted, open at the section', async () => {

@@ -12,6 +12,7 @@ import * as live from './lib/live.js';
 import * as overview from './views/overview.js';
 import * as incidents from './views/incidents.js';
 import * as incident from './views/incident.js';
+import * as followups from './views/followups.js';
 import * as events from './views/events.js';
 import * as ops from './views/ops.js';
 import * as runbooks from './views/runbooks.js';
@@ -22,6 +23,8 @@ const TABS = [
   { room: 'overview', label: 'Overview', key: 'g o', view: overview },
   { room: 'nodes', label: 'Nodes' },
   { room: 'incidents', label: 'Incidents', key: 'g i', view: incidents },
+  // A page of the incidents room without a tab of its own.
+  { room: 'followups', label: 'Follow-ups', view: followups, within: 'incidents' },
   { room: 'ops', label: 'Ops', key: 'g p', view: ops },
   { room: 'runbooks', label: 'Runbooks', key: 'g r', view: runbooks },
   { room: 'alerts', label: 'Alerts' },
@@ -52,9 +55,10 @@ export function navigate(route) {
 
 function renderNav() {
   const { parts } = parseHash();
-  const current = parts[0] || 'overview';
+  const first = parts[0] || 'overview';
+  const current = (TABS.find((t) => t.room === first) || {}).within || first;
   const nav = document.getElementById('nav');
-  mount(nav, TABS.filter((t) => t.view && rooms.has(t.room)).map((t) =>
+  mount(nav, TABS.filter((t) => t.view && !t.within && rooms.has(t.room)).map((t) =>
     h('a', {
       href: `#/${t.room}`,
       class: current === t.room ? 'active' : '',
@@ -71,7 +75,7 @@ function route_() {
   }
   renderNav();
   const room = parts[0] || 'overview';
-  const tab = TABS.find((t) => t.room === room && t.view && rooms.has(t.room));
+  const tab = TABS.find((t) => t.room === room && t.view && rooms.has(t.within || t.room));
   const ctx = { parts, query, navigate, reconnect, setTheme, health };
   mount(view);
   if (!tab) {

@@ -45,7 +45,15 @@ export function linkRow(href, navigate, attrs, ...cells) {
  *   `emptyTable()` when `items` is empty);
  * - `what`: the items' name in messages (`runs` → "Could not load runs", "Runs changed…");
  * - `pager`: `{prev, next}`, the ids of the Previous/Next buttons (no pager without it);
- * - `note(page)`: an optional notice for a page (e.g. "partial"), or null.
+ * - `note(page)`: an optional notice for a page (e.g. "partial"), or null;
+ * - `start`: `{cursor, cursors, page}` to open at a page other than the first (a reload);
+ *   without `cursors` (a pasted link) "Previous" goes to the first page and `page` is the
+ *   number shown;
+ * - `onPage({cursor, cursors})`: told where the list is after each move (to keep it in the
+ *   URL).
+ *
+ * `fetchPage` gets a second argument `{current, progress}`: `current()` is false once a newer
+ * load has started (a long fetch stops), `progress(node)` shows a notice while it works.
  *
  * Returns `{el, load, reset, changed}`: `load()` reloads the page shown, `reset()` goes to the
  * first page, `changed()` (for live updates) reloads the first page, or on a later page says
@@ -53,8 +61,15 @@ export function linkRow(href, navigate, attrs, ...cells) {
  */
 export function cursorList(opts) {
   // Cursors of the pages before the current one (for "Previous"), and the current one's.
-  let cursors = [];
-  let cursor = null;
+  let cursors = (opts.start && opts.start.cursors) || [];
+  let cursor = (opts.start && opts.start.cursor) || null;
+  // A page opened from a link without the cursors before it: its number, and "Previous"
+  // leads to the first page.
+  let offset = 0;
+  if (cursor && !cursors.length) {
+    cursors = [null];
+    offset = Math.max(0, ((opts.start && Number(opts.start.page)) || 2) - 2);
+  }
   let next = null;
   let seq = 0;
   const notice = h('div');
@@ -68,7 +83,10 @@ export function cursorList(opts) {
     body.setAttribute('aria-busy', 'true');
     showPager(true);
     try {
-      const page = await opts.fetchPage(cursor);
+      const page = await opts.fetchPage(cursor, {
+        current: () => my === seq,
+        progress: (node) => { if (my === seq) mount(notice, node); },
+      });
       if (my !== seq) return;
       next = (page && page.next_cursor) || null;
       mount(notice, opts.note ? opts.note(page) : null);
@@ -86,18 +104,24 @@ export function cursorList(opts) {
     }
   }
 
+  function moved() {
+    if (cursor === null) offset = 0;
+    if (opts.onPage) opts.onPage({ cursor, cursors: [...cursors], page: cursor === null ? 1 : cursors.length + 1 + offset });
+    return load();
+  }
+
   function showPager(busy = false) {
     if (!pager) return;
     mount(pager,
-      h('button', { type: 'button', id: opts.pager.prev, disabled: busy || !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; load(); } }, '← Previous'),
-      h('span', { class: 'muted' }, `page ${cursors.length + 1}`),
-      h('button', { type: 'button', id: opts.pager.next, disabled: busy || !next, onclick: () => { cursors.push(cursor); cursor = next; load(); } }, 'Next →'));
+      h('button', { type: 'button', id: opts.pager.prev, disabled: busy || !cursors.length, onclick: () => { cursor = cursors.pop() ?? null; moved(); } }, '← Previous'),
+      h('span', { class: 'muted', id: opts.pager.label }, `page ${cursor === null ? 1 : cursors.length + 1 + offset}`),
+      h('button', { type: 'button', id: opts.pager.next, disabled: busy || !next, onclick: () => { cursors.push(cursor); cursor = next; moved(); } }, 'Next →'));
   }
 
   function reset() {
     cursors = [];
     cursor = null;
-    return load();
+    return moved();
   }
 
   function changed() {

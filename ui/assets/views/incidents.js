@@ -1,6 +1,13 @@
-// Incidents list: server-side filters (status, severity, service, env, text) and cursor paging,
-// so it stays fast at 100k incidents. Filters live in the URL; the first page refreshes itself
-// when another client creates or changes an incident.
+// Incidents list: server-side filters (status, severity, service, env, text), sort and cursor
+// paging, so it stays fast at 100k incidents. Filters, sort and the page live in the URL (the
+// cursors before it in the history entry, for "Previous"); the first page refreshes itself
+// when another client creates or changes an incident. It opens on the active incidents.
+//
+// The text filter is complete: when a page's search stops at the server's scan budget the list
+// asks again from where it stopped, with progress shown, until the page is full or every
+// candidate was read (or the operator presses Stop, and then it says so instead of "no more").
+// An incident id pasted into it opens that incident. The service field offers the services
+// the server knows, matched by prefix without regard to case.
 
 import { api } from '../lib/api.js';
 import { h, mount, debounce } from '../lib/dom.js';
@@ -9,19 +16,34 @@ import { liveReload } from '../lib/live.js';
 import { cursorList, emptyTable, linkRow, table } from '../lib/table.js';
 
 const PAGE = 50;
+const ACTIVE_Q = ACTIVE.join(',');
+const ID_RE = /^inc_\d{8}_\d{4}_[A-Za-z0-9]{1,32}$/;
+const SORTS = [
+  ['created', 'newest first'],
+  ['severity', 'severity (P0 first)'],
+  ['updated', 'recently updated'],
+  ['started', 'recently started'],
+];
+const num = (n) => Number(n).toLocaleString('en-US');
 
 export function render(view, ctx) {
   const q = ctx.query;
   const state = {
-    status: q.get('status') || '',
+    // No status in the URL: the active ones. `any` lists every status.
+    status: q.has('status') ? q.get('status') || 'any' : ACTIVE_Q,
     severity: (q.get('severity') || '').split(',').filter(Boolean),
     service: q.get('service') || '',
     env: q.get('env') || '',
     q: q.get('q') || '',
+    sort: SORTS.some(([v]) => v === q.get('sort')) ? q.get('sort') : 'created',
   };
+  // Known services, for the picker (loaded once; a failure only loses the suggestions).
+  let services = null;
+  let stopped = false;
+
   const statusSel = h('select', { id: 'f-status', 'aria-label': 'Status', onchange: (e) => { state.status = e.target.value; changed(); } },
-    h('option', { value: '' }, 'any status'),
-    h('option', { value: ACTIVE.join(',') }, 'active (open, ack, mitigated)'),
+    h('option', { value: ACTIVE_Q }, 'active (open, ack, mitigated)'),
+    h('option', { value: 'any' }, 'any status'),
     STATUSES.map((s) => h('option', { value: s }, s)));
   statusSel.value = state.status;
   if (statusSel.value !== state.status) {
@@ -37,56 +59,166 @@ export function render(view, ctx) {
           changed();
         } }),
       sevBadge(s))));
+  const serviceList = h('datalist', { id: 'f-service-list' });
+  const serviceHint = h('div', { class: 'hint', id: 'f-service-hint', 'aria-live': 'polite' });
   const service = h('input', { type: 'text', id: 'f-service', placeholder: 'service', value: state.service, size: 14, 'aria-label': 'Service',
+    list: 'f-service-list', autocomplete: 'off', spellcheck: 'false',
     oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, 120) });
   const env = h('select', { id: 'f-env', 'aria-label': 'Environment', onchange: (e) => { state.env = e.target.value; changed(); } },
     h('option', { value: '' }, 'any env'), ['prod', 'staging', 'dev'].map((x) => h('option', { value: x }, x)));
   env.value = state.env;
-  const text = h('input', { type: 'search', id: 'f-q', placeholder: 'Filter text…  ( / )', value: state.q, size: 26, 'data-search': '', 'aria-label': 'Text filter',
-    oninput: debounce((e) => { state.q = e.target.value.trim(); changed(); }, 120) });
+  const text = h('input', { type: 'search', id: 'f-q', placeholder: 'Filter text or paste an id…  ( / )', value: state.q, size: 28, 'data-search': '', 'aria-label': 'Text filter',
+    oninput: debounce((e) => { state.q = e.target.value.trim(); if (ID_RE.test(state.q)) openId(state.q); else changed(); }, 120) });
+  const sortSel = h('select', { id: 'f-sort', 'aria-label': 'Sort', onchange: (e) => { state.sort = e.target.value; changed(); } },
+    SORTS.map(([v, label]) => h('option', { value: v }, label)));
+  sortSel.value = state.sort;
+  const summary = h('div', { class: 'list-meta muted', id: 'incident-total', 'aria-live': 'polite' });
 
+  const saved = history.state && history.state.incidents;
   const list = cursorList({
     what: 'incidents',
-    pager: { prev: 'prev-page', next: 'next-page' },
-    fetchPage: (cursor) => api('/api/incidents', {
-      query: {
-        status: state.status, severity: state.severity.join(','), service: state.service,
-        env: state.env, q: state.q, limit: PAGE, cursor,
-      },
-    }),
-    note: (page) => (page.partial
-      ? h('div', { class: 'notice' }, 'The text filter searched 20,000 incidents without filling this page. Use "Next" to search further, or narrow the other filters.')
-      : null),
+    pager: { prev: 'prev-page', next: 'next-page', label: 'page-no' },
+    start: q.get('cursor')
+      ? { cursor: q.get('cursor'), cursors: saved && saved.cursor === q.get('cursor') ? saved.cursors : null, page: q.get('page') }
+      : null,
+    onPage: (at) => {
+      stopped = false;
+      history.replaceState({ incidents: { cursor: at.cursor, cursors: at.cursors } }, '', hashFor(at));
+    },
+    fetchPage,
+    note: (page) => {
+      showSummary(page);
+      if (page.partial) {
+        return h('div', { class: 'notice', id: 'text-partial' },
+          `Stopped after searching ${num(page.searchedTotal)} of ${num(page.candidates)} incidents. `,
+          'The matches so far are below; "Next →" searches on from there.');
+      }
+      return null;
+    },
     render: showTable,
-    backHref: () => hashFor(),
+    backHref: () => hashFor({ cursor: null }),
   });
   mount(view,
     h('div', { class: 'row' }, h('h1', {}, 'Incidents'), h('span', { class: 'spacer' }),
+      h('a', { class: 'btn', href: '#/followups', id: 'to-followups' }, 'Follow-ups'),
       h('a', { class: 'btn primary', href: '#/incidents/new', id: 'new-incident', title: 'New incident (n)' }, '+ New incident')),
-    h('div', { class: 'filters' }, statusSel, sevBoxes, service, env, text,
-      h('button', { type: 'button', onclick: () => { Object.assign(state, { status: '', severity: [], service: '', env: '', q: '' }); ctx.navigate('#/incidents'); } }, 'Clear')),
+    h('div', { class: 'filters' }, statusSel, sevBoxes,
+      h('span', { class: 'picker' }, service, serviceList), env, text, sortSel,
+      h('button', { type: 'button', id: 'f-clear', onclick: () => { ctx.navigate('#/incidents?status=any'); } }, 'Clear')),
+    serviceHint,
+    summary,
     list.el);
 
-  function hashFor() {
+  /** The list's URL: filters, sort and (when not the first) the page. */
+  function hashFor(at = {}) {
     const p = new URLSearchParams();
-    if (state.status) p.set('status', state.status);
+    if (state.status !== ACTIVE_Q) p.set('status', state.status || 'any');
     if (state.severity.length) p.set('severity', state.severity.join(','));
     if (state.service) p.set('service', state.service);
     if (state.env) p.set('env', state.env);
     if (state.q) p.set('q', state.q);
+    if (state.sort !== 'created') p.set('sort', state.sort);
+    if (at.cursor) {
+      p.set('cursor', at.cursor);
+      if (at.page) p.set('page', at.page);
+    }
     const s = p.toString();
     return `#/incidents${s ? `?${s}` : ''}`;
   }
 
   function changed() {
-    // Keep the URL shareable without re-rendering the view.
-    history.replaceState(null, '', hashFor());
     list.reset();
   }
 
-  function showTable(items, { first }) {
-    if (!items.length) return emptyTable(first ? 'No incidents match these filters.' : 'No more incidents.');
-    return table(['Sev', 'Id', 'Title', 'Status', 'Service', 'Env', 'Started', 'Owner'], items.map((inc) => {
+  /** An id typed or pasted: open it when it exists, else say so (the list shows no match). */
+  async function openId(id) {
+    try {
+      await api(`/api/incidents/${encodeURIComponent(id)}`);
+      ctx.navigate(`#/incidents/${encodeURIComponent(id)}`);
+    } catch (e) {
+      list.reset();
+      if (e.status === 404) mount(serviceHint, h('span', { id: 'id-missing' }, `No incident has the id ${id}.`));
+    }
+  }
+
+  /** The service filter as sent: the typed name resolved against the known services. */
+  function servicesFor(typed) {
+    if (!typed || !services) return { send: typed, hint: null };
+    const low = typed.toLowerCase();
+    const exact = services.filter((s) => s.service.toLowerCase() === low);
+    if (exact.length) return { send: exact.map((s) => s.service).join(','), hint: null };
+    const pre = services.filter((s) => s.service.toLowerCase().startsWith(low));
+    if (pre.length) {
+      return {
+        send: pre.slice(0, 50).map((s) => s.service).join(','),
+        hint: h('span', {}, `Services starting with “${typed}”: `, pre.slice(0, 8).map((s, i) => [i ? ', ' : '',
+          h('a', { href: '#', 'data-service': s.service, onclick: (e) => { e.preventDefault(); pick(s.service); } }, s.service)]),
+        pre.length > 8 ? ` and ${pre.length - 8} more` : ''),
+      };
+    }
+    const some = services.slice(0, 8).map((s) => s.service).join(', ');
+    return { send: typed, hint: h('span', { class: 'warn' }, `No service starts with “${typed}”.`, some ? ` Known: ${some}${services.length > 8 ? ', …' : ''}.` : '') };
+  }
+
+  function pick(name) {
+    service.value = name;
+    state.service = name;
+    changed();
+  }
+
+  async function loadServices() {
+    try {
+      const r = await api('/api/incidents/services');
+      services = r.services;
+      mount(serviceList, services.map((s) => h('option', { value: s.service }, `${num(s.incidents)} incidents`)));
+    } catch { services = null; }
+  }
+
+  async function fetchPage(cursor, { current, progress }) {
+    const svc = servicesFor(state.service);
+    mount(serviceHint, svc.hint);
+    const query = {
+      status: state.status === 'any' ? '' : state.status,
+      severity: state.severity.join(','), service: svc.send,
+      env: state.env, q: state.q, sort: state.sort === 'created' ? '' : state.sort,
+    };
+    let items = [];
+    let searched = 0;
+    let at = cursor;
+    for (;;) {
+      const page = await api('/api/incidents', { query: { ...query, limit: PAGE - items.length, cursor: at } });
+      items = items.concat(page.items);
+      searched += page.scanned || 0;
+      const full = items.length >= PAGE;
+      if (!page.partial || full || !page.next_cursor || stopped || !current()) {
+        return { ...page, items, searchedTotal: searched };
+      }
+      at = page.next_cursor;
+      progress(h('div', { class: 'notice', id: 'text-progress', role: 'status' },
+        `Searching the text of ${num(searched)} of ${num(page.candidates)} incidents… ${items.length} found. `,
+        h('button', { type: 'button', id: 'text-stop', onclick: () => { stopped = true; } }, 'Stop')));
+    }
+  }
+
+  function showSummary(page) {
+    const sortLabel = SORTS.find(([v]) => v === state.sort)[1];
+    if (page.total != null) {
+      mount(summary, `${num(page.total)} incident${page.total === 1 ? '' : 's'} · ${sortLabel}`);
+    } else if (page.candidates != null) {
+      mount(summary, page.partial
+        ? `Text search: ${num(page.searchedTotal)} of ${num(page.candidates)} incidents searched so far · ${sortLabel}`
+        : `Text search over ${num(page.candidates)} incidents · ${sortLabel}`);
+    } else {
+      mount(summary);
+    }
+  }
+
+  function showTable(items, { first, page }) {
+    if (!items.length) {
+      if (page && page.partial) return emptyTable('No matches in the incidents searched so far. "Next →" searches on.');
+      return emptyTable(first ? 'No incidents match these filters.' : 'No more incidents.');
+    }
+    return table(['Sev', 'Id', 'Title', 'Status', 'Service', 'Env', 'Started', 'Updated', 'Owner'], items.map((inc) => {
       const href = `#/incidents/${encodeURIComponent(inc.id)}`;
       return linkRow(href, ctx.navigate, { 'data-id': inc.id },
         h('td', {}, sevBadge(inc.severity)),
@@ -96,10 +228,16 @@ export function render(view, ctx) {
         h('td', {}, inc.service),
         h('td', {}, inc.env),
         h('td', {}, timeEl(inc.started_at)),
+        h('td', {}, timeEl(inc.updated_at)),
         h('td', {}, inc.owner || h('span', { class: 'muted' }, '—')));
     }), { id: 'incident-table' });
   }
 
-  list.load();
-  return liveReload((ev) => ev.type === 'incident.created' || ev.type === 'incident.updated', list.changed);
+  // The list waits for the services (a typed prefix is resolved against them); a URL with an
+  // id in the text filter lists it (the server looks it up) rather than jumping again.
+  loadServices().then(() => list.load());
+  return liveReload((ev) => ev.type === 'incident.created' || ev.type === 'incident.updated', () => {
+    loadServices();
+    return list.changed();
+  });
 }

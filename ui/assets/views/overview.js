@@ -27,15 +27,17 @@ export function render(view) {
       h('section', { class: 'panel' }, h('h2', {}, 'Latest events'), latest)));
 
   async function load() {
-    const [stats, summary, feed] = await Promise.allSettled([
+    const [stats, late, open, feed] = await Promise.allSettled([
       api('/api/incidents/stats'),
-      api('/api/followups/summary', { query: { window_days: 30 } }),
+      // The most recently missed first: what slipped this week leads, not what slipped in 2023.
+      api('/api/followups', { query: { overdue: 'true', limit: 20 } }),
+      api('/api/followups', { query: { limit: 1 } }),
       api('/api/events/recent', { query: { limit: 15 } }),
     ]);
-    const failed = [stats, summary, feed].find((r) => r.status === 'rejected');
+    const failed = [stats, late, open, feed].find((r) => r.status === 'rejected');
     mount(err, failed ? errorBox(failed.reason, 'Could not load the overview', load) : null);
     if (stats.status === 'fulfilled') showStats(stats.value);
-    if (summary.status === 'fulfilled') showOverdue(summary.value);
+    if (late.status === 'fulfilled' && open.status === 'fulfilled') showOverdue(late.value, open.value.total);
     if (feed.status === 'fulfilled') showLatest(feed.value.items);
   }
 
@@ -66,18 +68,21 @@ export function render(view) {
     return h('span', { class: `badge sev-${sev}` }, n);
   }
 
-  function showOverdue(sum) {
-    const rows = sum.overdue_followups;
+  function showOverdue(page, openTotal) {
+    const rows = page.items;
     if (!rows.length) {
-      mount(overdue, h('p', { class: 'muted' }, `No overdue follow-ups (${sum.stats.open_followups} open).`));
+      mount(overdue, h('p', { class: 'muted' }, `No overdue follow-ups (${openTotal} open). `,
+        openTotal ? h('a', { href: '#/followups' }, 'See them') : null));
       return;
     }
-    mount(overdue, table(['Follow-up', 'Owner', 'Due', 'Incident'], rows.slice(0, 20).map((f) => h('tr', {},
+    mount(overdue, table(['Follow-up', 'Owner', 'Due', 'Incident'], rows.map((f) => h('tr', {},
         h('td', { class: 'title-cell' }, f.title),
         h('td', {}, f.owner || h('span', { class: 'muted' }, '—')),
         h('td', { class: 'overdue' }, timeEl(f.due)),
         h('td', {}, idEl(f.incident_id, `#/incidents/${encodeURIComponent(f.incident_id)}`)))), { class: 'grid compact' }, { wrap: false }),
-    rows.length > 20 ? h('p', { class: 'muted' }, `and ${rows.length - 20} more`) : null);
+    h('p', { class: 'muted' },
+      page.total > rows.length ? `and ${page.total - rows.length} more: ` : `${page.total} overdue of ${openTotal} open: `,
+      h('a', { href: '#/followups?overdue=1', id: 'ov-all-overdue' }, 'all overdue follow-ups')));
   }
 
   function showLatest(items) {
