@@ -861,6 +861,153 @@ try {
     await shot('09-incident-dark');
   });
 
+  // ---- A phone (390×844): someone paged must be able to read and act on an incident ----
+  const PHONE = { width: 390, height: 844 };
+  /** How far the page scrolls sideways (0 when it fits). */
+  const sideways = (p) => p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  /** The element is inside the phone's width (not cut off at the right). */
+  async function withinPhone(locator, what) {
+    const b = await locator.boundingBox();
+    assert.ok(b, `${what} is shown`);
+    assert.ok(b.x >= 0 && b.x + b.width <= PHONE.width, `${what} fits in ${PHONE.width} px (x=${b.x}, width=${b.width})`);
+    return b;
+  }
+
+  await step('at 390×844 the pages fit the width; the sections are behind a menu button', async () => {
+    const before = page.viewportSize();
+    await page.setViewportSize(PHONE);
+    try {
+      await page.goto(`${base}/#/incidents`);
+      await page.locator('#incident-table tbody tr').first().waitFor();
+      const listWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(listWidth <= PHONE.width, `the list is ${listWidth} px wide`);
+      // Rows are cards: each cell says which column it is.
+      const cells = await page.locator('#incident-table tbody tr').first().locator('td').evaluateAll((tds) => tds.map((td) => td.dataset.label));
+      assert.deepEqual(cells, ['Sev', 'Id', 'Title', 'Status', 'Service', 'Env', 'Started', 'Owner']);
+      await withinPhone(page.locator('#incident-table tbody tr').first(), 'a list row');
+      for (const sel of ['#nav-toggle', '#conn', '#live', '#build', '#theme-toggle', '#help-btn', '#new-incident', '#f-q']) await withinPhone(page.locator(sel), sel);
+
+      // The menu: hidden until its button is pressed, which shows the tabs.
+      const toggle = page.locator('#nav-toggle');
+      assert.equal(await page.locator('#nav').isHidden(), true, 'the nav is hidden on a phone');
+      assert.equal(await toggle.getAttribute('aria-controls'), 'nav');
+      assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+      await toggle.click();
+      await page.locator('#nav a[href="#/events"]').waitFor();
+      assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement.getAttribute('href')), '#/incidents', 'focus on the current tab');
+      await withinPhone(page.locator('#nav'), 'the open menu');
+      await page.screenshot({ path: join(shots, 'narrow-menu.png') });
+      // Escape closes it and gives focus back to the button.
+      await page.keyboard.press('Escape');
+      await page.locator('#nav').waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'nav-toggle');
+      assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+      // A tap beside the open menu only closes it (the row under it is not opened).
+      await toggle.click();
+      await page.locator('#nav a').first().waitFor();
+      await page.mouse.click(PHONE.width - 40, 500);
+      await page.locator('#nav').waitFor({ state: 'hidden' });
+      assert.equal(new URL(page.url()).hash, '#/incidents');
+      // Choosing a tab navigates and closes the menu.
+      await toggle.click();
+      await page.locator('#nav a[href="#/events"]').click();
+      await page.waitForURL(/#\/events$/);
+      await page.locator('#nav').waitFor({ state: 'hidden' });
+      assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'view', 'focus goes to the page opened');
+      await page.locator('#ev-rows').waitFor();
+
+      await page.goto(`${base}/#/incidents`);
+      await page.locator('#incident-table tbody tr').first().waitFor();
+      await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+      await shot('narrow-list');
+
+      // The incident pages (the one with triage, a postmortem, follow-ups and artifacts) and
+      // the other views: nothing wider than the phone.
+      for (const [route, ready] of [
+        [`#/incidents/${encodeURIComponent(opsInc.id)}`, '#artifacts'],
+        [`#/incidents/${encodeURIComponent(incId)}`, '#timeline'],
+        ['#/overview', '#ov-tiles .tile'],
+        ['#/events', '#ev-rows'],
+        ['#/runbooks', '#rb-list tbody tr'],
+        ['#/ops', '#graph-table'],
+        ['#/ops/runs', '#run-table'],
+        [`#/ops/runs/${triageRun}`, '#triage-sources'],
+        ['#/incidents/new', '#create-form'],
+        ['#/settings', '#set-key'],
+      ]) {
+        await page.goto(`${base}/${route}`);
+        await page.locator(ready).first().waitFor();
+        assert.equal(await sideways(page), 0, `${route} scrolls sideways at ${PHONE.width} px`);
+      }
+    } finally {
+      await page.setViewportSize(before);
+    }
+    assert.equal(await page.locator('#nav').isVisible(), true, 'the sidebar is back on a wide screen');
+    assert.equal(await page.locator('#nav-toggle').isHidden(), true);
+  });
+
+  await step('at 390×844 by touch: open an incident from the list, change its status and severity, add a note', async () => {
+    const inc = await http(base, '/api/incidents', { method: 'POST', body: { service: 'checkout', env: 'prod', severity: 'P1', owner: 'carol',
+      title: 'Checkout 5xx for mobile users (paged on a phone)', summary: 'Payments time out after **30 s**.' } });
+    // A phone of its own: touch, mobile viewport, the operator key already set.
+    const phoneContext = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true, colorScheme: 'light',
+      storageState: { cookies: [], origins: [{ origin: base, localStorage: [{ name: 'sofiia.apiKey', value: KEY }] }] } });
+    const phone = await phoneContext.newPage();
+    phone.setDefaultTimeout(10000);
+    phone.on('pageerror', (e) => pageErrors.push(e.message));
+    phone.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource|WebSocket connection to/.test(m.text())) pageErrors.push(m.text()); });
+    currentPage = phone;
+    try {
+      await phone.goto(`${base}/#/incidents`);
+      const row = phone.locator(`#incident-table tr[data-id="${inc.id}"]`);
+      await row.waitFor();
+      await row.locator('td.title-cell').tap();
+      await phone.waitForURL((u) => u.hash === `#/incidents/${encodeURIComponent(inc.id)}`);
+      await phone.locator('#incident-title').waitFor();
+      await phone.locator('#timeline').waitFor();
+      assert.equal(await sideways(phone), 0, 'no sideways scroll on the incident page');
+      // Everything an operator reads or presses is inside the width; buttons are finger-sized.
+      for (const sel of ['#incident-title', '.detail-head .badge.st', 'button[data-status=acknowledged]', 'button[data-status=closed]',
+        '#severity-select', '#severity-apply', '#change-note', '#inc-triage', '#inc-postmortem', '#timeline', '#note-message',
+        '#note-type', '#note-submit', '#fu-title', '#fu-due', '#fu-priority', '#fu-submit', '#artifact-file', '#upload-submit']) {
+        await withinPhone(phone.locator(sel), sel);
+      }
+      for (const sel of ['#nav-toggle', 'button[data-status=acknowledged]', '#severity-apply', '#inc-triage', '#inc-postmortem', '#note-submit', '#fu-submit']) {
+        const b = await phone.locator(sel).boundingBox();
+        assert.ok(b.height >= 40, `${sel} is ${b.height} px tall`);
+      }
+
+      // Status, with a note for the change, then severity.
+      await phone.locator('#change-note').fill('looking from my phone');
+      await phone.locator('button[data-status=acknowledged]').tap();
+      await phone.locator('.detail-head .badge.st', { hasText: 'acknowledged' }).waitFor();
+      await phone.locator('#timeline li[data-type=status_change]', { hasText: 'looking from my phone' }).waitFor();
+      await phone.selectOption('#severity-select', 'P0');
+      await phone.locator('#severity-apply').tap();
+      await phone.locator('.detail-head .badge.sev-P0').waitFor();
+
+      // A note, seen on the timeline.
+      await phone.locator('#note-message').fill('Payments provider failing over; rolled back checkout to v2.3.1');
+      await phone.locator('#note-submit').tap();
+      const note = phone.locator('#timeline li[data-type=note]', { hasText: 'rolled back checkout to v2.3.1' });
+      await note.waitFor();
+      await withinPhone(note, 'the note on the timeline');
+      assert.equal(await phone.inputValue('#note-message'), '', 'the note form is cleared');
+      const detail = await http(base, `/api/incidents/${inc.id}`);
+      assert.equal(detail.incident.status, 'acknowledged');
+      assert.equal(detail.incident.severity, 'P0');
+      assert.ok(detail.events.some((e) => e.type === 'note' && /v2\.3\.1/.test(e.message)));
+      assert.equal(await sideways(phone), 0, 'still no sideways scroll');
+      await phone.evaluate(() => { document.getElementById('toasts').replaceChildren(); window.scrollTo(0, 0); });
+      await phone.screenshot({ path: join(shots, 'narrow-incident.png'), fullPage: true });
+    } finally {
+      currentPage = page;
+      await phoneContext.close();
+    }
+  });
+
   await step('a stalled server: the view says so with Retry within its timeout, the header turns red', async () => {
     await page.goto(`${base}/#/overview`);
     await page.locator('#conn.ok').waitFor();

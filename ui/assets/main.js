@@ -1,6 +1,6 @@
-// The console shell: header (backend state, env, build), navigation, hash router, theme and
-// keyboard shortcuts. Each view module exports `render(container, ctx)` and may return a
-// cleanup function, called when the view is left.
+// The console shell: header (backend state, env, build), navigation (a menu on narrow
+// screens), hash router, theme and keyboard shortcuts. Each view module exports
+// `render(container, ctx)` and may return a cleanup function, called when the view is left.
 //
 // Every view has its own URL (`#/incidents/inc_…`, `#/incidents?status=open`), so links can be
 // pasted into a chat. Tabs are shown only for rooms the server reports in `/api/health`.
@@ -66,9 +66,55 @@ function renderNav() {
     }, t.label, t.key ? h('span', { class: 'key' }, t.key) : null)));
 }
 
+// Narrow screens (app.css's first breakpoint): the sections are behind the header's menu
+// button, a disclosure. Escape, choosing a tab, a new route or a tap outside closes it (that
+// tap does nothing else: it cannot open the row under the menu by accident).
+const NARROW = window.matchMedia('(max-width: 840px)');
+const navIsOpen = () => document.body.classList.contains('nav-open');
+
+function setNav(open) {
+  const toggle = document.getElementById('nav-toggle');
+  if (open) {
+    // The header wraps to two lines on a phone: the menu opens right below it.
+    const top = document.querySelector('.top').getBoundingClientRect().bottom;
+    document.documentElement.style.setProperty('--nav-top', `${Math.max(0, Math.round(top))}px`);
+  }
+  document.body.classList.toggle('nav-open', open);
+  toggle.setAttribute('aria-expanded', String(open));
+  if (open) {
+    const nav = document.getElementById('nav');
+    (nav.querySelector('a.active') || nav.querySelector('a'))?.focus();
+  }
+}
+
+function setupNav() {
+  const toggle = document.getElementById('nav-toggle');
+  const nav = document.getElementById('nav');
+  toggle.addEventListener('click', () => setNav(!navIsOpen()));
+  // A tab chosen: closed, and focus goes to the page it opens.
+  nav.addEventListener('click', (e) => {
+    if (!navIsOpen() || !e.target.closest('a')) return;
+    setNav(false);
+    document.getElementById('view').focus({ preventScroll: true });
+  });
+  // Tabbing out of the open menu closes it.
+  nav.addEventListener('focusout', (e) => {
+    const to = e.relatedTarget;
+    if (navIsOpen() && to && !nav.contains(to) && to !== toggle) setNav(false);
+  });
+  document.addEventListener('click', (e) => {
+    if (!navIsOpen() || nav.contains(e.target) || toggle.contains(e.target)) return;
+    e.preventDefault();
+    e.stopPropagation();
+    setNav(false);
+  }, true);
+  NARROW.addEventListener('change', () => { if (navIsOpen()) setNav(false); });
+}
+
 function route_() {
   const { parts, query } = parseHash();
   const view = document.getElementById('view');
+  if (navIsOpen()) setNav(false);
   if (cleanup) {
     try { cleanup(); } catch (e) { console.error(e); }
     cleanup = null;
@@ -171,6 +217,12 @@ let pendingG = 0;
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (document.querySelector('dialog[open]')) return;
+  if (e.key === 'Escape' && navIsOpen()) {
+    e.preventDefault();
+    setNav(false);
+    document.getElementById('nav-toggle').focus();
+    return;
+  }
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
   const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', e: '#/events', s: '#/settings' };
@@ -226,6 +278,7 @@ function start() {
     setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark');
   });
   document.getElementById('help-btn').addEventListener('click', () => document.getElementById('help').showModal());
+  setupNav();
   window.addEventListener('hashchange', route_);
   document.addEventListener('keydown', onKey);
   live.onState(showLiveState);

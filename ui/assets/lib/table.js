@@ -1,6 +1,7 @@
 // Dense tables, the way every list of the console shows data: a header, rows, a calm empty
 // state, rows that open their own page, and lists paged on the server by cursor (so they stay
-// fast at 100k items), refreshed live without losing the operator's place.
+// fast at 100k items), refreshed live without losing the operator's place. On a narrow screen
+// each row is a card (app.css), its cells labelled with their column's header (`data-label`).
 
 import { errorBox, h, mount } from './dom.js';
 
@@ -8,7 +9,7 @@ import { errorBox, h, mount } from './dom.js';
  * A table in its frame. `columns`: header cells, each a string or `{label, num}` (`num`:
  * right-aligned, for numbers), or null for a table without a header. `rows`: `<tr>`s.
  * `attrs`: the table's attributes (`id`; `class` defaults to `grid`). `wrap: false` leaves
- * out the frame (a table inside a panel).
+ * out the frame (a table inside a panel). Body cells get their column's label (`labelCells`).
  */
 export function table(columns, rows, attrs = {}, { wrap = true } = {}) {
   const head = columns
@@ -16,8 +17,30 @@ export function table(columns, rows, attrs = {}, { wrap = true } = {}) {
       ? h('th', {}, c ?? '')
       : h('th', { class: c.num ? 'num' : undefined }, c.label ?? '')))))
     : null;
-  const el = h('table', { class: 'grid', ...attrs }, head, h('tbody', {}, rows));
+  const el = labelCells(h('table', { class: 'grid', ...attrs }, head, h('tbody', {}, rows)));
   return wrap ? h('div', { class: 'table-wrap' }, el) : el;
+}
+
+/**
+ * Give each body cell of `tableEl` the text of its column's header as `data-label`, which a
+ * narrow screen shows beside the value when it stacks the row into a card. Cells that have
+ * one already, span columns, or whose header is empty are left alone; a table without a
+ * header is unchanged. Tables built by hand call it again after adding rows (`rows`: only
+ * those, e.g. a fragment's children about to be appended; default: every body row).
+ * Returns `tableEl`.
+ */
+export function labelCells(tableEl, rows = tableEl.querySelectorAll(':scope > tbody > tr')) {
+  const labels = [...tableEl.querySelectorAll(':scope > thead > tr:first-child > th')].map((th) => th.textContent.trim());
+  if (!labels.some(Boolean)) return tableEl;
+  for (const tr of rows) {
+    let col = 0;
+    for (const cell of tr.children) {
+      const span = cell.colSpan || 1;
+      if (span === 1 && labels[col] && !cell.hasAttribute('data-label')) cell.dataset.label = labels[col];
+      col += span;
+    }
+  }
+  return tableEl;
 }
 
 /** What a table shows when there is nothing to list: one line, in the table's frame. */

@@ -5,7 +5,7 @@ import { api } from '../lib/api.js';
 import { errorBox, h, mount } from '../lib/dom.js';
 import { eventType, idEl, sevBadge, timeEl, utc } from '../lib/format.js';
 import * as live from '../lib/live.js';
-import { table } from '../lib/table.js';
+import { labelCells, table } from '../lib/table.js';
 import { incidentIdOf } from './common.js';
 
 const KNOWN = ['incident.created', 'incident.updated', 'incident.event', 'incident.artifact', 'hello', 'error'];
@@ -24,13 +24,14 @@ export function render(view, ctx) {
   const count = h('span', { class: 'muted' });
   const tbody = h('tbody', { id: 'ev-rows' });
   const stored = h('div');
+  const streamTable = h('table', { class: 'grid stream' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Type'), h('th', {}, 'Concerns'), h('th', {}, 'Data'))),
+    tbody);
   mount(view,
     h('h1', {}, 'Events'),
     h('div', { class: 'filters' }, typeSel, pause, count),
     h('p', { class: 'muted' }, 'Live from ', h('code', {}, '/ws/events'), ' since this page was opened, newest first.'),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'grid stream' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Type'), h('th', {}, 'Concerns'), h('th', {}, 'Data'))),
-      tbody)),
+    h('div', { class: 'table-wrap' }, streamTable),
     h('h2', {}, 'Recent timeline events (stored)'),
     stored);
 
@@ -54,6 +55,7 @@ export function render(view, ctx) {
     mount(tbody, items.length
       ? items.slice(-200).reverse().map(row)
       : h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'Waiting for events…')));
+    labelCells(streamTable);
     count.textContent = `${items.length} received`;
   }
 

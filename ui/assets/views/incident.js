@@ -475,16 +475,15 @@ export function render(view, ctx) {
 
   function artifactTable(items) {
     if (!items.length) return h('p', { class: 'muted' }, 'No artifacts.');
-    return h('table', { class: 'grid compact', id: 'artifacts' },
-      h('thead', {}, h('tr', {}, ['Name', 'Size', ''].map((c) => h('th', {}, c)))),
-      // Names like triage_<run id>.json are long: sha256 and time go under the name.
-      h('tbody', {}, items.map((a) => h('tr', { 'data-name': a.name },
-        h('td', {}, h('div', { class: 'mono' }, a.name),
-          h('div', { class: 'muted small' }, h('span', { class: 'mono', title: a.sha256 }, `sha256 ${a.sha256.slice(0, 10)}`), ' · ', timeEl(a.created_at))),
-        h('td', { class: 'num' }, bytes(a.size_bytes)),
-        h('td', {},
-          h('button', { type: 'button', class: 'view-artifact', onclick: () => openArtifact(a.name) }, 'View'), ' ',
-          h('button', { type: 'button', class: 'download-artifact', onclick: () => download(a.name) }, 'Download'))))));
+    // Names like triage_<run id>.json are long: sha256 and time go under the name.
+    return table(['Name', 'Size', ''], items.map((a) => h('tr', { 'data-name': a.name },
+      h('td', {}, h('div', { class: 'mono' }, a.name),
+        h('div', { class: 'muted small' }, h('span', { class: 'mono', title: a.sha256 }, `sha256 ${a.sha256.slice(0, 10)}`), ' · ', timeEl(a.created_at))),
+      h('td', { class: 'num' }, bytes(a.size_bytes)),
+      h('td', {},
+        h('button', { type: 'button', class: 'view-artifact', onclick: () => openArtifact(a.name) }, 'View'), ' ',
+        h('button', { type: 'button', class: 'download-artifact', onclick: () => download(a.name) }, 'Download')))),
+    { class: 'grid compact', id: 'artifacts' }, { wrap: false });
   }
 
   async function fetchArtifact(name) {

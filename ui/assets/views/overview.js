@@ -61,7 +61,7 @@ export function render(view) {
       s.active_by_service.map((row) => linkRow(`#/incidents?status=open,acknowledged,mitigated&service=${encodeURIComponent(row.service)}`, go, {},
         h('td', {}, row.service),
         SEVERITIES.map((x) => h('td', { class: 'num' }, row[x] ? sevCount(x, row[x]) : h('span', { class: 'muted' }, '·'))),
-        h('td', { class: 'num' }, row.total))), { class: 'grid compact' }));
+        h('td', { class: 'num' }, row.total))), { class: 'grid compact keep-table' }));
   }
 
   function sevCount(sev, n) {

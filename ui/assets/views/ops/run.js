@@ -6,6 +6,7 @@
 import { errorBox, h, loading, mount, toast } from '../../lib/dom.js';
 import { bytes, duration, eventType, idEl, ms, timeEl } from '../../lib/format.js';
 import { ACTIVE_RUN, cancelRun, currentNode, followRun, listGraphs, nodeStateTracker } from '../../lib/runs.js';
+import { labelCells } from '../../lib/table.js';
 import { chain, graphHref, runHref, runStatusBadge } from './parts.js';
 import { renderResult } from './renderers/index.js';
 
@@ -31,14 +32,15 @@ export function renderRun(view, ctx, id) {
   const errBox = h('div', { id: 'run-error' });
   const resultBox = h('section', { id: 'run-result' });
   const eventsBody = h('tbody', { id: 'run-events' });
+  const eventsTable = h('table', { class: 'grid compact run-events' },
+    h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Time'), h('th', {}, 'Type'), h('th', {}, 'Node'), h('th', {}, 'Details'))),
+    eventsBody);
   const eventsCount = h('span', { class: 'muted', id: 'run-events-count' });
   const eventsMore = h('div', { id: 'run-events-more' });
   const inputBox = h('div');
   const main = h('div', { class: 'stack' }, facts, chainBox, errBox, resultBox,
     h('section', { class: 'panel' }, h('h2', {}, 'Events ', eventsCount), eventsMore,
-      h('div', { class: 'table-wrap' }, h('table', { class: 'grid compact run-events' },
-        h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Time'), h('th', {}, 'Type'), h('th', {}, 'Node'), h('th', {}, 'Details'))),
-        eventsBody))),
+      h('div', { class: 'table-wrap' }, eventsTable)),
     inputBox);
   mount(view, head, main);
   loading(facts);
@@ -150,6 +152,7 @@ export function renderRun(view, ctx, id) {
       if (events.length > shownTotal) {
         const frag = document.createDocumentFragment();
         for (let i = shownTotal; i < events.length; i++) frag.appendChild(row(events[i]));
+        labelCells(eventsTable, frag.children);
         eventsBody.appendChild(frag);
       }
       if (!showAll) {
@@ -162,6 +165,7 @@ export function renderRun(view, ctx, id) {
       atNode = nodeBefore(events, rowsFrom);
       const frag = document.createDocumentFragment();
       for (let i = rowsFrom; i < events.length; i++) frag.appendChild(row(events[i]));
+      labelCells(eventsTable, frag.children);
       mount(eventsBody, frag);
     }
     shownTotal = events.length;
