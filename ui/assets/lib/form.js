@@ -1,7 +1,69 @@
-// Forms: fields generated from a JSON schema, and the API's 422 answers (`error.field`)
-// shown beside the field they name, with the message in the field's `.field-error`.
+// Forms: sending once at a time (a double press sends once), fields generated from a JSON
+// schema, and the API's 422 answers (`error.field`) shown beside the field they name, with the
+// message in the field's `.field-error`.
 
-import { h } from './dom.js';
+import { errorBox, h, mount, toast } from './dom.js';
+
+/** Forms, buttons and keys with a send in flight. */
+const inFlight = new Set();
+
+/** Whether a send under `key` (see `sending`) is in flight: buttons drawn meanwhile start disabled. */
+export const isSending = (key) => inFlight.has(key);
+
+/**
+ * Send from a form or from buttons, once at a time. `target`: a form (its submit buttons are
+ * disabled), a button, or an array of buttons (a decision's Allow and Drop: pressing either
+ * while one is sent does nothing). While `send()` runs, another call for any of them (or for
+ * the same `key`) is ignored, the buttons are disabled and the form (or each button) has
+ * `aria-busy="true"`; afterwards the buttons this disabled are enabled again (in `finally`),
+ * unless `keepDisabled` and the send succeeded (the caller replaces them: the view navigates
+ * away, or the list they are in is drawn again).
+ *
+ * `key`: what else makes two sends the same, for buttons that a reload may draw anew while
+ * one is sent (an item's id): draw them with `disabled: isSending(key)`.
+ *
+ * `send` makes the request and, on success, clears the input and confirms (a toast). On an
+ * error the input is left as it is and the error shown: by `show(e)` when given (called with
+ * null before sending, like `fieldErrors`); else the field it names is marked by `marks` (a
+ * `fieldMarks` function) and the error goes in `box` as an `errorBox` headed `what`, or in an
+ * error toast when there is no box. Resolves to what `send` returned; undefined when ignored
+ * or failed (never rejects).
+ */
+export async function sending(target, send, { key, show, marks, box, what = 'Not saved', keepDisabled = false } = {}) {
+  const form = target instanceof HTMLFormElement ? target : null;
+  const buttons = form
+    ? [...form.querySelectorAll('button[type=submit], button:not([type]), input[type=submit]')]
+    : (Array.isArray(target) ? target : [target]).filter(Boolean);
+  const keys = [...(form ? [form] : []), ...buttons, ...(key === undefined ? [] : [key])];
+  if (keys.some((k) => inFlight.has(k))) return undefined;
+  const busy = form ? [form] : buttons;
+  // Only the buttons enabled now are enabled again (one disabled for another reason stays).
+  const disabled = buttons.filter((b) => !b.disabled);
+  for (const k of keys) inFlight.add(k);
+  for (const b of disabled) b.disabled = true;
+  for (const el of busy) el.setAttribute('aria-busy', 'true');
+  const report = (e) => {
+    if (show) return show(e);
+    if (marks) marks(e);
+    if (box) mount(box, e ? errorBox(e, what) : null);
+    else if (e) toast(e.describe ? e.describe() : String(e.message || e), 'error');
+    return undefined;
+  };
+  let ok = false;
+  try {
+    report(null);
+    const out = await send();
+    ok = true;
+    return out;
+  } catch (e) {
+    report(e);
+    return undefined;
+  } finally {
+    for (const k of keys) inFlight.delete(k);
+    for (const el of busy) el.removeAttribute('aria-busy');
+    if (!(ok && keepDisabled)) for (const b of disabled) b.disabled = false;
+  }
+}
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -3,7 +3,7 @@
 import { api } from '../lib/api.js';
 import { errorBox, h, mount, toast } from '../lib/dom.js';
 import { SEVERITIES } from '../lib/format.js';
-import { fieldMarks } from '../lib/form.js';
+import { fieldMarks, sending } from '../lib/form.js';
 
 /**
  * Bind the API's field errors to inputs (`{field: input}`, each with a `.field-error` beside
@@ -43,30 +43,26 @@ export function render(view, ctx) {
   const box = h('div');
   const show = fieldErrors(inputs, box);
   const submit = h('button', { class: 'primary', type: 'submit', id: 'create-submit' }, 'Create incident');
-  const form = h('form', { class: 'panel stack', id: 'create-form', novalidate: true, onsubmit: async (e) => {
+  // Sent once however often it is pressed (the button stays disabled until the new incident
+  // opens); a refused request keeps everything typed, with the field the API names marked.
+  const form = h('form', { class: 'panel stack', id: 'create-form', novalidate: true, onsubmit: (e) => {
     e.preventDefault();
-    show(null);
-    const body = {
-      service: inputs.service.value.trim(),
-      env: inputs.env.value,
-      severity: inputs.severity.value,
-      title: inputs.title.value.trim(),
-      summary: inputs.summary.value,
-    };
-    if (inputs.owner.value.trim()) body.owner = inputs.owner.value.trim();
-    if (inputs.started_at.value) body.started_at = localToUtc(inputs.started_at.value);
-    const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
-    if (labels.length) body.labels = labels;
-    submit.disabled = true;
-    try {
+    sending(form, async () => {
+      const body = {
+        service: inputs.service.value.trim(),
+        env: inputs.env.value,
+        severity: inputs.severity.value,
+        title: inputs.title.value.trim(),
+        summary: inputs.summary.value,
+      };
+      if (inputs.owner.value.trim()) body.owner = inputs.owner.value.trim();
+      if (inputs.started_at.value) body.started_at = localToUtc(inputs.started_at.value);
+      const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
+      if (labels.length) body.labels = labels;
       const inc = await api('/api/incidents', { method: 'POST', body });
       toast(`Created ${inc.id}`, 'ok');
       ctx.navigate(`#/incidents/${encodeURIComponent(inc.id)}`);
-    } catch (err) {
-      show(err);
-    } finally {
-      submit.disabled = false;
-    }
+    }, { show, keepDisabled: true });
   } },
   h('div', { class: 'form-grid' },
     field('Service *', inputs.service),

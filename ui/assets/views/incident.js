@@ -7,6 +7,7 @@ import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES,
 import { renderMarkdown } from '../lib/markdown.js';
 import { liveReload } from '../lib/live.js';
 import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStateTracker, startRun } from '../lib/runs.js';
+import { isSending, sending } from '../lib/form.js';
 import { table } from '../lib/table.js';
 import { incidentIdOf } from './common.js';
 import { fieldErrors, render as renderCreate } from './create.js';
@@ -110,32 +111,39 @@ export function render(view, ctx) {
     }
   }
 
+  const changeKey = `change:${path}`;
   function actions(inc) {
     const note = h('input', { type: 'text', id: 'change-note', placeholder: 'optional note for the change', size: 30, 'aria-label': 'Note for the change' });
     const sev = h('select', { id: 'severity-select', 'aria-label': 'Severity' }, SEVERITIES.map((s) => h('option', { value: s }, s)));
     sev.value = inc.severity;
+    // One change at a time: the status and severity buttons wait for the answer together (a
+    // double press does not move the status twice, also when a reload draws them again
+    // meanwhile) and stay disabled until the incident is shown changed; on an error the note
+    // stays.
     const patch = async (body, what) => {
-      const message = note.value.trim();
-      if (message) body.message = message;
-      try {
+      const done = await sending(buttons, async () => {
+        const message = note.value.trim();
+        if (message) body.message = message;
         await api(path, { method: 'PATCH', body });
         toast(what, 'ok');
         note.value = '';
-        await load();
-      } catch (e) {
-        toast(e.describe(), 'error');
-      }
+        return true;
+      }, { key: changeKey, keepDisabled: true });
+      if (done) await load();
     };
+    const moves = (MOVES[inc.status] || []).map(([to, label]) => h('button', {
+      type: 'button', 'data-status': to, class: to === 'open' ? 'danger' : '', disabled: isSending(changeKey),
+      onclick: () => patch({ status: to }, `Status: ${to}`),
+    }, label));
+    const apply = h('button', { type: 'button', id: 'severity-apply', disabled: isSending(changeKey), onclick: () => {
+      if (sev.value !== inc.severity) patch({ severity: sev.value }, `Severity: ${sev.value}`);
+    } }, 'Set severity');
+    const buttons = [...moves, apply];
     return h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Incident actions' },
-      (MOVES[inc.status] || []).map(([to, label]) => h('button', {
-        type: 'button', 'data-status': to, class: to === 'open' ? 'danger' : '',
-        onclick: () => patch({ status: to }, `Status: ${to}`),
-      }, label)),
+      moves,
       h('span', { class: 'muted' }, '·'),
       sev,
-      h('button', { type: 'button', id: 'severity-apply', onclick: () => {
-        if (sev.value !== inc.severity) patch({ severity: sev.value }, `Severity: ${sev.value}`);
-      } }, 'Set severity'),
+      apply,
       note,
       h('span', { class: 'spacer' }),
       h('button', { type: 'button', id: 'inc-triage', disabled: running('incident_triage'),
@@ -304,24 +312,21 @@ export function render(view, ctx) {
     const showErr = fieldErrors(inputs, box);
     const f = (label, el) => h('label', { class: 'field' }, label, el, h('span', { class: 'field-error' }));
     return h('details', {}, h('summary', {}, 'Edit details'),
-      h('form', { class: 'stack', onsubmit: async (e) => {
+      h('form', { class: 'stack', id: 'edit-form', onsubmit: (e) => {
         e.preventDefault();
-        showErr(null);
-        const body = {};
-        if (inputs.title.value.trim() !== inc.title) body.title = inputs.title.value.trim();
-        if (inputs.owner.value.trim() !== (inc.owner || '')) body.owner = inputs.owner.value.trim();
-        if (inputs.service.value.trim() !== inc.service) body.service = inputs.service.value.trim();
-        const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
-        if (labels.join(',') !== inc.labels.join(',')) body.labels = labels;
-        if (inputs.summary.value !== inc.summary) body.summary = inputs.summary.value;
-        if (!Object.keys(body).length) { toast('Nothing changed'); return; }
-        try {
+        sending(e.currentTarget, async () => {
+          const body = {};
+          if (inputs.title.value.trim() !== inc.title) body.title = inputs.title.value.trim();
+          if (inputs.owner.value.trim() !== (inc.owner || '')) body.owner = inputs.owner.value.trim();
+          if (inputs.service.value.trim() !== inc.service) body.service = inputs.service.value.trim();
+          const labels = inputs.labels.value.split(',').map((x) => x.trim()).filter(Boolean);
+          if (labels.join(',') !== inc.labels.join(',')) body.labels = labels;
+          if (inputs.summary.value !== inc.summary) body.summary = inputs.summary.value;
+          if (!Object.keys(body).length) { toast('Nothing changed'); return; }
           await api(path, { method: 'PATCH', body });
           toast('Saved', 'ok');
           await load();
-        } catch (err) {
-          showErr(err);
-        }
+        }, { show: showErr });
       } },
       f('Title', inputs.title), f('Owner', inputs.owner), f('Service', inputs.service), f('Labels', inputs.labels), f('Summary (markdown)', inputs.summary),
       box, h('button', { type: 'submit', class: 'primary' }, 'Save')));
@@ -356,21 +361,14 @@ export function render(view, ctx) {
     // Disabled while sending (a second press cannot add it twice); cleared and confirmed on
     // success; on an error the text stays for another try.
     const submit = h('button', { type: 'submit', class: 'primary', id: 'note-submit' }, 'Add');
-    return h('form', { class: 'stack', id: 'note-form', onsubmit: async (e) => {
+    return h('form', { class: 'stack', id: 'note-form', onsubmit: (e) => {
       e.preventDefault();
-      if (submit.disabled) return;
-      mount(box);
-      submit.disabled = true;
-      try {
+      sending(e.currentTarget, async () => {
         await api(`${path}/events`, { method: 'POST', body: { type: type.value, message: message.value } });
         message.value = '';
         toast('Added to the timeline');
         await load();
-      } catch (err) {
-        mount(box, errorBox(err, 'Not added'));
-      } finally {
-        submit.disabled = false;
-      }
+      }, { box, what: 'Not added' });
     } }, h('h3', {}, 'Add to the timeline'), message, h('div', { class: 'row' }, type, submit), box);
   }
 
@@ -387,12 +385,14 @@ export function render(view, ctx) {
           h('td', { class: overdue ? 'overdue' : '' }, m.due ? timeEl(m.due) : '—', overdue ? ' overdue' : ''),
           h('td', {}, m.priority ? sevBadge(m.priority) : ''),
           h('td', {}, open
-            ? h('button', { type: 'button', class: 'close-followup', onclick: async () => {
-              try {
+            ? h('button', { type: 'button', class: 'close-followup', disabled: isSending(`close:${ev.id}`), onclick: async (e) => {
+              // Closed once; the button stays disabled until the list shows it done.
+              const done = await sending(e.currentTarget, async () => {
                 await api(`${path}/followups/${encodeURIComponent(ev.id)}/close`, { method: 'POST', body: {} });
                 toast('Follow-up closed', 'ok');
-                await load();
-              } catch (e) { toast(e.describe(), 'error'); }
+                return true;
+              }, { key: `close:${ev.id}`, keepDisabled: true });
+              if (done) await load();
             } }, 'Done')
             : h('span', { class: 'muted' }, 'done')));
       }), { class: 'grid compact', id: 'followups' }, { wrap: false });
@@ -409,16 +409,14 @@ export function render(view, ctx) {
     const box = h('div');
     const showErr = fieldErrors(inputs, box);
     const f = (label, el) => h('label', { class: 'field' }, label, el, h('span', { class: 'field-error' }));
+    // Like the note form: one follow-up per press, cleared and confirmed, kept on an error.
     const submit = h('button', { type: 'submit', id: 'fu-submit' }, 'Add follow-up');
-    return h('form', { class: 'stack', id: 'followup-form', onsubmit: async (e) => {
+    return h('form', { class: 'stack', id: 'followup-form', onsubmit: (e) => {
       e.preventDefault();
-      if (submit.disabled) return;
-      showErr(null);
-      const meta = { title: inputs['meta.title'].value.trim(), priority: inputs['meta.priority'].value };
-      if (inputs['meta.owner'].value.trim()) meta.owner = inputs['meta.owner'].value.trim();
-      if (inputs['meta.due'].value) meta.due = inputs['meta.due'].value;
-      submit.disabled = true;
-      try {
+      sending(e.currentTarget, async () => {
+        const meta = { title: inputs['meta.title'].value.trim(), priority: inputs['meta.priority'].value };
+        if (inputs['meta.owner'].value.trim()) meta.owner = inputs['meta.owner'].value.trim();
+        if (inputs['meta.due'].value) meta.due = inputs['meta.due'].value;
         await api(`${path}/events`, { method: 'POST', body: { type: 'followup', message: meta.title, meta } });
         inputs['meta.title'].value = '';
         inputs['meta.owner'].value = '';
@@ -426,11 +424,7 @@ export function render(view, ctx) {
         inputs['meta.priority'].value = 'P2';
         toast(`Follow-up added: ${meta.title}`);
         await load();
-      } catch (err) {
-        showErr(err);
-      } finally {
-        submit.disabled = false;
-      }
+      }, { show: showErr });
     } }, h('h3', {}, 'Add a follow-up'),
     h('div', { class: 'form-grid narrow' }, h('div', { class: 'wide' }, f('Title', inputs['meta.title'])), f('Owner', inputs['meta.owner']), f('Due', inputs['meta.due']), f('Priority', inputs['meta.priority'])),
     box, submit);
@@ -445,12 +439,15 @@ export function render(view, ctx) {
     try {
       const r = await api(`${path}/related`);
       if (disposed) return;
-      const note = h('button', { type: 'button', id: 'related-note', onclick: async () => {
-        try {
+      // Recorded once per press (the list is drawn again by the reload that follows).
+      const noteKey = `correlate:${id}`;
+      const note = h('button', { type: 'button', id: 'related-note', disabled: isSending(noteKey), onclick: async (e) => {
+        const done = await sending(e.currentTarget, async () => {
           await api('/v1/tools/incident_intelligence_tool', { method: 'POST', body: { action: 'correlate', incident_id: id, append_note: true } });
           toast('Correlation recorded on the timeline', 'ok');
-          await load();
-        } catch (e) { toast(e.describe(), 'error'); }
+          return true;
+        }, { key: noteKey, keepDisabled: true });
+        if (done) await load();
       } }, 'Record on the timeline');
       if (!r.related.length) {
         mount(relatedBox, h('p', { class: 'muted' }, 'No related incidents (same service, close in time, similar words or shared alert fingerprints).'), note);
@@ -531,22 +528,21 @@ export function render(view, ctx) {
   function uploadForm() {
     const file = h('input', { type: 'file', id: 'artifact-file', accept: '.json,.md,.txt', 'aria-label': 'Artifact file' });
     const box = h('div');
-    return h('form', { class: 'stack', id: 'upload-form', onsubmit: async (e) => {
+    // One artifact per press (a second would be stored as name-2); the file input is cleared
+    // once it is attached and keeps the file when it is refused.
+    return h('form', { class: 'stack', id: 'upload-form', onsubmit: (e) => {
       e.preventDefault();
-      mount(box);
-      const f = file.files[0];
-      if (!f) { mount(box, errorBox(new Error('choose a .json, .md or .txt file first'), 'Not uploaded')); return; }
-      if (f.size > 2 * 1024 * 1024) { mount(box, errorBox(new Error(`${f.name} is ${bytes(f.size)}; artifacts are at most 2 MB`), 'Not uploaded')); return; }
-      try {
+      sending(e.currentTarget, async () => {
+        const f = file.files[0];
+        if (!f) throw new Error('choose a .json, .md or .txt file first');
+        if (f.size > 2 * 1024 * 1024) throw new Error(`${f.name} is ${bytes(f.size)}; artifacts are at most 2 MB`);
         const content = await f.text();
         // Up to 2 MB going up: more time than a plain request.
         const a = await api(`${path}/artifacts`, { method: 'POST', body: { name: f.name, content }, timeoutMs: 120000 });
         toast(`Attached ${a.name}`, 'ok');
         file.value = '';
         await load();
-      } catch (err) {
-        mount(box, errorBox(err, 'Not uploaded'));
-      }
+      }, { box, what: 'Not uploaded' });
     } }, h('h3', {}, 'Attach a file (json, md, txt; ≤ 2 MB)'), h('div', { class: 'row' }, file, h('button', { type: 'submit', id: 'upload-submit' }, 'Upload')), box);
   }
 

@@ -5,7 +5,7 @@
 // URLs: `#/ops`, `#/ops/graphs/<name>`.
 
 import { errorBox, h, loading, mount, toast } from '../../lib/dom.js';
-import { schemaFields } from '../../lib/form.js';
+import { schemaFields, sending } from '../../lib/form.js';
 import { listGraphs, startRun } from '../../lib/runs.js';
 import { emptyTable, linkRow, table } from '../../lib/table.js';
 import { chain, graphHref, runHref } from './parts.js';
@@ -73,36 +73,24 @@ export function renderGraph(view, ctx, name) {
   return () => { disposed = true; if (runs) runs.cleanup(); };
 }
 
-/** The form that starts a run of `g`; on success the run page opens. */
+/**
+ * The form that starts a run of `g`; on success the run page opens. One run per press (the
+ * button stays disabled until the run page opens); a refused input keeps every value, with
+ * the field it names marked.
+ */
 function inputForm(g, ctx) {
   const form = schemaFields(g.input_schema || {});
   const box = h('div', { id: 'run-form-error' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'run-submit' }, `Start ${g.name}`);
   const note = h('p', { class: 'muted' }, h('span', { class: 'req' }, '*'), ' required. Empty fields are left out, so the graph\'s defaults apply.');
-  const el = h('form', { class: 'panel stack', id: 'run-form', novalidate: true, 'data-graph': g.name, onsubmit: async (e) => {
+  const el = h('form', { class: 'panel stack', id: 'run-form', novalidate: true, 'data-graph': g.name, onsubmit: (e) => {
     e.preventDefault();
-    form.showError(null);
-    mount(box);
-    let input;
-    try {
-      input = form.read();
-    } catch (err) {
-      form.showError(err);
-      mount(box, errorBox(err, 'Not started'));
-      return;
-    }
-    submit.disabled = true;
-    try {
-      const r = await startRun(g.name, input);
+    sending(el, async () => {
+      const r = await startRun(g.name, form.read());
       toast(`Started ${r.run_id}`, 'ok');
       // Only if the operator is still on this form (not if they went elsewhere meanwhile).
       if (el.isConnected) ctx.navigate(runHref(r.run_id));
-    } catch (err) {
-      form.showError(err);
-      mount(box, errorBox(err, 'Not started'));
-    } finally {
-      submit.disabled = false;
-    }
+    }, { marks: form.showError, box, what: 'Not started', keepDisabled: true });
   } }, h('h2', {}, 'Input'), form.el, note, box, h('div', { class: 'row' }, submit));
   return el;
 }

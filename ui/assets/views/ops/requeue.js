@@ -4,9 +4,13 @@
 import { api } from '../../lib/api.js';
 import { errorBox, h, mount, toast } from '../../lib/dom.js';
 import { idEl, timeEl } from '../../lib/format.js';
+import { isSending, sending } from '../../lib/form.js';
 import { liveReload } from '../../lib/live.js';
 import { table } from '../../lib/table.js';
 import { runHref } from './parts.js';
+
+/** What makes two decisions on an item the same (see `sending`). */
+const decisionKey = (it) => `requeue:${it.id}`;
 
 /** The section: `{el, cleanup}`. It reloads itself on run and requeue events. */
 export function requeueSection() {
@@ -36,8 +40,8 @@ export function requeueSection() {
         h('td', {}, h('span', { class: 'badge st' }, it.status)),
         h('td', {}, timeEl(it.created_at)),
         h('td', {}, it.status === 'pending'
-          ? [h('button', { type: 'button', class: 'primary requeue-allow', onclick: (e) => resolve(it, true, e.currentTarget) }, 'Allow'), ' ',
-            h('button', { type: 'button', class: 'danger requeue-drop', onclick: (e) => resolve(it, false, e.currentTarget) }, 'Drop')]
+          ? [h('button', { type: 'button', class: 'primary requeue-allow', disabled: isSending(decisionKey(it)), onclick: (e) => resolve(it, true, e.currentTarget) }, 'Allow'), ' ',
+            h('button', { type: 'button', class: 'danger requeue-drop', disabled: isSending(decisionKey(it)), onclick: (e) => resolve(it, false, e.currentTarget) }, 'Drop')]
           : null))), { class: 'grid compact', id: 'requeue-table' }));
     } catch (e) {
       if (my !== seq) return;
@@ -48,19 +52,16 @@ export function requeueSection() {
     }
   }
   async function resolve(it, allow, button) {
-    // Both of the row's buttons wait for the answer: one decision, one POST.
+    // Both of the row's buttons wait for the answer: one decision, one POST (also when a
+    // reload draws the row again meanwhile). Then the list is asked again, so the row goes,
+    // or shows its new status; until then the buttons stay disabled.
+    if (isSending(decisionKey(it))) return;
     const row = button && button.closest('tr');
-    const buttons = row ? [...row.querySelectorAll('button')] : [];
-    if (buttons.some((b) => b.disabled)) return;
-    for (const b of buttons) b.disabled = true;
-    try {
+    const buttons = row ? [...row.querySelectorAll('.requeue-allow, .requeue-drop')] : [button];
+    await sending(buttons, async () => {
       await api(`/v1/requeue/${encodeURIComponent(it.id)}/resolve`, { method: 'POST', body: { allow } });
       toast(allow ? `Allowed ${it.id}` : `Dropped ${it.id}`, 'ok');
-    } catch (e) {
-      toast(e.describe ? e.describe() : String(e), 'error');
-    } finally {
-      for (const b of buttons) b.disabled = false;
-    }
+    }, { key: decisionKey(it), keepDisabled: true });
     load();
   }
   load();
