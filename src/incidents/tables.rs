@@ -42,6 +42,10 @@ pub const SORT_INDEX: TableDefinition<(&str, i64, &str), &str> =
 /// follow-up event id → (incident id, seq), only while the follow-up is open.
 pub const OPEN_FOLLOWUPS: TableDefinition<&str, (&str, u64)> =
     TableDefinition::new("incident_open_followups");
+/// (due µs, or `i64::MAX` without a due date; follow-up event id) → (incident id, seq): the
+/// open follow-ups in due order, so the overdue ones page without reading every one.
+pub const FOLLOWUP_DUE: TableDefinition<(i64, &str), (&str, u64)> =
+    TableDefinition::new("incident_followup_due");
 
 /// Every table of this room (created at start, copied by backups).
 pub const ALL: &[&dyn AnyTable] = &[
@@ -54,11 +58,12 @@ pub const ALL: &[&dyn AnyTable] = &[
     &EVENT_FEED,
     &EVENT_ORDER,
     &SORT_INDEX,
+    &FOLLOWUP_DUE,
 ];
 
 /// The incident log's schema steps: version 2 fills the time-ordered event feed from the
 /// timelines already stored, version 5 the time order of each timeline, version 6 the list's
-/// orders by update and start time.
+/// orders by update and start time and the open follow-ups by due date.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
@@ -72,7 +77,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        what: "incident lists sorted by update and start time",
+        what: "incident lists sorted by update and start time, open follow-ups by due date",
         run: backfill_sort_index,
     },
 ];
@@ -231,6 +236,7 @@ struct TimelineTables<'t> {
     feed: crate::store::LoggedTable<'t, (i64, &'static str, u64), &'static str>,
     order: crate::store::LoggedTable<'t, (&'static str, i64, u64), ()>,
     open: crate::store::LoggedTable<'t, &'static str, (&'static str, u64)>,
+    due: crate::store::LoggedTable<'t, (i64, &'static str), (&'static str, u64)>,
 }
 
 impl<'t> TimelineTables<'t> {
@@ -240,6 +246,7 @@ impl<'t> TimelineTables<'t> {
             feed: txn.open(EVENT_FEED)?,
             order: txn.open(EVENT_ORDER)?,
             open: txn.open(OPEN_FOLLOWUPS)?,
+            due: txn.open(FOLLOWUP_DUE)?,
         })
     }
 
@@ -270,8 +277,9 @@ impl<'t> TimelineTables<'t> {
         self.order
             .insert((ev.incident_id.as_str(), ts, ev.seq), ())?;
         if is_open_followup(ev) {
-            self.open
-                .insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+            let at = (ev.incident_id.as_str(), ev.seq);
+            self.open.insert(ev.id.as_str(), at)?;
+            self.due.insert((due_key(ev), ev.id.as_str()), at)?;
         }
         Ok(())
     }
@@ -321,15 +329,35 @@ pub fn insert_event(txn: &WriteTx, ev: &mut Event) -> Result<()> {
 /// were (the feed and the time order are keyed by them).
 pub fn replace_event(txn: &WriteTx, ev: &Event) -> Result<()> {
     let bytes = to_json(ev)?;
-    txn.open(EVENTS)?
-        .insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
+    let mut events = txn.open(EVENTS)?;
+    let old: Option<Event> = events
+        .get((ev.incident_id.as_str(), ev.seq))?
+        .map(|g| from_json(g.value()))
+        .transpose()?;
+    events.insert((ev.incident_id.as_str(), ev.seq), bytes.as_slice())?;
     let mut open = txn.open(OPEN_FOLLOWUPS)?;
+    let mut due = txn.open(FOLLOWUP_DUE)?;
+    if let Some(o) = &old {
+        due.remove((due_key(o), o.id.as_str()))?;
+    }
+    let at = (ev.incident_id.as_str(), ev.seq);
     if is_open_followup(ev) {
-        open.insert(ev.id.as_str(), (ev.incident_id.as_str(), ev.seq))?;
+        open.insert(ev.id.as_str(), at)?;
+        due.insert((due_key(ev), ev.id.as_str()), at)?;
     } else {
         open.remove(ev.id.as_str())?;
     }
     Ok(())
+}
+
+/// A follow-up's key in [`FOLLOWUP_DUE`]: its due time in µs, `i64::MAX` without one.
+pub fn due_key(ev: &Event) -> i64 {
+    ev.meta
+        .get("due")
+        .and_then(|d| d.as_str())
+        .and_then(crate::kernel::clock::parse_ts)
+        .map(crate::kernel::clock::micros)
+        .unwrap_or(i64::MAX)
 }
 
 /// A follow-up event whose meta status is still open.
@@ -425,8 +453,22 @@ pub fn backfill_event_order(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Migration to schema 6: each stored incident's [`SORT_INDEX`] entries.
+/// Migration to schema 6: each stored incident's [`SORT_INDEX`] entries, each open
+/// follow-up's [`FOLLOWUP_DUE`] entry.
 pub fn backfill_sort_index(txn: &redb::WriteTransaction) -> Result<()> {
+    {
+        let open = txn.open_table(OPEN_FOLLOWUPS)?;
+        let events = txn.open_table(EVENTS)?;
+        let mut due = txn.open_table(FOLLOWUP_DUE)?;
+        for row in open.iter()? {
+            let (k, v) = row?;
+            let (inc, seq) = v.value();
+            if let Some(g) = events.get((inc, seq))? {
+                let ev: Event = from_json(g.value())?;
+                due.insert((due_key(&ev), k.value()), (inc, seq))?;
+            }
+        }
+    }
     let incs = txn.open_table(INCIDENTS)?;
     let mut sort = txn.open_table(SORT_INDEX)?;
     for row in incs.iter()? {

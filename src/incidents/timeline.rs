@@ -302,70 +302,113 @@ impl Incidents {
             return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
         }
         let cursor = q.cursor.as_deref().map(parse_followup_cursor).transpose()?;
-        let now = self.clock.now();
+        let now_t = self.clock.now();
+        let now = micros(now_t);
         self.store
             .read(move |txn| {
                 let incs = txn.open_table(INCIDENTS)?;
                 let events = txn.open_table(EVENTS)?;
+                let due = txn.open_table(FOLLOWUP_DUE)?;
                 let services: Vec<String> = q.service.iter().map(|s| s.to_lowercase()).collect();
-                // Only each match's sort key is kept; views are built for the page alone.
-                let mut rows: Vec<(Option<i64>, String, Event, Place)> = Vec::new();
-                for row in txn.open_table(OPEN_FOLLOWUPS)?.iter()? {
-                    let (_, v) = row?;
-                    let (inc_id, seq) = v.value();
+                let filtered = q.owner.is_some() || !services.is_empty() || q.env.is_some();
+                // Dated entries end at `now` for the overdue ones; undated ones are never due.
+                let dated_end = if q.overdue { (now, "") } else { (i64::MAX, "") };
+                let at = cursor.as_ref().map(|(k, id)| (*k, id.as_str()));
+
+                // One entry: its event and incident when it matches the filters.
+                let load = |inc_id: &str, seq: u64| -> Result<Option<(Event, Place)>> {
                     let Some(g) = events.get((inc_id, seq))? else {
-                        continue;
+                        return Ok(None);
                     };
                     let ev: Event = from_json(g.value())?;
-                    if !is_open_followup(&ev) {
-                        continue;
+                    let owner = ev.meta.get("owner").and_then(|v| v.as_str());
+                    if !is_open_followup(&ev)
+                        || q.owner
+                            .as_deref()
+                            .is_some_and(|o| !owner.is_some_and(|fo| fo.eq_ignore_ascii_case(o)))
+                    {
+                        return Ok(None);
                     }
-                    let meta = |k: &str| ev.meta.get(k).and_then(|v| v.as_str());
-                    let due = meta("due").and_then(crate::kernel::clock::parse_ts);
-                    let owner_ok = q
-                        .owner
-                        .as_deref()
-                        .is_none_or(|o| meta("owner").is_some_and(|fo| fo.eq_ignore_ascii_case(o)));
-                    if (q.overdue && due.is_none_or(|d| d >= now)) || !owner_ok {
-                        continue;
-                    }
-                    let Some(g) = incs.get(inc_id)? else { continue };
+                    let Some(g) = incs.get(inc_id)? else {
+                        return Ok(None);
+                    };
                     let place: Place = from_json(g.value())?;
                     if !(services.is_empty() || services.contains(&place.service.to_lowercase()))
                         || q.env.as_deref().is_some_and(|e| e != place.env)
                     {
-                        continue;
+                        return Ok(None);
                     }
-                    rows.push((due.map(micros), ev.id.clone(), ev, place));
-                }
-                let key = |(due, id, ..): &(Option<i64>, String, Event, Place)| {
-                    // Without a due date: after every dated one, in either order.
-                    let d = match (due, q.soonest) {
-                        (None, _) => i64::MAX,
-                        (Some(d), true) => *d,
-                        (Some(d), false) => -*d,
+                    Ok(Some((ev, place)))
+                };
+
+                // Whether an entry comes after the cursor in this order.
+                let after = |k: (i64, &str)| match at {
+                    None => true,
+                    Some(a) if q.soonest => k > a,
+                    Some(a) if a.0 == i64::MAX => k.0 == i64::MAX && k > a,
+                    Some(a) => k.0 == i64::MAX || k < a,
+                };
+                // Walk the order: the page after the cursor and one more (is there a next
+                // page?); with filters, every entry (to count the matches).
+                let mut page: Vec<(i64, String, Event, Place)> = Vec::new();
+                let mut more = false;
+                let mut matches = 0u64;
+                let mut visit = |k: (i64, &str), v: (&str, u64)| -> Result<bool> {
+                    let later = after(k);
+                    if !filtered && (!later || page.len() == limit) {
+                        more |= later;
+                        return Ok(!later);
+                    }
+                    let Some((ev, place)) = load(v.0, v.1)? else {
+                        return Ok(true);
                     };
-                    (d, id.clone())
+                    matches += 1;
+                    if later && page.len() < limit {
+                        page.push((k.0, k.1.to_string(), ev, place));
+                    } else if later {
+                        more = true;
+                    }
+                    Ok(true)
                 };
-                rows.sort_by_cached_key(key);
-                let total = rows.len() as u64;
-                let start = match &cursor {
-                    None => 0,
-                    Some(c) => rows.partition_point(|r| &key(r) <= c),
+                let dated = due.range((i64::MIN, "")..dated_end)?;
+                let mut go = true;
+                let rows: Box<dyn Iterator<Item = _>> = if q.soonest {
+                    Box::new(dated)
+                } else {
+                    Box::new(dated.rev())
                 };
-                let rest = &rows[start.min(rows.len())..];
-                let items: Vec<FollowupView> = rest
+                for row in rows {
+                    let (k, v) = row?;
+                    if !visit(k.value(), v.value())? {
+                        go = false;
+                        break;
+                    }
+                }
+                if go && !q.overdue {
+                    for row in due.range((i64::MAX, "")..)? {
+                        let (k, v) = row?;
+                        if !visit(k.value(), v.value())? {
+                            break;
+                        }
+                    }
+                }
+                let total = if filtered {
+                    matches
+                } else if q.overdue {
+                    due.range((i64::MIN, "")..(now, ""))?.count() as u64
+                } else {
+                    redb::ReadableTableMetadata::len(&due)?
+                };
+                let next_cursor = more
+                    .then(|| page.last().map(|(k, id, ..)| format!("{k}.{id}")))
+                    .flatten();
+                let items = page
                     .iter()
-                    .take(limit)
-                    .map(|(_, _, ev, place)| followup_view(ev, &place.service, &place.env, now))
+                    .map(|(_, _, ev, place)| followup_view(ev, &place.service, &place.env, now_t))
                     .collect();
-                let next_cursor = (rest.len() > limit)
-                    .then(|| rest.get(limit - 1).map(key))
-                    .flatten()
-                    .map(|(d, id)| format!("{d}.{id}"));
-                let mut page = Page::new(items, next_cursor);
-                page.total = Some(total);
-                Ok(page)
+                let mut out = Page::new(items, next_cursor);
+                out.total = Some(total);
+                Ok(out)
             })
             .await
     }

@@ -429,30 +429,58 @@ async fn follow_ups_are_listed_latest_due_first_with_filters_and_a_total() {
     let (_, v) = app.get("/api/followups?service=billing&overdue=true").await;
     assert_eq!(titles(&v), ["recent miss", "old miss"]);
 
-    // Paging: two at a time, every one once, the total on each page.
-    let mut seen = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (s, v) = app
-            .get(&format!("/api/followups?limit=2&cursor={cursor}"))
-            .await;
-        assert_eq!((s, v["total"].clone()), (200, json!(5)), "{v}");
-        seen.extend(titles(&v));
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_string(),
-            None => break,
+    // Paging, in each order, with and without filters: every one once, in order, the total
+    // on each page.
+    let newest = [
+        "next week",
+        "recent miss",
+        "mid miss",
+        "old miss",
+        "no date",
+    ];
+    let soonest = [
+        "old miss",
+        "mid miss",
+        "recent miss",
+        "next week",
+        "no date",
+    ];
+    for (query, page, total, want) in [
+        ("", 2, 5, &newest[..]),
+        ("", 1, 5, &newest[..]),
+        ("order=soonest", 2, 5, &soonest[..]),
+        ("overdue=true", 1, 3, &newest[1..4]),
+        (
+            "owner=alice",
+            1,
+            3,
+            &["next week", "mid miss", "old miss"][..],
+        ),
+        (
+            "owner=alice&order=soonest",
+            2,
+            3,
+            &["old miss", "mid miss", "next week"][..],
+        ),
+        ("env=prod&overdue=true", 2, 3, &newest[1..4]),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (s, v) = app
+                .get(&format!(
+                    "/api/followups?limit={page}&{query}&cursor={cursor}"
+                ))
+                .await;
+            assert_eq!((s, v["total"].clone()), (200, json!(total)), "{query}: {v}");
+            seen.extend(titles(&v));
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_string(),
+                None => break,
+            }
         }
+        assert_eq!(seen, want, "{query} by {page}");
     }
-    assert_eq!(
-        seen,
-        [
-            "next week",
-            "recent miss",
-            "mid miss",
-            "old miss",
-            "no date"
-        ]
-    );
 
     // A closed follow-up leaves the list.
     let recent = &created[1].1;
@@ -500,12 +528,24 @@ async fn follow_ups_are_listed_latest_due_first_with_filters_and_a_total() {
 #[tokio::test]
 async fn the_sort_index_is_built_for_a_store_of_schema_5() {
     let (app, all) = seeded().await;
+    let inc = all[0]["id"].as_str().unwrap();
+    for (title, due) in [("first", "2020-01-01"), ("second", "2021-01-01")] {
+        let (s, _) = app
+            .post(
+                &format!("/api/incidents/{inc}/events"),
+                json!({"type": "followup", "meta": {"title": title, "due": due}}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
     let (_, before) = app.get("/api/incidents?sort=updated&limit=100").await;
     let dir = app.stop().await;
     {
         let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         txn.delete_table(sofiia::incidents::tables::SORT_INDEX)
+            .unwrap();
+        txn.delete_table(sofiia::incidents::tables::FOLLOWUP_DUE)
             .unwrap();
         txn.open_table(sofiia::store::META)
             .unwrap()
@@ -519,4 +559,7 @@ async fn the_sort_index_is_built_for_a_store_of_schema_5() {
     assert_eq!(ids(&after), ids(&before));
     let (_, started) = app.get("/api/incidents?sort=started&limit=100").await;
     assert_eq!(ids(&started).len(), all.len());
+    let (_, f) = app.get("/api/followups?overdue=true").await;
+    assert_eq!(f["total"], 2, "{f}");
+    assert_eq!(f["items"][0]["title"], "second", "{f}");
 }

@@ -4,7 +4,7 @@
 // place; the list refreshes itself when a timeline changes.
 
 import { api } from '../lib/api.js';
-import { debounce, h, mount, toast } from '../lib/dom.js';
+import { debounce, TYPING_MS, h, mount, toast } from '../lib/dom.js';
 import { idEl, timeEl } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
 import { cursorList, emptyTable, table } from '../lib/table.js';
@@ -26,7 +26,7 @@ export function render(view, ctx) {
     'overdue only');
   const field = (id, key, placeholder) => h('input', {
     type: 'text', id, placeholder, value: state[key], size: 14, 'aria-label': placeholder, autocomplete: 'off',
-    oninput: debounce((e) => { state[key] = e.target.value.trim(); list.reset(); }, 120),
+    oninput: debounce((e) => { state[key] = e.target.value.trim(); list.reset(); }, TYPING_MS),
   });
   const env = h('select', { id: 'fl-env', 'aria-label': 'Environment', onchange: (e) => { state.env = e.target.value; list.reset(); } },
     h('option', { value: '' }, 'any env'), ['prod', 'staging', 'dev'].map((x) => h('option', { value: x }, x)));

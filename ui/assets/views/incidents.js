@@ -10,7 +10,7 @@
 // the server knows, matched by prefix without regard to case.
 
 import { api } from '../lib/api.js';
-import { h, mount, debounce } from '../lib/dom.js';
+import { h, mount, debounce, TYPING_MS } from '../lib/dom.js';
 import { idEl, sevBadge, statusBadge, timeEl, SEVERITIES, STATUSES, ACTIVE } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
 import { cursorList, emptyTable, linkRow, table } from '../lib/table.js';
@@ -63,12 +63,12 @@ export function render(view, ctx) {
   const serviceHint = h('div', { class: 'hint', id: 'f-service-hint', 'aria-live': 'polite' });
   const service = h('input', { type: 'text', id: 'f-service', placeholder: 'service', value: state.service, size: 14, 'aria-label': 'Service',
     list: 'f-service-list', autocomplete: 'off', spellcheck: 'false',
-    oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, 120) });
+    oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, TYPING_MS) });
   const env = h('select', { id: 'f-env', 'aria-label': 'Environment', onchange: (e) => { state.env = e.target.value; changed(); } },
     h('option', { value: '' }, 'any env'), ['prod', 'staging', 'dev'].map((x) => h('option', { value: x }, x)));
   env.value = state.env;
   const text = h('input', { type: 'search', id: 'f-q', placeholder: 'Filter text or paste an id…  ( / )', value: state.q, size: 28, 'data-search': '', 'aria-label': 'Text filter',
-    oninput: debounce((e) => { state.q = e.target.value.trim(); if (ID_RE.test(state.q)) openId(state.q); else changed(); }, 120) });
+    oninput: debounce((e) => { state.q = e.target.value.trim(); if (ID_RE.test(state.q)) openId(state.q); else changed(); }, TYPING_MS) });
   const sortSel = h('select', { id: 'f-sort', 'aria-label': 'Sort', onchange: (e) => { state.sort = e.target.value; changed(); } },
     SORTS.map(([v, label]) => h('option', { value: v }, label)));
   sortSel.value = state.sort;

@@ -2,7 +2,7 @@
 // filters), and a runbook rendered with the matching section scrolled into view.
 
 import { api } from '../lib/api.js';
-import { debounce, errorBox, h, loading, mount } from '../lib/dom.js';
+import { debounce, TYPING_MS, errorBox, h, loading, mount } from '../lib/dom.js';
 import { headingId, renderMarkdown } from '../lib/markdown.js';
 import { linkRow, table } from '../lib/table.js';
 
@@ -21,7 +21,7 @@ export function render(view, ctx) {
     type: 'search', id: 'rb-q', size: 48, value: state.q, 'data-search': '', autocomplete: 'off',
     placeholder: 'What is going on? e.g. restore from backup, disk full, rotate key  ( / )',
     'aria-label': 'Search runbooks',
-    oninput: debounce((e) => { state.q = e.target.value; changed(); }, 120),
+    oninput: debounce((e) => { state.q = e.target.value; changed(); }, TYPING_MS),
   });
   const service = h('select', { id: 'rb-service', 'aria-label': 'Service', onchange: (e) => { state.service = e.target.value; changed(); } },
     h('option', { value: '' }, 'any service'));
