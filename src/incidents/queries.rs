@@ -214,7 +214,7 @@ pub(super) fn parse_cursor(c: &str, sort: Sort) -> Result<ListCursor> {
                 .ok_or_else(bad)?;
             let (seg, rest) = rest.split_once('.').ok_or_else(bad)?;
             let seg = seg.parse::<usize>().map_err(|_| bad())?;
-            if seg >= segments(s, &[]).len() {
+            if seg >= segments(s).len() {
                 return Err(bad());
             }
             (seg, rest)
@@ -248,14 +248,13 @@ enum Segment {
     Sorted(&'static str),
 }
 
-/// The segments of `sort`, in order (`driver`: the index dimension a creation-ordered list
-/// walks; `severities`: the filter's, all when empty).
-fn segments(sort: Sort, severities: &[Severity]) -> Vec<Segment> {
+/// The segments of `sort`, in order: for `severity` one per severity (a cursor's segment is
+/// the severity's place in [`Severity::ALL`], whatever the filter).
+fn segments(sort: Sort) -> Vec<Segment> {
     match sort {
         Sort::Created => vec![Segment::Index("all".into())],
         Sort::Severity => Severity::ALL
             .into_iter()
-            .filter(|s| severities.is_empty() || severities.contains(s))
             .map(|s| Segment::Index(format!("severity:{}", s.as_str())))
             .collect(),
         Sort::Updated => vec![Segment::Sorted("updated")],
@@ -414,16 +413,24 @@ pub(super) fn list_in(
         return Ok(page);
     }
 
-    let mut segs = segments(q.sort, &q.severity);
-    if q.sort == Sort::Created {
-        segs = vec![Segment::Index(driver)];
-    }
+    // A creation-ordered walk follows the driver.
+    let segs = match q.sort {
+        Sort::Created => vec![Segment::Index(driver)],
+        s => segments(s),
+    };
     let mut found: Vec<(ListCursor, Option<Incident>)> = Vec::with_capacity(limit + 1);
     let mut scanned = 0usize;
     let mut last_scanned: Option<ListCursor> = None;
     let mut partial = false;
     let first = cursor.as_ref().map(|c| c.seg).unwrap_or(0);
     'walk: for (si, seg) in segs.iter().enumerate().skip(first) {
+        // Severities the filter leaves out are not walked.
+        if q.sort == Sort::Severity
+            && !q.severity.is_empty()
+            && !q.severity.contains(&Severity::ALL[si])
+        {
+            continue;
+        }
         let (table, d, lo) = match seg {
             // `since` bounds creation time: the lower end of a creation-ordered walk.
             Segment::Index(d) => (&idx, d.as_str(), lo_ts),

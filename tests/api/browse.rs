@@ -128,6 +128,21 @@ async fn every_sort_order_pages_completely_with_its_total() {
     assert_ne!(by_created, by_started);
     assert_ne!(by_created, by_severity);
 
+    // Two severities of four: their segments only, in order, the cursor crossing from one to
+    // the other.
+    let p1_p3: Vec<String> = by_severity
+        .iter()
+        .filter(|id| {
+            all.iter()
+                .any(|v| v["id"] == **id && matches!(v["severity"].as_str(), Some("P1" | "P3")))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        walk(&app, "sort=severity&severity=P3,P1", 5, Some(12)).await,
+        p1_p3
+    );
+
     // With filters, the total counts the matches, and the order holds within them.
     let router_sev: Vec<String> = by_severity
         .iter()
