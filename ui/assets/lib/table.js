@@ -62,6 +62,26 @@ export function linkRow(href, navigate, attrs, ...cells) {
 }
 
 /**
+ * The page of a `cursorList` kept in the URL: the cursor and page number in the hash (from
+ * `hashFor({cursor, page})`), the cursors before it in the history entry under `key` (so
+ * "Previous" still works after a reload). Spread into `cursorList`'s options; `then(at)` is
+ * also told of every move.
+ */
+export function pageInUrl(key, query, hashFor, then = () => {}) {
+  const saved = history.state && history.state[key];
+  const cursor = query.get('cursor');
+  return {
+    start: cursor
+      ? { cursor, cursors: saved && saved.cursor === cursor ? saved.cursors : null, page: query.get('page') }
+      : null,
+    onPage: (at) => {
+      then(at);
+      history.replaceState({ [key]: { cursor: at.cursor, cursors: at.cursors } }, '', hashFor(at));
+    },
+  };
+}
+
+/**
  * A list paged on the server by cursor. `opts`:
  * - `fetchPage(cursor)` → `{items, next_cursor}` (cursor null for the first page);
  * - `render(items, {first, page})` → what to show for a page (a `table()`, or an

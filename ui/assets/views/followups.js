@@ -7,7 +7,7 @@ import { api } from '../lib/api.js';
 import { debounce, TYPING_MS, h, mount, toast } from '../lib/dom.js';
 import { idEl, timeEl } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
-import { cursorList, emptyTable, table } from '../lib/table.js';
+import { cursorList, emptyTable, pageInUrl, table } from '../lib/table.js';
 
 const PAGE = 50;
 const num = (n) => Number(n).toLocaleString('en-US');
@@ -36,14 +36,10 @@ export function render(view, ctx) {
   order.value = state.order;
   const summary = h('div', { class: 'list-meta muted', id: 'fl-total', 'aria-live': 'polite' });
 
-  const saved = history.state && history.state.followups;
   const list = cursorList({
     what: 'follow-ups',
     pager: { prev: 'fl-prev', next: 'fl-next', label: 'fl-page' },
-    start: q.get('cursor')
-      ? { cursor: q.get('cursor'), cursors: saved && saved.cursor === q.get('cursor') ? saved.cursors : null, page: q.get('page') }
-      : null,
-    onPage: (at) => history.replaceState({ followups: { cursor: at.cursor, cursors: at.cursors } }, '', hashFor(at)),
+    ...pageInUrl('followups', q, (at) => hashFor(at)),
     fetchPage: (cursor) => api('/api/followups', {
       query: {
         overdue: state.overdue ? 'true' : '', service: state.service, env: state.env,

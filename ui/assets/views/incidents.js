@@ -13,7 +13,7 @@ import { api } from '../lib/api.js';
 import { h, mount, debounce, TYPING_MS } from '../lib/dom.js';
 import { idEl, sevBadge, statusBadge, timeEl, SEVERITIES, STATUSES, ACTIVE } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
-import { cursorList, emptyTable, linkRow, table } from '../lib/table.js';
+import { cursorList, emptyTable, linkRow, pageInUrl, table } from '../lib/table.js';
 
 const PAGE = 50;
 const ACTIVE_Q = ACTIVE.join(',');
@@ -74,17 +74,10 @@ export function render(view, ctx) {
   sortSel.value = state.sort;
   const summary = h('div', { class: 'list-meta muted', id: 'incident-total', 'aria-live': 'polite' });
 
-  const saved = history.state && history.state.incidents;
   const list = cursorList({
     what: 'incidents',
     pager: { prev: 'prev-page', next: 'next-page', label: 'page-no' },
-    start: q.get('cursor')
-      ? { cursor: q.get('cursor'), cursors: saved && saved.cursor === q.get('cursor') ? saved.cursors : null, page: q.get('page') }
-      : null,
-    onPage: (at) => {
-      stopped = false;
-      history.replaceState({ incidents: { cursor: at.cursor, cursors: at.cursors } }, '', hashFor(at));
-    },
+    ...pageInUrl('incidents', q, (at) => hashFor(at), () => { stopped = false; }),
     fetchPage,
     note: (page) => {
       showSummary(page);

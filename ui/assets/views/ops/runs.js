@@ -1,19 +1,20 @@
 // Run history: runs newest first, filtered by graph and status (in the URL), paged by cursor
 // and refreshed live; the same table shows the recent runs on the Ops home and a graph's page.
 //
-// URL: `#/ops/runs?graph=&status=`.
+// URL: `#/ops/runs?graph=&status=` (and `cursor=&page=` past the first page).
 
 import { api } from '../../lib/api.js';
 import { h, mount } from '../../lib/dom.js';
 import { duration, idEl, shorten, timeEl } from '../../lib/format.js';
 import { liveReload } from '../../lib/live.js';
 import { RUN_STATUSES, listGraphs } from '../../lib/runs.js';
-import { cursorList, emptyTable, linkRow, table } from '../../lib/table.js';
+import { cursorList, emptyTable, linkRow, pageInUrl, table } from '../../lib/table.js';
 import { runHref, runStatusBadge } from './parts.js';
 
 /**
  * A table of runs, newest first. `opts`: `graph`, `status` (fixed filters), `limit`,
- * `paging` (Previous/Next by cursor). Refreshes on `ops.run` while showing the first page.
+ * `paging` (Previous/Next by cursor), `url(at)` (the page's URL, to keep the page in it).
+ * Refreshes on `ops.run` while showing the first page.
  */
 export function runTable(ctx, opts) {
   const state = { graph: opts.graph || '', status: opts.status || '' };
@@ -21,6 +22,7 @@ export function runTable(ctx, opts) {
     what: 'runs',
     class: 'run-table',
     pager: opts.paging ? { prev: 'runs-prev', next: 'runs-next' } : null,
+    ...(opts.url ? pageInUrl('runs', ctx.query, opts.url) : {}),
     fetchPage: (cursor) => api('/v1/runs', { query: { graph: state.graph, status: state.status, limit: opts.limit || 50, cursor } }),
     render: (items, { first }) => {
       if (!items.length) {
@@ -54,7 +56,7 @@ export function runTable(ctx, opts) {
 /** The run history page. */
 export function render(view, ctx) {
   const state = { graph: ctx.query.get('graph') || '', status: ctx.query.get('status') || '' };
-  const runs = runTable(ctx, { ...state, limit: 50, paging: true });
+  const runs = runTable(ctx, { ...state, limit: 50, paging: true, url: (at) => hashFor(at) });
   const graphSel = h('select', { id: 'runs-graph', 'aria-label': 'Graph', onchange: (e) => { state.graph = e.target.value; changed(); } },
     h('option', { value: '' }, 'any graph'));
   if (state.graph) graphSel.appendChild(h('option', { value: state.graph }, state.graph));
@@ -62,15 +64,19 @@ export function render(view, ctx) {
   const statusSel = h('select', { id: 'runs-status', 'aria-label': 'Status', onchange: (e) => { state.status = e.target.value; changed(); } },
     h('option', { value: '' }, 'any status'), RUN_STATUSES.map((s) => h('option', { value: s }, s)));
   statusSel.value = state.status;
-  function hashFor() {
+  function hashFor(at = {}) {
     const p = new URLSearchParams();
     if (state.graph) p.set('graph', state.graph);
     if (state.status) p.set('status', state.status);
+    if (at.cursor) {
+      p.set('cursor', at.cursor);
+      if (at.page) p.set('page', at.page);
+    }
     const s = p.toString();
     return `#/ops/runs${s ? `?${s}` : ''}`;
   }
   function changed() {
-    history.replaceState(null, '', hashFor());
+    // The list's move to its first page puts the filters in the URL.
     runs.setFilter(state);
   }
   listGraphs().then((graphs) => {
