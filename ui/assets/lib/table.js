@@ -62,6 +62,21 @@ export function linkRow(href, navigate, attrs, ...cells) {
 }
 
 /**
+ * A list's URL: `route` with `params` (those with an empty value left out) and, past the first
+ * page, the page's `cursor` and number from `at`.
+ */
+export function listHash(route, params, at = {}) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) p.set(k, v);
+  if (at.cursor) {
+    p.set('cursor', at.cursor);
+    if (at.page) p.set('page', at.page);
+  }
+  const s = p.toString();
+  return `${route}${s ? `?${s}` : ''}`;
+}
+
+/**
  * The page of a `cursorList` kept in the URL: the cursor and page number in the hash (from
  * `hashFor({cursor, page})`), the cursors before it in the history entry under `key` (so
  * "Previous" still works after a reload). Spread into `cursorList`'s options; `then(at)` is

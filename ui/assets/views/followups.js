@@ -7,7 +7,7 @@ import { api } from '../lib/api.js';
 import { debounce, TYPING_MS, h, mount, toast } from '../lib/dom.js';
 import { idEl, timeEl } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
-import { cursorList, emptyTable, pageInUrl, table } from '../lib/table.js';
+import { cursorList, emptyTable, listHash, pageInUrl, table } from '../lib/table.js';
 
 const PAGE = 50;
 const num = (n) => Number(n).toLocaleString('en-US');
@@ -62,18 +62,10 @@ export function render(view, ctx) {
     list.el);
 
   function hashFor(at) {
-    const p = new URLSearchParams();
-    if (state.overdue) p.set('overdue', '1');
-    if (state.service) p.set('service', state.service);
-    if (state.env) p.set('env', state.env);
-    if (state.owner) p.set('owner', state.owner);
-    if (state.order !== 'latest') p.set('order', state.order);
-    if (at.cursor) {
-      p.set('cursor', at.cursor);
-      if (at.page) p.set('page', at.page);
-    }
-    const s = p.toString();
-    return `#/followups${s ? `?${s}` : ''}`;
+    return listHash('#/followups', {
+      overdue: state.overdue ? '1' : '', service: state.service, env: state.env, owner: state.owner,
+      order: state.order === 'latest' ? '' : state.order,
+    }, at);
   }
 
   function showTable(items, { first }) {

@@ -13,7 +13,7 @@ import { api } from '../lib/api.js';
 import { h, mount, debounce, TYPING_MS } from '../lib/dom.js';
 import { idEl, sevBadge, statusBadge, timeEl, SEVERITIES, STATUSES, ACTIVE } from '../lib/format.js';
 import { liveReload } from '../lib/live.js';
-import { cursorList, emptyTable, linkRow, pageInUrl, table } from '../lib/table.js';
+import { cursorList, emptyTable, linkRow, listHash, pageInUrl, table } from '../lib/table.js';
 
 const PAGE = 50;
 const ACTIVE_Q = ACTIVE.join(',');
@@ -104,19 +104,11 @@ export function render(view, ctx) {
 
   /** The list's URL: filters, sort and (when not the first) the page. */
   function hashFor(at = {}) {
-    const p = new URLSearchParams();
-    if (state.status !== ACTIVE_Q) p.set('status', state.status || 'any');
-    if (state.severity.length) p.set('severity', state.severity.join(','));
-    if (state.service) p.set('service', state.service);
-    if (state.env) p.set('env', state.env);
-    if (state.q) p.set('q', state.q);
-    if (state.sort !== 'created') p.set('sort', state.sort);
-    if (at.cursor) {
-      p.set('cursor', at.cursor);
-      if (at.page) p.set('page', at.page);
-    }
-    const s = p.toString();
-    return `#/incidents${s ? `?${s}` : ''}`;
+    return listHash('#/incidents', {
+      status: state.status === ACTIVE_Q ? '' : state.status || 'any',
+      severity: state.severity.join(','), service: state.service, env: state.env, q: state.q,
+      sort: state.sort === 'created' ? '' : state.sort,
+    }, at);
   }
 
   function changed() {

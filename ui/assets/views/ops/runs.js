@@ -8,7 +8,7 @@ import { h, mount } from '../../lib/dom.js';
 import { duration, idEl, shorten, timeEl } from '../../lib/format.js';
 import { liveReload } from '../../lib/live.js';
 import { RUN_STATUSES, listGraphs } from '../../lib/runs.js';
-import { cursorList, emptyTable, linkRow, pageInUrl, table } from '../../lib/table.js';
+import { cursorList, emptyTable, linkRow, listHash, pageInUrl, table } from '../../lib/table.js';
 import { runHref, runStatusBadge } from './parts.js';
 
 /**
@@ -65,15 +65,7 @@ export function render(view, ctx) {
     h('option', { value: '' }, 'any status'), RUN_STATUSES.map((s) => h('option', { value: s }, s)));
   statusSel.value = state.status;
   function hashFor(at = {}) {
-    const p = new URLSearchParams();
-    if (state.graph) p.set('graph', state.graph);
-    if (state.status) p.set('status', state.status);
-    if (at.cursor) {
-      p.set('cursor', at.cursor);
-      if (at.page) p.set('page', at.page);
-    }
-    const s = p.toString();
-    return `#/ops/runs${s ? `?${s}` : ''}`;
+    return listHash('#/ops/runs', { graph: state.graph, status: state.status }, at);
   }
   function changed() {
     // The list's move to its first page puts the filters in the URL.
