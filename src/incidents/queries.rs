@@ -263,7 +263,8 @@ fn segments(sort: Sort) -> Vec<Segment> {
 }
 
 /// The stored service names `asked` stands for, without regard to case (`Billing` finds
-/// `billing`); a name no incident has is kept as asked (and matches nothing).
+/// `billing`), a trailing `*` standing for any rest (`bill*`: every service whose name starts
+/// with `bill`); a name no incident has is kept as asked (and matches nothing).
 fn resolve_services(
     counts: &impl ReadableTable<&'static str, u64>,
     asked: &[String],
@@ -275,7 +276,13 @@ fn resolve_services(
     let mut out = Vec::new();
     for a in asked {
         let mut hit = false;
-        for (k, _) in known.iter().filter(|(k, _)| k.eq_ignore_ascii_case(a)) {
+        let matches = |k: &str| match a.strip_suffix('*') {
+            Some(p) => {
+                k.len() >= p.len() && k.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
+            None => k.eq_ignore_ascii_case(a),
+        };
+        for (k, _) in known.iter().filter(|(k, _)| matches(k)) {
             hit = true;
             if !out.contains(k) {
                 out.push(k.clone());
@@ -315,9 +322,10 @@ pub(super) fn list_in(
     let counts = txn.open_table(INDEX_COUNTS)?;
     let incs = txn.open_table(INCIDENTS)?;
     let services = resolve_services(&counts, &q.service)?;
+    let wanted: std::collections::HashSet<&str> = services.iter().map(String::as_str).collect();
     let passes = |b: &Brief| {
         (q.status.is_empty() || b.status.is_some_and(|s| q.status.contains(&s)))
-            && (services.is_empty() || services.iter().any(|s| s == b.service))
+            && (wanted.is_empty() || wanted.contains(b.service))
             && q.env.as_deref().is_none_or(|e| e == b.env)
             && (q.severity.is_empty() || b.severity.is_some_and(|s| q.severity.contains(&s)))
     };
@@ -329,16 +337,22 @@ pub(super) fn list_in(
         .map(str::to_lowercase)
         .collect();
 
-    // A pasted incident id is a direct lookup: exact, complete, and one read.
-    if let [w] = words.as_slice() {
-        if validate_incident_id(w).is_ok() {
-            let hit = match (&cursor, load_incident(&incs, w)?) {
-                (None, Some(inc)) if passes(&parse_brief(&brief_of(&inc))) => Some(inc),
-                _ => None,
-            };
-            let mut page = Page::new(hit.into_iter().collect(), None);
-            page.total = Some(page.items.len() as u64);
-            return Ok(page);
+    // A pasted incident id is a direct lookup: exact (ids are case-sensitive), complete, and
+    // one read. An id no incident has is searched for as text, as any other word.
+    let typed: Vec<&str> = q.text.as_deref().unwrap_or("").split_whitespace().collect();
+    if let [id] = typed.as_slice() {
+        if validate_incident_id(id).is_ok() {
+            if let Some(inc) = load_incident(&incs, id)? {
+                let hit = passes(&parse_brief(&brief_of(&inc)))
+                    && q.since.is_none_or(|t| inc.created_at >= t);
+                let mut page = Page::new(Vec::new(), None);
+                page.total = Some(u64::from(hit));
+                // The one page holds it; a cursor (there is no second page) gets none.
+                if hit && cursor.is_none() {
+                    page.items.push(inc);
+                }
+                return Ok(page);
+            }
         }
     }
 

@@ -63,7 +63,7 @@ pub const ALL: &[&dyn AnyTable] = &[
 
 /// The incident log's schema steps: version 2 fills the time-ordered event feed from the
 /// timelines already stored, version 5 the time order of each timeline, version 6 the list's
-/// orders by update and start time and the open follow-ups by due date.
+/// orders by update and start time, version 7 the open follow-ups by due date.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
@@ -77,8 +77,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        what: "incident lists sorted by update and start time, open follow-ups by due date",
+        what: "incident lists sorted by update and start time",
         run: backfill_sort_index,
+    },
+    Migration {
+        version: 7,
+        what: "open follow-ups by due date",
+        run: backfill_followup_due,
     },
 ];
 
@@ -453,22 +458,24 @@ pub fn backfill_event_order(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Migration to schema 6: each stored incident's [`SORT_INDEX`] entries, each open
-/// follow-up's [`FOLLOWUP_DUE`] entry.
-pub fn backfill_sort_index(txn: &redb::WriteTransaction) -> Result<()> {
-    {
-        let open = txn.open_table(OPEN_FOLLOWUPS)?;
-        let events = txn.open_table(EVENTS)?;
-        let mut due = txn.open_table(FOLLOWUP_DUE)?;
-        for row in open.iter()? {
-            let (k, v) = row?;
-            let (inc, seq) = v.value();
-            if let Some(g) = events.get((inc, seq))? {
-                let ev: Event = from_json(g.value())?;
-                due.insert((due_key(&ev), k.value()), (inc, seq))?;
-            }
+/// Migration to schema 7: each open follow-up's [`FOLLOWUP_DUE`] entry.
+pub fn backfill_followup_due(txn: &redb::WriteTransaction) -> Result<()> {
+    let open = txn.open_table(OPEN_FOLLOWUPS)?;
+    let events = txn.open_table(EVENTS)?;
+    let mut due = txn.open_table(FOLLOWUP_DUE)?;
+    for row in open.iter()? {
+        let (k, v) = row?;
+        let (inc, seq) = v.value();
+        if let Some(g) = events.get((inc, seq))? {
+            let ev: Event = from_json(g.value())?;
+            due.insert((due_key(&ev), k.value()), (inc, seq))?;
         }
     }
+    Ok(())
+}
+
+/// Migration to schema 6: each stored incident's [`SORT_INDEX`] entries.
+pub fn backfill_sort_index(txn: &redb::WriteTransaction) -> Result<()> {
     let incs = txn.open_table(INCIDENTS)?;
     let mut sort = txn.open_table(SORT_INDEX)?;
     for row in incs.iter()? {

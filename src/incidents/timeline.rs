@@ -413,21 +413,40 @@ impl Incidents {
             .await
     }
 
-    /// Every service with incidents, and how many each has, by name; with `prefix`, only
-    /// those whose name starts with it (without regard to case).
-    pub async fn services(&self, prefix: Option<String>) -> Result<Vec<ServiceCount>> {
+    /// The services with incidents, and how many each has: with `prefix`, those whose name
+    /// starts with it (without regard to case), a name equal to it first, then by name; at
+    /// most `limit` of them, with how many there are in all.
+    pub async fn services(
+        &self,
+        prefix: Option<String>,
+        limit: usize,
+    ) -> Result<(u64, Vec<ServiceCount>)> {
         let prefix = prefix.map(|p| p.trim().to_lowercase()).unwrap_or_default();
-        if prefix.len() > 64 {
+        if prefix.chars().count() > 64 {
             return Err(Error::invalid("prefix", "at most 64 characters"));
+        }
+        let limit = if limit == 0 { MAX_LIMIT } else { limit };
+        if limit > MAX_LIMIT {
+            return Err(Error::invalid("limit", format!("at most {MAX_LIMIT}")));
         }
         self.store
             .read(move |txn| {
                 let counts = txn.open_table(INDEX_COUNTS)?;
-                Ok(super::queries::known_services(&counts)?
+                let mut found: Vec<(String, u64)> = super::queries::known_services(&counts)?
                     .into_iter()
                     .filter(|(s, _)| s.to_lowercase().starts_with(&prefix))
-                    .map(|(service, incidents)| ServiceCount { service, incidents })
-                    .collect())
+                    .collect();
+                // Stable: an exact name leads, the rest stay in name order.
+                found.sort_by_key(|(s, _)| s.to_lowercase() != prefix);
+                let total = found.len() as u64;
+                Ok((
+                    total,
+                    found
+                        .into_iter()
+                        .take(limit)
+                        .map(|(service, incidents)| ServiceCount { service, incidents })
+                        .collect(),
+                ))
             })
             .await
     }
@@ -438,9 +457,7 @@ fn parse_followup_cursor(c: &str) -> Result<(i64, String)> {
     let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server returned");
     let (d, id) = c.split_once('.').ok_or_else(bad)?;
     let d = d.parse::<i64>().map_err(|_| bad())?;
-    if id.is_empty() || id.len() > 100 {
-        return Err(bad());
-    }
+    validate_record_id("event", "ev", id).map_err(|_| bad())?;
     Ok((d, id.to_string()))
 }
 

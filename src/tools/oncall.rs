@@ -136,6 +136,8 @@ impl FollowupsParams {
 pub struct ServicesParams {
     /// Only services whose name starts with this, any case.
     pub prefix: Option<String>,
+    /// At most this many (500, the most, when absent).
+    pub limit: Option<usize>,
 }
 
 /// A comma-separated list of tokens (`service=a,b`), each checked like the values it matches.
@@ -151,6 +153,12 @@ fn split_tokens(field: &str, v: Option<&str>, max: usize) -> Result<Vec<String>>
         return Err(Error::invalid(field, "at most 50 values"));
     }
     for s in &out {
+        // `name*`: every name starting with `name` (where the field allows it).
+        let s = if field == "service" {
+            s.strip_suffix('*').unwrap_or(s)
+        } else {
+            s
+        };
         crate::kernel::text::check_token(field, s, max)?;
     }
     Ok(out)
@@ -159,9 +167,9 @@ fn split_tokens(field: &str, v: Option<&str>, max: usize) -> Result<Vec<String>>
 /// A page cursor as given back (empty = none); bounded so junk is refused early.
 fn check_cursor(c: Option<String>) -> Result<Option<String>> {
     match c.filter(|c| !c.is_empty()) {
-        Some(c) if c.len() > 200 => Err(Error::invalid(
-            "cursor",
-            "is not a cursor from a previous page",
+        Some(c) if c.len() > 200 => Err(Error::bad_request(
+            "invalid_cursor",
+            "cursor is not one this server returned",
         )),
         c => Ok(c),
     }
@@ -173,7 +181,8 @@ fn check_cursor(c: Option<String>) -> Result<Option<String>> {
 pub struct ListParams {
     /// One status or a comma-separated list.
     status: Option<String>,
-    /// One service or a comma-separated list, matched without regard to case.
+    /// One service or a comma-separated list, matched without regard to case; `name*` stands
+    /// for every service starting with `name`.
     service: Option<String>,
     env: Option<String>,
     /// One severity or a comma-separated list.
@@ -476,8 +485,8 @@ impl OncallCall {
             OncallCall::Stats(q) => to_json(inc.stats(q.env).await?),
             OncallCall::Followups(q) => to_json(inc.followups(q.into_query()?).await?),
             OncallCall::Services(q) => {
-                let services = inc.services(q.prefix).await?;
-                Ok(json!({"total": services.len(), "services": services}))
+                let (total, services) = inc.services(q.prefix, q.limit.unwrap_or(0)).await?;
+                Ok(json!({"total": total, "services": services}))
             }
             OncallCall::Feed(q) => {
                 let types = q

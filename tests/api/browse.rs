@@ -259,6 +259,47 @@ async fn services_are_offered_and_matched_without_regard_to_case() {
         walk(&app, "service=bill", 5, Some(0)).await,
         Vec::<String>::new()
     );
+    // `name*`: every service starting with it, any case.
+    assert_eq!(
+        walk(&app, "service=BILL*", 5, Some(16)).await,
+        of(&["Billing", "billing-api"])
+    );
+    assert_eq!(
+        walk(&app, "service=bill*,router", 7, Some(24)).await,
+        walk(&app, "", 7, Some(24)).await
+    );
+    assert_error(
+        &app.get("/api/incidents?service=*").await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &app.get("/api/incidents?service=a*b").await,
+        422,
+        "invalid_field",
+    );
+    // An exact name leads the prefix's services, then the rest by name; a limit, and the total.
+    let (_, v) = app.get("/api/incidents/services?prefix=billing-API").await;
+    assert_eq!(v["services"][0]["service"], "billing-api", "{v}");
+    let (_, v) = app.get("/api/incidents/services?prefix=billing").await;
+    assert_eq!(v["services"][0]["service"], "Billing", "{v}");
+    let (_, v) = app.get("/api/incidents/services?limit=1").await;
+    assert_eq!(
+        (v["total"].clone(), v["services"].as_array().unwrap().len()),
+        (json!(3), 1)
+    );
+    assert_error(
+        &app.get("/api/incidents/services?limit=501").await,
+        422,
+        "invalid_field",
+    );
+    let (s, _) = app
+        .get(&format!(
+            "/api/incidents/services?prefix={}",
+            "%C3%A9".repeat(33)
+        ))
+        .await;
+    assert_eq!(s, 200, "64 characters are counted as characters, not bytes");
 
     // The same through the tool an agent calls.
     let (s, v) = app
@@ -286,7 +327,57 @@ async fn a_pasted_id_is_looked_up_and_a_rare_word_is_found_however_deep() {
     let (_, v) = app
         .get("/api/incidents?q=inc_20200101_0000_000000000000")
         .await;
-    assert_eq!((ids(&v).len(), v["total"].clone()), (0, json!(0)));
+    assert_eq!(ids(&v).len(), 0, "{v}");
+    // `since` applies to it too; past its one page the total stays.
+    let (_, v) = app
+        .get(&format!("/api/incidents?q={a}&since=2999-01-01"))
+        .await;
+    assert_eq!((ids(&v).len(), v["total"].clone()), (0, json!(0)), "{v}");
+    let (_, v) = app
+        .get(&format!(
+            "/api/incidents?q={a}&cursor=1.inc_20200101_0000_000000000000"
+        ))
+        .await;
+    assert_eq!((ids(&v).len(), v["total"].clone()), (0, json!(1)), "{v}");
+}
+
+#[tokio::test]
+async fn an_id_is_looked_up_as_typed_and_one_with_capitals_is_found() {
+    // Imported ids may have capitals; the lookup keeps the case it was given.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let ts = "2025-01-01T00:00:00Z";
+    std::fs::write(
+        src.join("incidents.jsonl"),
+        format!(
+            "{}\n",
+            json!({"id": "inc_20250101_0000_ABCDEF123456", "service": "edge", "env": "prod",
+                   "severity": "P2", "status": "open", "title": "capital id", "summary": "",
+                   "started_at": ts, "created_at": ts, "updated_at": ts})
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| sofiia::transfer::import(&store, &data.join("incidents"), &src))
+            .join()
+            .unwrap()
+    })
+    .unwrap();
+    store.shutdown();
+    drop(store);
+    let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
+    let (_, v) = app
+        .get("/api/incidents?q=inc_20250101_0000_ABCDEF123456")
+        .await;
+    assert_eq!(ids(&v), ["inc_20250101_0000_ABCDEF123456"], "{v}");
+    // Another case is no such id: searched as text (which ignores case), so still found.
+    let (_, v) = app
+        .get("/api/incidents?q=inc_20250101_0000_abcdef123456")
+        .await;
+    assert_eq!(ids(&v), ["inc_20250101_0000_ABCDEF123456"], "{v}");
 }
 
 /// A folder in the export layout with `n` incidents, one of them (the oldest) titled with a
@@ -520,6 +611,19 @@ async fn follow_ups_are_listed_latest_due_first_with_filters_and_a_total() {
         400,
         "invalid_cursor",
     );
+    for bad in ["1.%F0%9F%98%80", "1.ev_a/b", "1.x"] {
+        assert_error(
+            &app.get(&format!("/api/followups?cursor={bad}")).await,
+            400,
+            "invalid_cursor",
+        );
+    }
+    assert_error(
+        &app.get(&format!("/api/followups?cursor={}", "9".repeat(201)))
+            .await,
+        400,
+        "invalid_cursor",
+    );
     assert_error(
         &app.get("/api/followups?limit=100000").await,
         422,
@@ -537,6 +641,39 @@ async fn follow_ups_are_listed_latest_due_first_with_filters_and_a_total() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["total"], 2, "{v}");
+}
+
+/// A store of schema 6 (sort index, no follow-ups by due date) gets the follow-ups' index.
+#[tokio::test]
+async fn the_followup_due_index_is_built_for_a_store_of_schema_6() {
+    let app = spawn_app().await;
+    let inc = app.create("router", "P1", "router errors").await;
+    let (s, _) = app
+        .post(
+            &format!("/api/incidents/{inc}/events"),
+            json!({"type": "followup", "meta": {"title": "late", "due": "2020-01-01"}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let dir = app.stop().await;
+    {
+        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(sofiia::incidents::tables::FOLLOWUP_DUE)
+            .unwrap();
+        txn.open_table(sofiia::store::META)
+            .unwrap()
+            .insert("schema_version", "6")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
+    let (_, f) = app.get("/api/followups?overdue=true").await;
+    assert_eq!(
+        (f["total"].clone(), f["items"][0]["title"].clone()),
+        (json!(1), json!("late")),
+        "{f}"
+    );
 }
 
 /// A store written before the sort index gets it on the next start.

@@ -126,7 +126,8 @@ export function cursorList(opts) {
   let offset = 0;
   if (cursor && !cursors.length) {
     cursors = [null];
-    offset = Math.max(0, ((opts.start && Number(opts.start.page)) || 2) - 2);
+    const page = Math.trunc(Number(opts.start && opts.start.page));
+    offset = Number.isSafeInteger(page) && page > 2 && page < 1e6 ? page - 2 : 0;
   }
   let next = null;
   let seq = 0;
@@ -152,6 +153,13 @@ export function cursorList(opts) {
     } catch (e) {
       if (my !== seq) return;
       next = null;
+      if (e.code === 'invalid_cursor' && cursor !== null) {
+        // A page link this server did not make (edited, or from another order): the first
+        // page, saying so, rather than a Retry that cannot succeed.
+        await reset();
+        if (my + 1 === seq) mount(notice, h('div', { class: 'notice', id: 'bad-page-link' }, 'That page link is not valid here; this is the first page.'), notice.firstChild);
+        return;
+      }
       mount(notice, errorBox(e, `Could not load ${opts.what}`, load));
       mount(body);
     } finally {

@@ -37,7 +37,7 @@ export function render(view, ctx) {
     q: q.get('q') || '',
     sort: SORTS.some(([v]) => v === q.get('sort')) ? q.get('sort') : 'created',
   };
-  // Known services, for the picker (loaded once; a failure only loses the suggestions).
+  // Some known services, for the picker's suggestions (a failure only loses them).
   let services = null;
   let stopped = false;
 
@@ -61,6 +61,7 @@ export function render(view, ctx) {
       sevBadge(s))));
   const serviceList = h('datalist', { id: 'f-service-list' });
   const serviceHint = h('div', { class: 'hint', id: 'f-service-hint', 'aria-live': 'polite' });
+  const idHint = h('div', { class: 'hint', 'aria-live': 'polite' });
   const service = h('input', { type: 'text', id: 'f-service', placeholder: 'service', value: state.service, size: 14, 'aria-label': 'Service',
     list: 'f-service-list', autocomplete: 'off', spellcheck: 'false',
     oninput: debounce((e) => { state.service = e.target.value.trim(); changed(); }, TYPING_MS) });
@@ -99,6 +100,7 @@ export function render(view, ctx) {
       h('span', { class: 'picker' }, service, serviceList), env, text, sortSel,
       h('button', { type: 'button', id: 'f-clear', onclick: () => { ctx.navigate('#/incidents?status=any'); } }, 'Clear')),
     serviceHint,
+    idHint,
     summary,
     list.el);
 
@@ -112,6 +114,7 @@ export function render(view, ctx) {
   }
 
   function changed() {
+    mount(idHint);
     list.reset();
   }
 
@@ -121,27 +124,37 @@ export function render(view, ctx) {
       await api(`/api/incidents/${encodeURIComponent(id)}`);
       ctx.navigate(`#/incidents/${encodeURIComponent(id)}`);
     } catch (e) {
-      list.reset();
-      if (e.status === 404) mount(serviceHint, h('span', { id: 'id-missing' }, `No incident has the id ${id}.`));
+      changed();
+      if (e.status === 404) mount(idHint, h('span', { id: 'id-missing' }, `No incident has the id ${id}; the list shows what the text filter finds.`));
     }
   }
 
-  /** The service filter as sent: the typed name resolved against the known services. */
-  function servicesFor(typed) {
-    if (!typed || !services) return { send: typed, hint: null };
-    const low = typed.toLowerCase();
-    const exact = services.filter((s) => s.service.toLowerCase() === low);
-    if (exact.length) return { send: exact.map((s) => s.service).join(','), hint: null };
-    const pre = services.filter((s) => s.service.toLowerCase().startsWith(low));
-    if (pre.length) {
+  /**
+   * The service filter as sent, resolved on the server: a name equal to a known one (any case)
+   * is that service; a prefix of several is `prefix*` (every service starting with it, however
+   * many); a name no service starts with is sent as typed (it matches nothing) and said so.
+   */
+  async function servicesFor(typed) {
+    if (!typed) return { send: '', hint: null };
+    let r;
+    try {
+      r = await api('/api/incidents/services', { query: { prefix: typed, limit: 8 } });
+    } catch {
+      return { send: typed, hint: null };
+    }
+    const first = r.services[0];
+    if (first && first.service.toLowerCase() === typed.toLowerCase() && !r.services.slice(1).some((s) => s.service.toLowerCase() === typed.toLowerCase())) {
+      return { send: first.service, hint: null };
+    }
+    if (r.total) {
       return {
-        send: pre.slice(0, 50).map((s) => s.service).join(','),
-        hint: h('span', {}, `Services starting with “${typed}”: `, pre.slice(0, 8).map((s, i) => [i ? ', ' : '',
+        send: `${typed}*`,
+        hint: h('span', {}, `Services starting with “${typed}”: `, r.services.map((s, i) => [i ? ', ' : '',
           h('a', { href: '#', 'data-service': s.service, onclick: (e) => { e.preventDefault(); pick(s.service); } }, s.service)]),
-        pre.length > 8 ? ` and ${pre.length - 8} more` : ''),
+        r.total > r.services.length ? ` and ${num(r.total - r.services.length)} more` : ''),
       };
     }
-    const some = services.slice(0, 8).map((s) => s.service).join(', ');
+    const some = (services || []).slice(0, 8).map((s) => s.service).join(', ');
     return { send: typed, hint: h('span', { class: 'warn' }, `No service starts with “${typed}”.`, some ? ` Known: ${some}${services.length > 8 ? ', …' : ''}.` : '') };
   }
 
@@ -153,14 +166,15 @@ export function render(view, ctx) {
 
   async function loadServices() {
     try {
-      const r = await api('/api/incidents/services');
+      const r = await api('/api/incidents/services', { query: { limit: 200 } });
       services = r.services;
       mount(serviceList, services.map((s) => h('option', { value: s.service }, `${num(s.incidents)} incidents`)));
     } catch { services = null; }
   }
 
   async function fetchPage(cursor, { current, progress }) {
-    const svc = servicesFor(state.service);
+    const svc = await servicesFor(state.service);
+    if (!current()) return { items: [] };
     mount(serviceHint, svc.hint);
     const query = {
       status: state.status === 'any' ? '' : state.status,
@@ -218,9 +232,10 @@ export function render(view, ctx) {
     }), { id: 'incident-table' });
   }
 
-  // The list waits for the services (a typed prefix is resolved against them); a URL with an
-  // id in the text filter lists it (the server looks it up) rather than jumping again.
-  loadServices().then(() => list.load());
+  // A URL with an id in the text filter lists it (the server looks it up) rather than
+  // jumping again.
+  loadServices();
+  list.load();
   return liveReload((ev) => ev.type === 'incident.created' || ev.type === 'incident.updated', () => {
     loadServices();
     return list.changed();
