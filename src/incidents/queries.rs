@@ -265,7 +265,7 @@ fn segments(sort: Sort) -> Vec<Segment> {
 /// The stored service names `asked` stands for, without regard to case (`Billing` finds
 /// `billing`), a trailing `*` standing for any rest (`bill*`: every service whose name starts
 /// with `bill`); a name no incident has is kept as asked (and matches nothing).
-fn resolve_services(
+pub(super) fn resolve_services(
     counts: &impl ReadableTable<&'static str, u64>,
     asked: &[String],
 ) -> Result<Vec<String>> {

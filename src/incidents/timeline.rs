@@ -309,8 +309,12 @@ impl Incidents {
                 let incs = txn.open_table(INCIDENTS)?;
                 let events = txn.open_table(EVENTS)?;
                 let due = txn.open_table(FOLLOWUP_DUE)?;
-                let services: Vec<String> = q.service.iter().map(|s| s.to_lowercase()).collect();
-                let filtered = q.owner.is_some() || !services.is_empty() || q.env.is_some();
+                // The stored names the services stand for (any case, `name*`), as the list's.
+                let services =
+                    super::queries::resolve_services(&txn.open_table(INDEX_COUNTS)?, &q.service)?;
+                let services: std::collections::HashSet<String> = services.into_iter().collect();
+                let owner = q.owner.as_deref().map(str::to_lowercase);
+                let filtered = owner.is_some() || !q.service.is_empty() || q.env.is_some();
                 // Dated entries end at `now` for the overdue ones; undated ones are never due.
                 let dated_end = if q.overdue { (now, "") } else { (i64::MAX, "") };
                 let at = cursor.as_ref().map(|(k, id)| (*k, id.as_str()));
@@ -321,11 +325,11 @@ impl Incidents {
                         return Ok(None);
                     };
                     let ev: Event = from_json(g.value())?;
-                    let owner = ev.meta.get("owner").and_then(|v| v.as_str());
+                    let fo = ev.meta.get("owner").and_then(|v| v.as_str());
                     if !is_open_followup(&ev)
-                        || q.owner
+                        || owner
                             .as_deref()
-                            .is_some_and(|o| !owner.is_some_and(|fo| fo.eq_ignore_ascii_case(o)))
+                            .is_some_and(|o| fo.is_none_or(|fo| fo.to_lowercase() != o))
                     {
                         return Ok(None);
                     }
@@ -333,7 +337,7 @@ impl Incidents {
                         return Ok(None);
                     };
                     let place: Place = from_json(g.value())?;
-                    if !(services.is_empty() || services.contains(&place.service.to_lowercase()))
+                    if !(q.service.is_empty() || services.contains(&place.service))
                         || q.env.as_deref().is_some_and(|e| e != place.env)
                     {
                         return Ok(None);

@@ -600,6 +600,21 @@ async fn follow_ups_are_listed_latest_due_first_with_filters_and_a_total() {
     let (_, v) = app.get("/api/followups?overdue=true").await;
     assert_eq!(titles(&v), ["mid miss", "old miss"]);
 
+    // Services as the list takes them (`name*`, any case); owners in any case, any script.
+    let (_, v) = app.get("/api/followups?service=BILL*&overdue=true").await;
+    assert_eq!(titles(&v), ["old miss"], "{v}");
+    let (s, _) = app
+        .post(
+            &format!("/api/incidents/{b}/events"),
+            json!({"type": "followup", "meta": {"title": "cyrillic owner", "owner": "Олена"}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, v) = app
+        .get("/api/followups?owner=%D0%BE%D0%BB%D0%B5%D0%BD%D0%B0")
+        .await;
+    assert_eq!(titles(&v), ["cyrillic owner"], "{v}");
+
     // Bad input: a clear 4xx.
     assert_error(
         &app.get("/api/followups?order=oldest").await,

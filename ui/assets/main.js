@@ -104,6 +104,8 @@ function setupNav() {
   });
   document.addEventListener('click', (e) => {
     if (!navIsOpen() || nav.contains(e.target) || toggle.contains(e.target)) return;
+    // A dialog opened over the menu (help) takes its own clicks; the menu just closes.
+    if (e.target.closest('dialog[open]')) { setNav(false); return; }
     e.preventDefault();
     e.stopPropagation();
     setNav(false);

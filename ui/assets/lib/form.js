@@ -11,6 +11,13 @@ const inFlight = new Set();
 export const isSending = (key) => inFlight.has(key);
 
 /**
+ * The attributes of a button drawn while `key` may be in flight: disabled while it is, and
+ * marked with the key, so the send re-enables this button (not only the one pressed, which a
+ * reload may have replaced) when it fails.
+ */
+export const sendAttrs = (key) => ({ disabled: inFlight.has(key), 'data-send-key': String(key) });
+
+/**
  * Send from a form or from buttons, once at a time. `target`: a form (its submit buttons are
  * disabled), a button, or an array of buttons (a decision's Allow and Drop: pressing either
  * while one is sent does nothing). While `send()` runs, another call for any of them (or for
@@ -20,7 +27,7 @@ export const isSending = (key) => inFlight.has(key);
  * away, or the list they are in is drawn again).
  *
  * `key`: what else makes two sends the same, for buttons that a reload may draw anew while
- * one is sent (an item's id): draw them with `disabled: isSending(key)`.
+ * one is sent (an item's id): draw them with `...sendAttrs(key)`.
  *
  * `send` makes the request and, on success, clears the input and confirms (a toast). On an
  * error the input is left as it is and the error shown: by `show(e)` when given (called with
@@ -61,7 +68,13 @@ export async function sending(target, send, { key, show, marks, box, what = 'Not
   } finally {
     for (const k of keys) inFlight.delete(k);
     for (const el of busy) el.removeAttribute('aria-busy');
-    if (!(ok && keepDisabled)) for (const b of disabled) b.disabled = false;
+    if (!(ok && keepDisabled)) {
+      for (const b of disabled) b.disabled = false;
+      // Buttons of the same key drawn anew while this was sent.
+      if (key !== undefined) {
+        for (const b of document.querySelectorAll('[data-send-key]')) if (b.dataset.sendKey === String(key)) b.disabled = false;
+      }
+    }
   }
 }
 

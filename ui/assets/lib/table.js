@@ -32,10 +32,17 @@ export function table(columns, rows, attrs = {}, { wrap = true } = {}) {
 export function labelCells(tableEl, rows = tableEl.querySelectorAll(':scope > tbody > tr')) {
   const labels = [...tableEl.querySelectorAll(':scope > thead > tr:first-child > th')].map((th) => th.textContent.trim());
   if (!labels.some(Boolean)) return tableEl;
+  // Roles as well, so a screen reader keeps the table when a narrow screen draws its rows as
+  // cards (`display: block` drops the implicit ones in some browsers).
+  tableEl.setAttribute('role', 'table');
+  for (const th of tableEl.querySelectorAll(':scope > thead > tr > th')) th.setAttribute('role', 'columnheader');
+  for (const tr of tableEl.querySelectorAll(':scope > thead > tr')) tr.setAttribute('role', 'row');
   for (const tr of rows) {
+    tr.setAttribute('role', 'row');
     let col = 0;
     for (const cell of tr.children) {
       const span = cell.colSpan || 1;
+      if (!cell.hasAttribute('role')) cell.setAttribute('role', 'cell');
       if (span === 1 && labels[col] && !cell.hasAttribute('data-label')) cell.dataset.label = labels[col];
       col += span;
     }
@@ -85,13 +92,18 @@ export function listHash(route, params, at = {}) {
 export function pageInUrl(key, query, hashFor, then = () => {}) {
   const saved = history.state && history.state[key];
   const cursor = query.get('cursor');
+  const route = (hash) => hash.split('?')[0];
+  const mine = saved && saved.cursor === cursor;
   return {
     start: cursor
-      ? { cursor, cursors: saved && saved.cursor === cursor ? saved.cursors : null, page: query.get('page') }
+      ? { cursor, cursors: mine ? saved.cursors : null, offset: mine ? saved.offset : 0, page: query.get('page') }
       : null,
     onPage: (at) => {
+      const hash = hashFor(at);
+      // A move that lands after the view was left (a late filter or reply) keeps off the URL.
+      if (route(window.location.hash) !== route(hash)) return;
       then(at);
-      history.replaceState({ [key]: { cursor: at.cursor, cursors: at.cursors } }, '', hashFor(at));
+      history.replaceState({ [key]: { cursor: at.cursor, cursors: at.cursors, offset: at.offset } }, '', hash);
     },
   };
 }
@@ -104,11 +116,11 @@ export function pageInUrl(key, query, hashFor, then = () => {}) {
  * - `what`: the items' name in messages (`runs` → "Could not load runs", "Runs changed…");
  * - `pager`: `{prev, next}`, the ids of the Previous/Next buttons (no pager without it);
  * - `note(page)`: an optional notice for a page (e.g. "partial"), or null;
- * - `start`: `{cursor, cursors, page}` to open at a page other than the first (a reload);
- *   without `cursors` (a pasted link) "Previous" goes to the first page and `page` is the
- *   number shown;
- * - `onPage({cursor, cursors})`: told where the list is after each move (to keep it in the
- *   URL).
+ * - `start`: `{cursor, cursors, offset, page}` to open at a page other than the first (a
+ *   reload); without `cursors` (a pasted link) "Previous" goes to the first page and `page` is
+ *   the number shown (`offset`: how far that page number was ahead of the cursors kept);
+ * - `onPage({cursor, cursors, offset, page})`: told where the list is after each move (to
+ *   keep it in the URL).
  *
  * `fetchPage` gets a second argument `{current, progress}`: `current()` is false once a newer
  * load has started (a long fetch stops), `progress(node)` shows a notice while it works.
@@ -123,7 +135,7 @@ export function cursorList(opts) {
   let cursor = (opts.start && opts.start.cursor) || null;
   // A page opened from a link without the cursors before it: its number, and "Previous"
   // leads to the first page.
-  let offset = 0;
+  let offset = (opts.start && Number.isSafeInteger(opts.start.offset) && opts.start.offset) || 0;
   if (cursor && !cursors.length) {
     cursors = [null];
     const page = Math.trunc(Number(opts.start && opts.start.page));
@@ -172,7 +184,7 @@ export function cursorList(opts) {
 
   function moved() {
     if (cursor === null) offset = 0;
-    if (opts.onPage) opts.onPage({ cursor, cursors: [...cursors], page: cursor === null ? 1 : cursors.length + 1 + offset });
+    if (opts.onPage) opts.onPage({ cursor, cursors: [...cursors], offset, page: cursor === null ? 1 : cursors.length + 1 + offset });
     return load();
   }
 

@@ -7,7 +7,7 @@ import { bytes, eventType, idEl, sevBadge, statusBadge, timeEl, utc, SEVERITIES,
 import { renderMarkdown } from '../lib/markdown.js';
 import { liveReload } from '../lib/live.js';
 import { ACTIVE_RUN, currentNode, followRun, listGraphs, nodeStateTracker, startRun } from '../lib/runs.js';
-import { isSending, sending } from '../lib/form.js';
+import { sendAttrs, sending } from '../lib/form.js';
 import { table } from '../lib/table.js';
 import { incidentIdOf } from './common.js';
 import { fieldErrors, render as renderCreate } from './create.js';
@@ -132,10 +132,10 @@ export function render(view, ctx) {
       if (done) await load();
     };
     const moves = (MOVES[inc.status] || []).map(([to, label]) => h('button', {
-      type: 'button', 'data-status': to, class: to === 'open' ? 'danger' : '', disabled: isSending(changeKey),
+      type: 'button', 'data-status': to, class: to === 'open' ? 'danger' : '', ...sendAttrs(changeKey),
       onclick: () => patch({ status: to }, `Status: ${to}`),
     }, label));
-    const apply = h('button', { type: 'button', id: 'severity-apply', disabled: isSending(changeKey), onclick: () => {
+    const apply = h('button', { type: 'button', id: 'severity-apply', ...sendAttrs(changeKey), onclick: () => {
       if (sev.value !== inc.severity) patch({ severity: sev.value }, `Severity: ${sev.value}`);
     } }, 'Set severity');
     const buttons = [...moves, apply];
@@ -385,7 +385,7 @@ export function render(view, ctx) {
           h('td', { class: overdue ? 'overdue' : '' }, m.due ? timeEl(m.due) : '—', overdue ? ' overdue' : ''),
           h('td', {}, m.priority ? sevBadge(m.priority) : ''),
           h('td', {}, open
-            ? h('button', { type: 'button', class: 'close-followup', disabled: isSending(`close:${ev.id}`), onclick: async (e) => {
+            ? h('button', { type: 'button', class: 'close-followup', ...sendAttrs(`close:${ev.id}`), onclick: async (e) => {
               // Closed once; the button stays disabled until the list shows it done.
               const done = await sending(e.currentTarget, async () => {
                 await api(`${path}/followups/${encodeURIComponent(ev.id)}/close`, { method: 'POST', body: {} });
@@ -441,7 +441,7 @@ export function render(view, ctx) {
       if (disposed) return;
       // Recorded once per press (the list is drawn again by the reload that follows).
       const noteKey = `correlate:${id}`;
-      const note = h('button', { type: 'button', id: 'related-note', disabled: isSending(noteKey), onclick: async (e) => {
+      const note = h('button', { type: 'button', id: 'related-note', ...sendAttrs(noteKey), onclick: async (e) => {
         const done = await sending(e.currentTarget, async () => {
           await api('/v1/tools/incident_intelligence_tool', { method: 'POST', body: { action: 'correlate', incident_id: id, append_note: true } });
           toast('Correlation recorded on the timeline', 'ok');

@@ -39,7 +39,6 @@ export function render(view, ctx) {
   };
   // Some known services, for the picker's suggestions (a failure only loses them).
   let services = null;
-  let stopped = false;
 
   const statusSel = h('select', { id: 'f-status', 'aria-label': 'Status', onchange: (e) => { state.status = e.target.value; changed(); } },
     h('option', { value: ACTIVE_Q }, 'active (open, ack, mitigated)'),
@@ -78,7 +77,7 @@ export function render(view, ctx) {
   const list = cursorList({
     what: 'incidents',
     pager: { prev: 'prev-page', next: 'next-page', label: 'page-no' },
-    ...pageInUrl('incidents', q, (at) => hashFor(at), () => { stopped = false; }),
+    ...pageInUrl('incidents', q, (at) => hashFor(at)),
     fetchPage,
     note: (page) => {
       showSummary(page);
@@ -181,6 +180,8 @@ export function render(view, ctx) {
       severity: state.severity.join(','), service: svc.send,
       env: state.env, q: state.q, sort: state.sort === 'created' ? '' : state.sort,
     };
+    // This load's own Stop (a later load, a live refresh or Retry, searches to the end again).
+    const run = { stopped: false };
     let items = [];
     let searched = 0;
     let at = cursor;
@@ -189,13 +190,13 @@ export function render(view, ctx) {
       items = items.concat(page.items);
       searched += page.scanned || 0;
       const full = items.length >= PAGE;
-      if (!page.partial || full || !page.next_cursor || stopped || !current()) {
+      if (!page.partial || full || !page.next_cursor || run.stopped || !current()) {
         return { ...page, items, searchedTotal: searched };
       }
       at = page.next_cursor;
       progress(h('div', { class: 'notice', id: 'text-progress', role: 'status' },
         `Searching the text of ${num(searched)} of ${num(page.candidates)} incidents… ${items.length} found. `,
-        h('button', { type: 'button', id: 'text-stop', onclick: () => { stopped = true; } }, 'Stop')));
+        h('button', { type: 'button', id: 'text-stop', onclick: () => { run.stopped = true; } }, 'Stop')));
     }
   }
 

@@ -4,7 +4,7 @@
 import { api } from '../../lib/api.js';
 import { errorBox, h, mount, toast } from '../../lib/dom.js';
 import { idEl, timeEl } from '../../lib/format.js';
-import { isSending, sending } from '../../lib/form.js';
+import { isSending, sendAttrs, sending } from '../../lib/form.js';
 import { liveReload } from '../../lib/live.js';
 import { table } from '../../lib/table.js';
 import { runHref } from './parts.js';
@@ -40,8 +40,8 @@ export function requeueSection() {
         h('td', {}, h('span', { class: 'badge st' }, it.status)),
         h('td', {}, timeEl(it.created_at)),
         h('td', {}, it.status === 'pending'
-          ? [h('button', { type: 'button', class: 'primary requeue-allow', disabled: isSending(decisionKey(it)), onclick: (e) => resolve(it, true, e.currentTarget) }, 'Allow'), ' ',
-            h('button', { type: 'button', class: 'danger requeue-drop', disabled: isSending(decisionKey(it)), onclick: (e) => resolve(it, false, e.currentTarget) }, 'Drop')]
+          ? [h('button', { type: 'button', class: 'primary requeue-allow', ...sendAttrs(decisionKey(it)), onclick: (e) => resolve(it, true, e.currentTarget) }, 'Allow'), ' ',
+            h('button', { type: 'button', class: 'danger requeue-drop', ...sendAttrs(decisionKey(it)), onclick: (e) => resolve(it, false, e.currentTarget) }, 'Drop')]
           : null))), { class: 'grid compact', id: 'requeue-table' }));
     } catch (e) {
       if (my !== seq) return;
