@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use redb::TableHandle;
+
 use crate::helpers::*;
 
 fn ids(v: &Value) -> Vec<String> {
@@ -358,16 +360,7 @@ async fn an_id_is_looked_up_as_typed_and_one_with_capitals_is_found() {
         ),
     )
     .unwrap();
-    let data = dir.path().join("data");
-    let store = sofiia::app::open_store(&data).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| sofiia::transfer::import(&store, &data.join("incidents"), &src))
-            .join()
-            .unwrap()
-    })
-    .unwrap();
-    store.shutdown();
-    drop(store);
+    import_into(&dir, &src);
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (_, v) = app
         .get("/api/incidents?q=inc_20250101_0000_ABCDEF123456")
@@ -427,17 +420,8 @@ async fn a_text_search_past_the_scan_budget_continues_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("in");
     let rare = big_folder(&src, n);
-    let data = dir.path().join("data");
-    let store = sofiia::app::open_store(&data).unwrap();
-    let report = std::thread::scope(|s| {
-        s.spawn(|| sofiia::transfer::import(&store, &data.join("incidents"), &src))
-            .join()
-            .unwrap()
-    })
-    .unwrap();
+    let report = import_into(&dir, &src);
     assert_eq!(report.incidents.imported, n);
-    store.shutdown();
-    drop(store);
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
 
     // The first page stops at the budget and says how far it read, never "no more".
@@ -671,17 +655,7 @@ async fn the_followup_due_index_is_built_for_a_store_of_schema_6() {
         .await;
     assert_eq!(s, 201);
     let dir = app.stop().await;
-    {
-        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(sofiia::incidents::tables::FOLLOWUP_DUE)
-            .unwrap();
-        txn.open_table(sofiia::store::META)
-            .unwrap()
-            .insert("schema_version", "6")
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    rewind_schema(&dir, 6, &[sofiia::incidents::tables::FOLLOWUP_DUE.name()]);
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (_, f) = app.get("/api/followups?overdue=true").await;
     assert_eq!(
@@ -707,19 +681,14 @@ async fn the_sort_index_is_built_for_a_store_of_schema_5() {
     }
     let (_, before) = app.get("/api/incidents?sort=updated&limit=100").await;
     let dir = app.stop().await;
-    {
-        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(sofiia::incidents::tables::SORT_INDEX)
-            .unwrap();
-        txn.delete_table(sofiia::incidents::tables::FOLLOWUP_DUE)
-            .unwrap();
-        txn.open_table(sofiia::store::META)
-            .unwrap()
-            .insert("schema_version", "5")
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    rewind_schema(
+        &dir,
+        5,
+        &[
+            sofiia::incidents::tables::SORT_INDEX.name(),
+            sofiia::incidents::tables::FOLLOWUP_DUE.name(),
+        ],
+    );
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (_, after) = app.get("/api/incidents?sort=updated&limit=100").await;
     assert_eq!(ids(&after).len(), all.len());

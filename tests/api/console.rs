@@ -5,6 +5,8 @@ use std::io::Read;
 
 use serde_json::json;
 
+use redb::TableHandle;
+
 use crate::helpers::*;
 
 /// The versioned asset prefix `index.html` points at.
@@ -330,17 +332,7 @@ async fn the_feed_is_rebuilt_for_a_store_of_schema_1() {
     let dir = app.stop().await;
 
     // Make it look like a store written before the feed existed.
-    {
-        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(sofiia::incidents::tables::EVENT_FEED)
-            .unwrap();
-        txn.open_table(sofiia::store::META)
-            .unwrap()
-            .insert("schema_version", "1")
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    rewind_schema(&dir, 1, &[sofiia::incidents::tables::EVENT_FEED.name()]);
 
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (s, v) = app.get("/api/events/recent").await;

@@ -204,3 +204,37 @@ pub fn fixed_clock() -> Arc<ManualClock> {
         time::macros::datetime!(2026-03-02 12:00 UTC),
     ))
 }
+
+/// Make a stopped app's store look like one written by an older build: drop `tables` (those
+/// the steps after `version` add) and record `version` as the store's schema.
+pub fn rewind_schema(dir: &tempfile::TempDir, version: u32, tables: &[&str]) {
+    let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    for t in tables {
+        let gone = txn
+            .delete_table(redb::TableDefinition::<(), ()>::new(t))
+            .unwrap();
+        assert!(gone, "the store has no table {t}");
+    }
+    txn.open_table(sofiia::store::META)
+        .unwrap()
+        .insert("schema_version", version.to_string().as_str())
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+/// `sofiia import` of the export-layout folder `src` into `dir`'s data dir (a fresh store),
+/// before a server starts on it.
+pub fn import_into(dir: &tempfile::TempDir, src: &Path) -> sofiia::transfer::ImportReport {
+    let data = dir.path().join("data");
+    let store = sofiia::app::open_store(&data).unwrap();
+    let report = std::thread::scope(|s| {
+        s.spawn(|| sofiia::transfer::import(&store, &data.join("incidents"), src))
+            .join()
+            .unwrap()
+    })
+    .unwrap();
+    store.shutdown();
+    drop(store);
+    report
+}

@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use redb::TableHandle;
+
 use crate::helpers::*;
 
 #[tokio::test]
@@ -607,17 +609,7 @@ async fn the_time_order_is_rebuilt_for_a_store_of_schema_4() {
         .await;
     assert_eq!(s, 201);
     let dir = app.stop().await;
-    {
-        let db = redb::Database::open(dir.path().join("data").join("sofiia.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(sofiia::incidents::tables::EVENT_ORDER)
-            .unwrap();
-        txn.open_table(sofiia::store::META)
-            .unwrap()
-            .insert("schema_version", "4")
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    rewind_schema(&dir, 4, &[sofiia::incidents::tables::EVENT_ORDER.name()]);
     let app = spawn_in(dir, std::sync::Arc::new(sofiia::kernel::clock::SystemClock)).await;
     let (_, d) = app.get(&format!("/api/incidents/{id}")).await;
     let msgs: Vec<&str> = d["events"]
