@@ -160,8 +160,8 @@ struct FileSettings {
 /// A number from the environment (`VAR: 'v' is not <what>`) or the file (`file: key: n is not
 /// between lo and hi`), inside `range`, else `default`.
 fn ranged<T>(
-    (name, from_env): (&str, Option<String>),
-    what: &str,
+    var: &impl Fn(&str) -> Option<String>,
+    (name, unit): (&str, Option<&str>),
     (file_name, key, from_file): (&str, &str, Option<T>),
     range: std::ops::RangeInclusive<T>,
     default: T,
@@ -169,7 +169,12 @@ fn ranged<T>(
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
-    match (from_env, from_file) {
+    let (lo, hi) = (range.start(), range.end());
+    let what = match unit {
+        Some(u) => format!("a number of {u} ({lo}-{hi})"),
+        None => format!("a number {lo}-{hi}"),
+    };
+    match (var(name), from_file) {
         (Some(v), _) => v
             .trim()
             .parse::<T>()
@@ -328,8 +333,8 @@ impl Settings {
             .unwrap_or_else(|| data_dir.join("incidents"));
 
         let checkpoint_ms = ranged(
-            ("SOFIIA_CHECKPOINT_MS", var("SOFIIA_CHECKPOINT_MS")),
-            "a number of milliseconds (1-3600000)",
+            &var,
+            ("SOFIIA_CHECKPOINT_MS", Some("milliseconds")),
             (&file_name, "checkpoint_ms", file.checkpoint_ms),
             1..=3_600_000,
             500,
@@ -345,25 +350,22 @@ impl Settings {
             None => file.runbook_dirs.unwrap_or_default(),
         };
         let runbooks_poll_ms = ranged(
-            ("SOFIIA_RUNBOOKS_POLL_MS", var("SOFIIA_RUNBOOKS_POLL_MS")),
-            "a number of milliseconds (100-3600000)",
+            &var,
+            ("SOFIIA_RUNBOOKS_POLL_MS", Some("milliseconds")),
             (&file_name, "runbooks_poll_ms", file.runbooks_poll_ms),
             100..=3_600_000,
             2000,
         )?;
         let run_ttl_sec = ranged(
-            ("RUN_TTL_SEC", var("RUN_TTL_SEC")),
-            "a number of seconds (60-31536000)",
+            &var,
+            ("RUN_TTL_SEC", Some("seconds")),
             (&file_name, "run_ttl_sec", file.run_ttl_sec),
             60..=31_536_000,
             86_400,
         )?;
         let incident_max_time_window_h = ranged(
-            (
-                "INCIDENT_MAX_TIME_WINDOW_H",
-                var("INCIDENT_MAX_TIME_WINDOW_H"),
-            ),
-            "a number of hours (1-720)",
+            &var,
+            ("INCIDENT_MAX_TIME_WINDOW_H", Some("hours")),
             (
                 &file_name,
                 "incident_max_time_window_h",
@@ -373,15 +375,15 @@ impl Settings {
             24,
         )?;
         let source_timeout_ms = ranged(
-            ("SOFIIA_SOURCE_TIMEOUT_MS", var("SOFIIA_SOURCE_TIMEOUT_MS")),
-            "a number of milliseconds (100-600000)",
+            &var,
+            ("SOFIIA_SOURCE_TIMEOUT_MS", Some("milliseconds")),
             (&file_name, "source_timeout_ms", file.source_timeout_ms),
             100..=600_000,
             10_000,
         )?;
         let graph_workers = ranged(
-            ("SOFIIA_GRAPH_WORKERS", var("SOFIIA_GRAPH_WORKERS")),
-            "a number 1-64",
+            &var,
+            ("SOFIIA_GRAPH_WORKERS", None),
             (&file_name, "graph_workers", file.graph_workers),
             1..=64,
             4,
@@ -390,25 +392,22 @@ impl Settings {
         let defaults = Edge::default();
         let edge = Edge {
             max_connections: ranged(
-                ("SOFIIA_MAX_CONNECTIONS", var("SOFIIA_MAX_CONNECTIONS")),
-                "a number 8-100000",
+                &var,
+                ("SOFIIA_MAX_CONNECTIONS", None),
                 (&file_name, "max_connections", file.max_connections),
                 8..=100_000,
                 defaults.max_connections,
             )?,
             header_timeout_ms: ranged(
-                ("SOFIIA_HEADER_TIMEOUT_MS", var("SOFIIA_HEADER_TIMEOUT_MS")),
-                "a number of milliseconds (100-600000)",
+                &var,
+                ("SOFIIA_HEADER_TIMEOUT_MS", Some("milliseconds")),
                 (&file_name, "header_timeout_ms", file.header_timeout_ms),
                 100..=600_000,
                 defaults.header_timeout_ms,
             )?,
             body_idle_timeout_ms: ranged(
-                (
-                    "SOFIIA_BODY_IDLE_TIMEOUT_MS",
-                    var("SOFIIA_BODY_IDLE_TIMEOUT_MS"),
-                ),
-                "a number of milliseconds (100-600000)",
+                &var,
+                ("SOFIIA_BODY_IDLE_TIMEOUT_MS", Some("milliseconds")),
                 (
                     &file_name,
                     "body_idle_timeout_ms",
@@ -418,29 +417,29 @@ impl Settings {
                 defaults.body_idle_timeout_ms,
             )?,
             body_timeout_ms: ranged(
-                ("SOFIIA_BODY_TIMEOUT_MS", var("SOFIIA_BODY_TIMEOUT_MS")),
-                "a number of milliseconds (100-3600000)",
+                &var,
+                ("SOFIIA_BODY_TIMEOUT_MS", Some("milliseconds")),
                 (&file_name, "body_timeout_ms", file.body_timeout_ms),
                 100..=3_600_000,
                 defaults.body_timeout_ms,
             )?,
             write_timeout_ms: ranged(
-                ("SOFIIA_WRITE_TIMEOUT_MS", var("SOFIIA_WRITE_TIMEOUT_MS")),
-                "a number of milliseconds (100-3600000)",
+                &var,
+                ("SOFIIA_WRITE_TIMEOUT_MS", Some("milliseconds")),
                 (&file_name, "write_timeout_ms", file.write_timeout_ms),
                 100..=3_600_000,
                 defaults.write_timeout_ms,
             )?,
             ws_ping_ms: ranged(
-                ("SOFIIA_WS_PING_MS", var("SOFIIA_WS_PING_MS")),
-                "a number of milliseconds (100-600000)",
+                &var,
+                ("SOFIIA_WS_PING_MS", Some("milliseconds")),
                 (&file_name, "ws_ping_ms", file.ws_ping_ms),
                 100..=600_000,
                 defaults.ws_ping_ms,
             )?,
             shutdown_grace_ms: ranged(
-                ("SOFIIA_SHUTDOWN_GRACE_MS", var("SOFIIA_SHUTDOWN_GRACE_MS")),
-                "a number of milliseconds (0-600000)",
+                &var,
+                ("SOFIIA_SHUTDOWN_GRACE_MS", Some("milliseconds")),
                 (&file_name, "shutdown_grace_ms", file.shutdown_grace_ms),
                 0..=600_000,
                 defaults.shutdown_grace_ms,

@@ -356,34 +356,7 @@ pub(super) fn list_in(
         }
     }
 
-    // The most selective single-valued filter drives a creation-ordered walk.
-    let mut dims: Vec<String> = Vec::new();
-    if let [s] = q.status.as_slice() {
-        dims.push(format!("status:{}", s.as_str()));
-    }
-    if let [s] = services.as_slice() {
-        dims.push(format!("service:{s}"));
-    }
-    if let Some(e) = &q.env {
-        dims.push(format!("env:{e}"));
-    }
-    if let [s] = q.severity.as_slice() {
-        dims.push(format!("severity:{}", s.as_str()));
-    }
-    let count = |d: &str| -> Result<u64> { Ok(counts.get(d)?.map(|g| g.value()).unwrap_or(0)) };
-    let mut driver = "all".to_string();
-    let mut best = redb::ReadableTableMetadata::len(&incs)?;
-    for d in dims {
-        let n = count(&d)?;
-        if n < best {
-            best = n;
-            driver = d;
-        }
-    }
-    let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
-
-    // How many match the filters other than text: from the counts when one kind of filter is
-    // set (any of its values), else by walking the driver's index entries (no records read).
+    // The index dimensions of each kind of filter set (any of a kind's values matches).
     let kinds: Vec<Vec<String>> = [
         q.status
             .iter()
@@ -399,6 +372,24 @@ pub(super) fn list_in(
     .into_iter()
     .filter(|k| !k.is_empty())
     .collect();
+    // The most selective single-valued filter drives a creation-ordered walk.
+    let count = |d: &str| -> Result<u64> { Ok(counts.get(d)?.map(|g| g.value()).unwrap_or(0)) };
+    let mut driver = "all".to_string();
+    let mut best = redb::ReadableTableMetadata::len(&incs)?;
+    for [d] in kinds
+        .iter()
+        .filter_map(|k| <&[String; 1]>::try_from(k.as_slice()).ok())
+    {
+        let n = count(d)?;
+        if n < best {
+            best = n;
+            driver = d.clone();
+        }
+    }
+    let lo_ts = q.since.map(micros).unwrap_or(i64::MIN);
+
+    // How many match the filters other than text: from the counts when one kind of filter is
+    // set, else by walking the driver's index entries (no records read).
     let matching = if best == 0 {
         0
     } else if q.since.is_none() && kinds.len() <= 1 {

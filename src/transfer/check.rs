@@ -234,6 +234,15 @@ impl<'a> Checker<'a> {
     }
 
     /// What an incident id refers to: this import's incidents, then the store's.
+    /// The incident an event or artifact line names (an id that is not one is missing).
+    fn parent(&mut self, incident_id: &str) -> Result<Ref> {
+        if lines::incident_id_ok(incident_id) {
+            self.lookup(incident_id)
+        } else {
+            Ok(Ref::Missing)
+        }
+    }
+
     fn lookup(&mut self, id: &str) -> Result<Ref> {
         let k = self.keyer.key(&[id]);
         if let Some((_, started)) = self.incidents.get(&k) {
@@ -257,11 +266,7 @@ impl<'a> Checker<'a> {
 
     /// One line of `incidents.jsonl`.
     pub fn incident(&mut self, file: &str, line: usize, text: std::result::Result<&str, String>) {
-        let inc = match text.map_err(|reason| lines::Broken { id: None, reason }) {
-            Ok(t) => lines::incident(t),
-            Err(b) => Err(b),
-        };
-        let inc = match inc {
+        let inc = match read(text, lines::incident) {
             Ok(i) => i,
             Err(b) => {
                 if let Some(id) = b.id {
@@ -323,27 +328,16 @@ impl<'a> Checker<'a> {
         line: usize,
         text: std::result::Result<&str, String>,
     ) -> Result<()> {
-        let parsed = match text {
-            Ok(t) => lines::event(t),
-            Err(reason) => Err(lines::Broken { id: None, reason }),
-        };
-        let (ev, mut bad) = match parsed {
+        let (ev, mut bad) = match read(text, lines::event) {
             Ok(v) => v,
             Err(b) => {
                 self.findings.error(file, line, b.reason);
                 return Ok(());
             }
         };
-        let r = if lines::incident_id_ok(&ev.incident_id) {
-            self.lookup(&ev.incident_id)?
-        } else {
-            Ref::Missing
-        };
+        let r = self.parent(&ev.incident_id)?;
         if let Ref::Missing = r {
-            bad.push(format!(
-                "incident_id: no incident {} in this import or the store",
-                crate::kernel::text::clip(&ev.incident_id, 60)
-            ));
+            bad.push(no_parent(&ev.incident_id));
         }
         lines::event_tail(&ev, &mut bad);
         match self.events.entry(self.keyer.key(&[&ev.id])) {
@@ -388,11 +382,7 @@ impl<'a> Checker<'a> {
         line: usize,
         text: std::result::Result<&str, String>,
     ) -> Result<()> {
-        let parsed = match text {
-            Ok(t) => lines::artifact(t),
-            Err(reason) => Err(lines::Broken { id: None, reason }),
-        };
-        let a = match parsed {
+        let a = match read(text, lines::artifact) {
             Ok(a) => a,
             Err(b) => {
                 self.findings.error(file, line, b.reason);
@@ -404,20 +394,9 @@ impl<'a> Checker<'a> {
             bad(self, format!("id: {e}"));
             return Ok(());
         }
-        let r = if lines::incident_id_ok(&a.incident_id) {
-            self.lookup(&a.incident_id)?
-        } else {
-            Ref::Missing
-        };
-        match r {
+        match self.parent(&a.incident_id)? {
             Ref::Missing => {
-                bad(
-                    self,
-                    format!(
-                        "incident_id: no incident {} in this import or the store",
-                        crate::kernel::text::clip(&a.incident_id, 60)
-                    ),
-                );
+                bad(self, no_parent(&a.incident_id));
                 return Ok(());
             }
             Ref::Broken => return Ok(()),
@@ -549,6 +528,23 @@ pub(super) fn read_capped(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     f.take(MAX_ARTIFACT_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
     Ok((bytes.len() <= MAX_ARTIFACT_BYTES).then_some(bytes))
+}
+
+/// A line as read (or why it could not be), parsed by `parse`.
+fn read<T>(
+    text: std::result::Result<&str, String>,
+    parse: fn(&str) -> std::result::Result<T, lines::Broken>,
+) -> std::result::Result<T, lines::Broken> {
+    text.map_err(|reason| lines::Broken { id: None, reason })
+        .and_then(parse)
+}
+
+/// The finding for a line whose incident is neither in the import nor in the store.
+fn no_parent(incident_id: &str) -> String {
+    format!(
+        "incident_id: no incident {} in this import or the store",
+        crate::kernel::text::clip(incident_id, 60)
+    )
 }
 
 #[cfg(test)]

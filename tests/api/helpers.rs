@@ -238,3 +238,12 @@ pub fn import_into(dir: &tempfile::TempDir, src: &Path) -> sofiia::transfer::Imp
     drop(store);
     report
 }
+
+/// A config folder under `dir` whose `observability_sources.yml` is `yml` (the other files
+/// take their defaults).
+pub fn sources_config(dir: &Path, yml: &str) -> PathBuf {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("observability_sources.yml"), yml).unwrap();
+    config
+}

@@ -113,16 +113,13 @@ async fn metrics_alerts_and_logs_from_configured_sources() {
         "2026-03-02T11:58:00Z ERROR router: not matched by the pattern\n",
     )
     .unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("observability_sources.yml"),
-        format!(
+    let config = sources_config(
+        dir.path(),
+        &format!(
             "envs:\n  prod:\n    prometheus: {{url: \"{prom}\"}}\n    logs: {{files: [\"{}\"]}}\n",
             logs.join("router-*.log").display()
         ),
-    )
-    .unwrap();
+    );
     std::fs::write(
         config.join("slo_policy.yml"),
         "defaults: {availability: 0.995, latency_p95_ms: 500}\n\
@@ -327,15 +324,9 @@ async fn loki_jaeger_tempo_double() -> (String, Seen) {
 async fn logs_from_loki_and_traces_from_jaeger_and_tempo() {
     let (base, seen) = loki_jaeger_tempo_double().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("observability_sources.yml"),
-        format!(
+    let config = sources_config(dir.path(), &format!(
             "envs:\n  prod:\n    logs: {{loki: \"{base}\"}}\n    traces: {{url: \"{base}/jaeger\"}}\n  staging:\n    traces: {{url: \"{base}/tempo\", api: tempo}}\n"
-        ),
-    )
-    .unwrap();
+        ));
     let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
         s.config_dir = Some(config)
     })

@@ -37,6 +37,24 @@ fn import(store: &Store, artifacts: &Path, dir: &Path) -> Result<ImportReport, I
     })
 }
 
+/// `sofiia import src` on `data` as the CLI (with `--strict` when asked).
+fn cli_import(data: &Path, src: &Path, strict: bool) -> std::process::Output {
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "import",
+        src.to_str().unwrap(),
+    ];
+    if strict {
+        args.push("--strict");
+    }
+    std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .args(args)
+        .env_remove("CONFIG_DIR")
+        .output()
+        .unwrap()
+}
+
 fn export_dir(data: &Path, out: &Path) {
     let store = sofiia::app::open_store(data).unwrap();
     store
@@ -197,16 +215,7 @@ async fn one_broken_line_imports_nothing_and_names_the_line() {
     // The CLI says the same and exits non-zero.
     store.shutdown();
     drop(store);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "import",
-            out.to_str().unwrap(),
-        ])
-        .env_remove("CONFIG_DIR")
-        .output()
-        .unwrap();
+    let o = cli_import(&data, &out, false);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -425,16 +434,7 @@ async fn import_refuses_symlinks_and_writes_nothing() {
     drop(store);
 
     // The CLI names the link and exits non-zero.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "import",
-            src.to_str().unwrap(),
-        ])
-        .env_remove("CONFIG_DIR")
-        .output()
-        .unwrap();
+    let o = cli_import(&data, &src, false);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -583,22 +583,7 @@ fn the_cli_prints_warnings_and_plain_progress_off_a_terminal() {
     let src = dir.path().join("in");
     // The CLI judges "the future" by the wall clock.
     folder_with_odd_timestamps(&src, "2999-01-01T00:00:00Z");
-    let run = |data: &Path, strict: bool| {
-        let mut args = vec![
-            "--data-dir",
-            data.to_str().unwrap(),
-            "import",
-            src.to_str().unwrap(),
-        ];
-        if strict {
-            args.push("--strict");
-        }
-        std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
-            .args(args)
-            .env_remove("CONFIG_DIR")
-            .output()
-            .unwrap()
-    };
+    let run = |data: &Path, strict: bool| cli_import(data, &src, strict);
     let data = dir.path().join("data");
     let o = run(&data, false);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -748,16 +733,7 @@ fn many_bad_lines_are_counted_and_the_first_thousand_kept() {
     }
     store.shutdown();
     drop(store);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "import",
-            src.to_str().unwrap(),
-        ])
-        .env_remove("CONFIG_DIR")
-        .output()
-        .unwrap();
+    let o = cli_import(&data, &src, false);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(

@@ -131,8 +131,6 @@ pub fn config_with(
     prom: Option<&str>,
     logs: Option<&std::path::Path>,
 ) -> std::path::PathBuf {
-    let config = dir.join("config");
-    std::fs::create_dir_all(&config).unwrap();
     let mut y = String::from("envs:\n  prod:\n");
     if let Some(p) = prom {
         y.push_str(&format!("    prometheus: {{url: \"{p}\"}}\n"));
@@ -143,8 +141,7 @@ pub fn config_with(
     if prom.is_none() && logs.is_none() {
         y = "envs: {}\n".into();
     }
-    std::fs::write(config.join("observability_sources.yml"), y).unwrap();
-    config
+    sources_config(dir, &y)
 }
 
 async fn start(app: &TestApp, graph: &str, body: Value) -> String {
@@ -1184,21 +1181,29 @@ fn calls_of<'a>(run: &'a Value, action: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Prometheus accepts and never answers: each source call has its own 2 s budget, the first
-/// one that times out marks metrics unavailable for the rest of the run, and the report is
-/// still written from the logs and the incident log, and attached. Before budgets, the alerts
-/// call was tried 3 × 30 s and the run failed at its 120 s deadline.
-#[tokio::test]
-async fn a_hanging_prometheus_becomes_a_next_check_and_the_report_is_still_attached() {
+/// A server whose prod Prometheus accepts and never answers, with the router logs as a file
+/// source and `source_timeout_ms` for each source call; and the hanging source's count of
+/// accepted connections.
+async fn with_a_hanging_prometheus(source_timeout_ms: u64) -> (TestApp, Arc<AtomicU64>) {
     let (prom, accepted) = hanging_source().await;
     let dir = tempfile::tempdir().unwrap();
     let logs = write_router_logs(dir.path());
     let config = config_with(dir.path(), Some(&prom), Some(&logs));
     let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
         s.config_dir = Some(config);
-        s.source_timeout_ms = 2000;
+        s.source_timeout_ms = source_timeout_ms;
     })
     .await;
+    (app, accepted)
+}
+
+/// Prometheus accepts and never answers: each source call has its own 2 s budget, the first
+/// one that times out marks metrics unavailable for the rest of the run, and the report is
+/// still written from the logs and the incident log, and attached. Before budgets, the alerts
+/// call was tried 3 × 30 s and the run failed at its 120 s deadline.
+#[tokio::test]
+async fn a_hanging_prometheus_becomes_a_next_check_and_the_report_is_still_attached() {
+    let (app, accepted) = with_a_hanging_prometheus(2000).await;
     let inc = app.create("router", "P1", "router errors").await;
     let started = std::time::Instant::now();
     let id = start(
@@ -1297,15 +1302,12 @@ async fn a_hanging_loki_becomes_a_next_check_and_the_metrics_still_count() {
     let (loki, accepted) = hanging_source().await;
     let prom = prometheus_double(Arc::new(PromKnobs::default())).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("observability_sources.yml"),
-        format!(
+    let config = sources_config(
+        dir.path(),
+        &format!(
             "envs:\n  prod:\n    prometheus: {{url: \"{prom}\"}}\n    logs: {{loki: \"{loki}\"}}\n"
         ),
-    )
-    .unwrap();
+    );
     let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
         s.config_dir = Some(config);
         s.source_timeout_ms = 2000;
@@ -1356,15 +1358,7 @@ async fn a_hanging_loki_becomes_a_next_check_and_the_metrics_still_count() {
 /// report, and the run still succeeds with its report (before: failed at 6 s, no report).
 #[tokio::test]
 async fn a_source_budget_never_outlasts_the_run() {
-    let (prom, _) = hanging_source().await;
-    let dir = tempfile::tempdir().unwrap();
-    let logs = write_router_logs(dir.path());
-    let config = config_with(dir.path(), Some(&prom), Some(&logs));
-    let app = spawn_configured(dir, Arc::new(SystemClock), move |s| {
-        s.config_dir = Some(config);
-        s.source_timeout_ms = 600_000;
-    })
-    .await;
+    let (app, _) = with_a_hanging_prometheus(600_000).await;
     let id = start(
         &app,
         "incident_triage",
