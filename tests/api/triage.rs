@@ -1171,6 +1171,17 @@ async fn wait_finished_within(app: &TestApp, id: &str, max: Duration) -> Value {
     }
 }
 
+/// Start `incident_triage` with `body` and wait for it: it must succeed within a minute.
+async fn triage_succeeds_within_a_minute(app: &TestApp, body: Value) -> Value {
+    let started = std::time::Instant::now();
+    let id = start(app, "incident_triage", body).await;
+    let run = wait_finished_within(app, &id, Duration::from_secs(90)).await;
+    let took = started.elapsed();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    run
+}
+
 /// The `tool_call` events of a run for one action.
 fn calls_of<'a>(run: &'a Value, action: &str) -> Vec<&'a Value> {
     run["events"]
@@ -1205,19 +1216,14 @@ async fn with_a_hanging_prometheus(source_timeout_ms: u64) -> (TestApp, Arc<Atom
 async fn a_hanging_prometheus_becomes_a_next_check_and_the_report_is_still_attached() {
     let (app, accepted) = with_a_hanging_prometheus(2000).await;
     let inc = app.create("router", "P1", "router errors").await;
-    let started = std::time::Instant::now();
-    let id = start(
+    let run = triage_succeeds_within_a_minute(
         &app,
-        "incident_triage",
         json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "5xx after deploy",
                "incident_id": inc,
                "time_range": {"from": "2026-02-23T09:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
     )
     .await;
-    let run = wait_finished_within(&app, &id, Duration::from_secs(90)).await;
-    let took = started.elapsed();
-    assert_eq!(run["status"], "succeeded", "{run}");
-    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let id = run["run_id"].as_str().unwrap().to_string();
     let r = &run["result"];
     assert_eq!(
         r["sources"]["alerts"], "unavailable: timed out after 2 s",
@@ -1313,18 +1319,12 @@ async fn a_hanging_loki_becomes_a_next_check_and_the_metrics_still_count() {
         s.source_timeout_ms = 2000;
     })
     .await;
-    let started = std::time::Instant::now();
-    let id = start(
+    let run = triage_succeeds_within_a_minute(
         &app,
-        "incident_triage",
         json!({"agent_id": "sofiia", "input": {"service": "router", "symptom": "5xx",
                "time_range": {"from": "2026-02-23T09:00:00Z", "to": "2026-02-23T10:00:00Z"}}}),
     )
     .await;
-    let run = wait_finished_within(&app, &id, Duration::from_secs(90)).await;
-    let took = started.elapsed();
-    assert_eq!(run["status"], "succeeded", "{run}");
-    assert!(took < Duration::from_secs(60), "took {took:?}");
     let r = &run["result"];
     assert_eq!(
         r["sources"]["logs"], "unavailable: timed out after 2 s",
