@@ -21,15 +21,19 @@ const LAYERS: &[(&str, u32)] = &[
     ("search", 5),
     ("intel", 6),
     ("transfer", 6),
+    // rooms over the incident log and its intelligence
+    ("risk", 7),
+    ("backlog", 7),
     // the pipeline, then its tools, then what calls tools
-    ("gateway", 7),
-    ("tools", 8),
-    ("graphs", 9),
+    ("gateway", 8),
+    ("tools", 9),
+    ("graphs", 10),
+    ("jobs", 10),
     // wiring, edges, serving, the command line
-    ("app", 10),
-    ("http", 11),
-    ("server", 12),
-    ("cli", 13),
+    ("app", 11),
+    ("http", 12),
+    ("server", 13),
+    ("cli", 14),
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
