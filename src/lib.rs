@@ -40,6 +40,7 @@ pub mod graphs;
 pub mod http;
 pub mod incidents;
 pub mod intel;
+pub mod jobs;
 pub mod kernel;
 pub mod net;
 pub mod observability;

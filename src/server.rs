@@ -76,22 +76,6 @@ impl App {
         if let Ok(text) = serde_json::to_vec_pretty(&info) {
             let _ = crate::kernel::fs::write_synced(&marker, &text);
         }
-        // Audit retention: an hour after start, then hourly (until the jobs room schedules it).
-        let purger = {
-            let gw = state.gateway.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(
-                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
-                    std::time::Duration::from_secs(3600),
-                );
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = gw.purge_expired_audit().await {
-                        tracing::warn!(error = %e, "audit_purge_failed");
-                    }
-                }
-            })
-        };
         // Indexes build and follow their sources in the background: start-up does not wait.
         let background = [
             state.search.runbooks.spawn(state.closing.subscribe()),
@@ -100,6 +84,8 @@ impl App {
                 .incidents
                 .spawn(&state.bus, state.closing.subscribe()),
             state.runner.spawn(state.closing.subscribe()),
+            // Governance and housekeeping jobs (task_registry.yml) run from here on.
+            state.jobs.spawn(state.closing.subscribe()),
         ];
         let router = crate::http::router(self.state);
         // WebSockets close when `closing` is set; what is still open after the grace is dropped.
@@ -109,7 +95,6 @@ impl App {
             let _ = closing.send(true);
         })
         .await;
-        purger.abort();
         // The indexes finish what they are doing (a long reconcile stops at its next chunk)
         // and let go of the store before it closes.
         let _ = state.closing.send(true);

@@ -36,7 +36,10 @@ pub struct Inner {
     pub closing: tokio::sync::watch::Sender<bool>,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
-    backup_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Snapshots into `DATA_DIR/backups/` (the API's, and the `backup` job's).
+    pub backups: crate::transfer::backups::Backups,
+    /// The governance jobs and their scheduler.
+    pub jobs: crate::jobs::Jobs,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,12 +123,28 @@ impl AppState {
         let intelligence =
             crate::intel::policy::IntelligencePolicy::load(settings.config_dir.as_deref())
                 .map_err(config_error)?;
+        let role_names: Vec<String> = policies.rbac.roles.keys().cloned().collect();
+        let backups = crate::transfer::backups::Backups::new(
+            store.clone(),
+            settings.data_dir.clone(),
+            settings.artifacts_dir.clone(),
+        );
+        let job_slot: crate::tools::jobs::JobSlot = Default::default();
+        let sweep_slot: crate::tools::housekeeping::SweepSlot = Default::default();
         let registry = tools(Rooms {
             incidents: &incidents,
             search: &search,
             observability,
             intelligence,
             reports_dir: settings.data_dir.join("reports"),
+            audit: audit.clone(),
+            audit_retention_days: (
+                policies.redactor.audit_retention_days,
+                policies.redactor.audit_denied_retention_days,
+            ),
+            backups: backups.clone(),
+            jobs: job_slot.clone(),
+            runs: sweep_slot.clone(),
         })?;
         let gateway = crate::gateway::Gateway::new(
             policies,
@@ -159,6 +178,29 @@ impl AppState {
         runner.register(Arc::new(crate::graphs::postmortem::PostmortemDraft::new(
             settings.incident_max_time_window_h,
         )));
+        let _ = sweep_slot.set(Arc::new(runner.clone()));
+        let builtin = crate::jobs::builtin::all();
+        let specs: Vec<(&str, &[crate::jobs::InputSpec])> =
+            builtin.iter().map(|j| (j.name(), j.inputs())).collect();
+        let task_registry = crate::jobs::TaskRegistry::load(
+            settings.config_dir.as_deref(),
+            &specs,
+            &role_names,
+        )
+        .map_err(config_error)?;
+        let jobs = crate::jobs::Jobs::new(
+            task_registry,
+            builtin,
+            store.clone(),
+            gateway.clone(),
+            clock.clone(),
+            settings.data_dir.clone(),
+            bus.clone(),
+            crate::jobs::JobsOptions {
+                hold: std::time::Duration::from_millis(settings.job_hold_ms),
+            },
+        )?;
+        let _ = job_slot.set(Arc::new(jobs.clone()));
         Ok(AppState(Arc::new(Inner {
             settings,
             store,
@@ -171,68 +213,15 @@ impl AppState {
             closing: tokio::sync::watch::channel(false).0,
             clock,
             started: Instant::now(),
-            backup_lock: Arc::new(tokio::sync::Mutex::new(())),
+            backups,
+            jobs,
         })))
     }
 
-    /// Consistent snapshot into `DATA_DIR/backups/<name>` while serving; one backup at a time.
-    /// The report's path and the errors a client sees name the folder relative to
-    /// `DATA_DIR` (`backups/<name>`): a client has no business knowing where it lives.
+    /// Consistent snapshot into `DATA_DIR/backups/<name>` while serving; one backup at a time
+    /// (see [`crate::transfer::backups::Backups::snapshot`]).
     pub async fn backup_to(&self, name: &str) -> Result<BackupReport> {
-        // The guard moves into the task: a client that disconnects does not free the slot
-        // while its backup is still being written.
-        let guard = self
-            .backup_lock
-            .clone()
-            .try_lock_owned()
-            .map_err(|_| Error::Conflict("a backup is already running".into()))?;
-        let rel = PathBuf::from(format!("backups/{name}"));
-        let out = self.settings.data_dir.join(&rel);
-        let state = self.clone();
-        let data_dir = self.settings.data_dir.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            use redb::ReadableDatabase;
-            let txn = state.store.db().begin_read()?;
-            let files = crate::transfer::artifact_paths(&txn)?;
-            crate::store::backup::backup_snapshot(
-                &txn,
-                state.store.schema(),
-                &state.settings.data_dir,
-                &state.settings.artifacts_dir,
-                &files,
-                &out,
-            )
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        match result {
-            Ok(mut r) => {
-                r.path = rel;
-                Ok(r)
-            }
-            Err(e) => Err(relative_to(e, &data_dir)),
-        }
-    }
-}
-
-/// The same error with `data_dir/` dropped from the text a client may see (internal errors'
-/// text goes to the log only, and keeps the full paths an operator needs there).
-fn relative_to(e: Error, data_dir: &std::path::Path) -> Error {
-    let prefix = format!("{}{}", data_dir.display(), std::path::MAIN_SEPARATOR);
-    let fix = |m: String| m.replace(&prefix, "");
-    match e {
-        Error::Conflict(m) => Error::Conflict(fix(m)),
-        Error::NotFound(m) => Error::NotFound(fix(m)),
-        Error::Validation { code, message } => Error::Validation {
-            code,
-            message: fix(message),
-        },
-        Error::BadRequest { code, message } => Error::BadRequest {
-            code,
-            message: fix(message),
-        },
-        e => e,
+        self.backups.snapshot(name).await
     }
 }
 
@@ -248,7 +237,8 @@ pub fn schema() -> Arc<Schema> {
             .room(
                 crate::graphs::tables::ALL,
                 crate::graphs::tables::MIGRATIONS,
-            ),
+            )
+            .room(crate::jobs::tables::ALL, crate::jobs::tables::MIGRATIONS),
     )
 }
 
@@ -273,6 +263,14 @@ pub struct Rooms<'a> {
     pub intelligence: crate::intel::policy::IntelligencePolicy,
     /// Where reports (digests) are written.
     pub reports_dir: PathBuf,
+    pub audit: crate::audit::Audit,
+    /// `data_governance.yml`: days kept for allowed and for denied calls.
+    pub audit_retention_days: (u32, u32),
+    pub backups: crate::transfer::backups::Backups,
+    /// Bound to the jobs room once it is built (it needs the gateway).
+    pub jobs: crate::tools::jobs::JobSlot,
+    /// Bound to the graph runner once it is built.
+    pub runs: crate::tools::housekeeping::SweepSlot,
 }
 
 /// Every tool of this build: one line per tool.
@@ -291,6 +289,14 @@ pub fn tools(rooms: Rooms<'_>) -> Result<Registry> {
         )))?
         .register(Arc::new(observability::ObservabilityTool::new(
             rooms.observability,
+        )))?
+        .register(Arc::new(jobs::JobsTool::new(rooms.jobs)))?
+        .register(Arc::new(housekeeping::HousekeepingTool::new(
+            rooms.audit,
+            rooms.audit_retention_days.0,
+            rooms.audit_retention_days.1,
+            rooms.backups,
+            rooms.runs,
         )))?;
     Ok(r)
 }

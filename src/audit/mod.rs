@@ -43,6 +43,9 @@ pub struct AuditRecord {
     pub output_size: u64,
     pub elapsed_ms: u64,
     pub graph_run_id: Option<String>,
+    /// The scheduler's job run the call was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_run_id: Option<String>,
 }
 
 /// The per-install audit secret in `path`, made on first start from the OS random source
@@ -174,10 +177,108 @@ impl Audit {
             .await
     }
 
+    /// Apply retention: remove allowed calls older than `cutoff` and denied ones older than
+    /// `denied_cutoff` (denials are kept longer: they are what an investigation looks for).
+    /// A dry run only counts. Works in bounded batches so it never holds the writer long.
+    pub async fn apply_retention(
+        &self,
+        cutoff: OffsetDateTime,
+        denied_cutoff: OffsetDateTime,
+        dry_run: bool,
+    ) -> Result<Retention> {
+        let (hi, denied_hi) = (micros(cutoff), micros(denied_cutoff));
+        let mut total = Retention::default();
+        let mut from: (i64, String) = (i64::MIN, String::new());
+        loop {
+            let start = from.clone();
+            let (r, next) = if dry_run {
+                self.store
+                    .read(move |txn| {
+                        let t = txn.open_table(AUDIT)?;
+                        let (r, _, next) = retention_scan(&t, &start, hi, denied_hi)?;
+                        Ok((r, next))
+                    })
+                    .await?
+            } else {
+                self.store
+                    .write(move |tx| {
+                        let (r, doomed, next) = {
+                            let t = tx.open(AUDIT)?;
+                            retention_scan(&*t, &start, hi, denied_hi)?
+                        };
+                        let mut t = tx.open(AUDIT)?;
+                        for (ts, id) in &doomed {
+                            t.remove((*ts, id.as_str()))?;
+                        }
+                        Ok((r, next))
+                    })
+                    .await?
+            };
+            total.scanned += r.scanned;
+            total.removed += r.removed;
+            total.removed_denied += r.removed_denied;
+            total.kept_denied += r.kept_denied;
+            match next {
+                Some(n) => from = n,
+                None => return Ok(total),
+            }
+        }
+    }
+
     /// A fresh record id.
     pub fn new_id() -> String {
         format!("aud_{}", random_hex(8))
     }
+}
+
+/// What [`Audit::apply_retention`] removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Retention {
+    /// Records older than the cutoff that were looked at.
+    pub scanned: usize,
+    /// Allowed calls removed.
+    pub removed: usize,
+    /// Denied calls removed (past the longer retention).
+    pub removed_denied: usize,
+    /// Denied calls past the normal retention, kept for the longer one.
+    pub kept_denied: usize,
+}
+
+type Scan = (Retention, Vec<(i64, String)>, Option<(i64, String)>);
+
+/// One bounded batch of [`Audit::apply_retention`]: what to remove, and where the next
+/// batch starts.
+fn retention_scan(
+    t: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
+    start: &(i64, String),
+    hi: i64,
+    denied_hi: i64,
+) -> Result<Scan> {
+    const BATCH: usize = 5000;
+    let mut r = Retention::default();
+    let mut doomed = Vec::new();
+    for row in t.range((start.0, start.1.as_str())..(hi, ""))? {
+        let (k, v) = row?;
+        let (ts, id) = k.value();
+        if r.scanned >= BATCH {
+            return Ok((r, doomed, Some((ts, id.to_string()))));
+        }
+        r.scanned += 1;
+        let denied = serde_json::from_slice::<AuditRecord>(v.value())
+            .map(|rec| rec.decision == "deny")
+            .unwrap_or(false);
+        if denied && ts >= denied_hi {
+            r.kept_denied += 1;
+            continue;
+        }
+        if denied {
+            r.removed_denied += 1;
+        } else {
+            r.removed += 1;
+        }
+        doomed.push((ts, id.to_string()));
+    }
+    Ok((r, doomed, None))
 }
 
 /// Filters of [`Audit::list`].

@@ -94,6 +94,9 @@ pub struct Settings {
     pub run_ttl_sec: u64,
     /// `SOFIIA_GRAPH_WORKERS`: runs executed at the same time (default 4).
     pub graph_workers: usize,
+    /// `SOFIIA_JOB_HOLD_MS`: for crash tests, each job run waits this long after its record
+    /// is written before it starts working (default 0).
+    pub job_hold_ms: u64,
     /// `INCIDENT_MAX_TIME_WINDOW_H`: the longest analysis window incident triage uses; longer
     /// ones are clamped to it (default 24).
     pub incident_max_time_window_h: u64,
@@ -145,6 +148,7 @@ struct FileSettings {
     runbooks_poll_ms: Option<u64>,
     run_ttl_sec: Option<u64>,
     graph_workers: Option<usize>,
+    job_hold_ms: Option<u64>,
     incident_max_time_window_h: Option<u64>,
     source_timeout_ms: Option<u64>,
     allowed_hosts: Option<Vec<String>>,
@@ -388,6 +392,13 @@ impl Settings {
             1..=64,
             4,
         )?;
+        let job_hold_ms = ranged(
+            &var,
+            ("SOFIIA_JOB_HOLD_MS", Some("milliseconds")),
+            (&file_name, "job_hold_ms", file.job_hold_ms),
+            0..=600_000,
+            0,
+        )?;
 
         let defaults = Edge::default();
         let edge = Edge {
@@ -489,6 +500,7 @@ impl Settings {
             runbooks_poll_ms,
             run_ttl_sec,
             graph_workers,
+            job_hold_ms,
             incident_max_time_window_h,
             source_timeout_ms,
             supervisor_internal_key: var("SUPERVISOR_INTERNAL_KEY")
@@ -518,6 +530,7 @@ impl Settings {
             runbooks_poll_ms: 2000,
             run_ttl_sec: 86_400,
             graph_workers: 4,
+            job_hold_ms: 0,
             incident_max_time_window_h: 24,
             source_timeout_ms: 10_000,
             supervisor_internal_key: None,

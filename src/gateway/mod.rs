@@ -70,6 +70,8 @@ pub struct RunTrace {
     /// When the node's time for this call is up (all its attempts): the tool is given this
     /// deadline when it comes before its own limit.
     pub deadline: Option<Instant>,
+    /// A job run of the scheduler (`job_run_id` in the audit), not a graph run.
+    pub job: bool,
 }
 
 /// One call on its way into the pipeline.
@@ -91,6 +93,7 @@ struct Trace {
     input_hash: String,
     input_size: usize,
     graph_run_id: Option<String>,
+    job_run_id: Option<String>,
     node: String,
     attempt: u64,
     /// The caller's deadline for the call, if it gave one.
@@ -160,24 +163,6 @@ impl Gateway {
     /// Every registered tool's schema (`GET /v1/tools`).
     pub fn schemas(&self) -> Vec<ToolSchema> {
         self.0.tools.schemas()
-    }
-
-    /// Remove audit records past `data_governance.yml`'s `audit_retention_days`.
-    pub async fn purge_expired_audit(&self) -> Result<usize> {
-        let days = self.0.policies.redactor.audit_retention_days as i64;
-        let cutoff = self.0.clock.now() - time::Duration::days(days);
-        let mut total = 0;
-        loop {
-            let n = self.0.audit.purge_older_than(cutoff, 5000).await?;
-            total += n;
-            if n < 5000 {
-                break;
-            }
-        }
-        if total > 0 {
-            tracing::info!(removed = total, retention_days = days, "audit_purged");
-        }
-        Ok(total)
     }
 
     /// The params kept for masking secret values in the result: only for a tool that declares
@@ -265,7 +250,7 @@ impl Gateway {
         let trace = trace_of(&g.audit, names, &call);
         tracing::info!(
             tool = %trace.names.tool, action = %trace.names.action, node = %trace.node,
-            run = %trace.graph_run_id.as_deref().unwrap_or("-"), hash = %&trace.input_hash[..16.min(trace.input_hash.len())],
+            run = %trace.graph_run_id.as_deref().or(trace.job_run_id.as_deref()).unwrap_or("-"), hash = %&trace.input_hash[..16.min(trace.input_hash.len())],
             size = trace.input_size, attempt = trace.attempt, "gateway_call"
         );
         // Stage 2: who is acting.
@@ -325,6 +310,7 @@ impl Gateway {
             output_size: 0,
             elapsed_ms: 0,
             graph_run_id: trace.graph_run_id.clone(),
+            job_run_id: trace.job_run_id.clone(),
         };
         let writes = trace.names.declared.is_some_and(|a| a.writes);
         let (result, rode) = self
@@ -361,7 +347,11 @@ impl Gateway {
             g.audit.write(rec).await?;
         }
         let (tool, action, node) = (&trace.names.tool, &trace.names.action, &trace.node);
-        let run = trace.graph_run_id.as_deref().unwrap_or("-");
+        let run = trace
+            .graph_run_id
+            .as_deref()
+            .or(trace.job_run_id.as_deref())
+            .unwrap_or("-");
         match &result {
             Ok(_) => {
                 tracing::info!(tool = %tool, action = %action, node = %node, run = %run, elapsed_ms, "gateway_ok")
@@ -402,6 +392,7 @@ impl Gateway {
         let cut = tokio::time::Instant::from_std(cut);
         let cx = ToolCx {
             actor: acting.actor(),
+            role: acting.role_name(),
             now: g.clock.now(),
             deadline,
         };
@@ -460,6 +451,7 @@ impl Gateway {
             output_size: 0,
             elapsed_ms: 0,
             graph_run_id: trace.graph_run_id.clone(),
+            job_run_id: trace.job_run_id.clone(),
         };
         self.0.audit.write(rec).await?;
         tracing::warn!(tool = %trace.names.tool, action = %trace.names.action,
@@ -489,7 +481,8 @@ fn trace_of(audit: &Audit, names: Names, call: &Request<'_>) -> Trace {
         names,
         input_hash: audit.hash(input),
         input_size: input.len(),
-        graph_run_id: run.map(|r| r.run_id.clone()),
+        graph_run_id: run.filter(|r| !r.job).map(|r| r.run_id.clone()),
+        job_run_id: run.filter(|r| r.job).map(|r| r.run_id.clone()),
         node: run.map_or_else(|| "-".into(), |r| r.node.clone()),
         attempt: run.map_or(1, |r| r.attempt),
         deadline: run.and_then(|r| r.deadline),

@@ -194,6 +194,13 @@ impl Policies {
                 "data_governance.yml: audit_retention_days: {governance_days} is not between 1 and 3650"
             )));
         }
+        if let Some(d) = governance.audit_denied_retention_days {
+            if !(governance_days..=3650).contains(&d) {
+                return Err(ConfigError(format!(
+                    "data_governance.yml: audit_denied_retention_days: {d} is not between audit_retention_days ({governance_days}) and 3650"
+                )));
+            }
+        }
         if !rbac.roles.contains_key(&rbac.default_role) {
             return Err(ConfigError(format!(
                 "rbac_tools_matrix.yml: default_role: '{}' is not defined under roles",

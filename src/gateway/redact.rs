@@ -20,6 +20,9 @@ pub struct Rule {
 #[serde(deny_unknown_fields)]
 pub struct DataGovernance {
     pub audit_retention_days: u32,
+    /// Denied calls are kept this long (default: a year, and never less than the above).
+    #[serde(default)]
+    pub audit_denied_retention_days: Option<u32>,
     pub redaction: Vec<Rule>,
 }
 
@@ -31,6 +34,8 @@ pub struct Redactor {
     rules: Vec<(Regex, String)>,
     /// Audit records older than this many days may be removed by the cleanup job.
     pub audit_retention_days: u32,
+    /// Denied calls are kept this many days.
+    pub audit_denied_retention_days: u32,
 }
 
 impl Redactor {
@@ -53,6 +58,10 @@ impl Redactor {
             secret_key,
             rules,
             audit_retention_days: g.audit_retention_days,
+            audit_denied_retention_days: g
+                .audit_denied_retention_days
+                .unwrap_or(365)
+                .max(g.audit_retention_days),
         })
     }
 

@@ -81,6 +81,8 @@ pub trait TypedCall: Serialize + Send + 'static {
 pub struct ToolCx<'a> {
     /// Who the change is attributed to: the acting agent, or `operator`.
     pub actor: &'a str,
+    /// The role the call acts with (`operator` for the operator).
+    pub role: &'a str,
     /// The gateway's clock at the start of the call.
     pub now: OffsetDateTime,
     /// When the call's time is up: its limit from `tool_limits.yml`, or the caller's deadline
@@ -94,6 +96,11 @@ pub struct ToolCx<'a> {
 pub trait Tool: Send + Sync + 'static {
     /// The name callers use (`oncall_tool`).
     fn name(&self) -> &'static str;
+    /// Other names callers may use for it (`jobs` for `job_orchestrator_tool`, as the old
+    /// stack's scripts call it); audit records and policies use [`Tool::name`].
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Every action, in the order `GET /v1/tools` lists them.
     fn actions(&self) -> &'static [Action];
     /// Params whose values are secrets: never logged or audited (nothing of a payload is),
@@ -109,6 +116,8 @@ pub trait Tool: Send + Sync + 'static {
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolSchema {
     pub name: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub aliases: &'static [&'static str],
     pub actions: Vec<&'static str>,
     /// The actions that may write.
     pub write_actions: Vec<&'static str>,
@@ -126,7 +135,10 @@ impl Registry {
     /// a wiring bug and refused.
     pub fn register(&mut self, tool: Arc<dyn Tool>) -> Result<&mut Registry> {
         let name = tool.name();
-        if self.get(name).is_some() {
+        if std::iter::once(name)
+            .chain(tool.aliases().iter().copied())
+            .any(|n| self.get(n).is_some())
+        {
             return Err(Error::Internal(format!("tool {name} is registered twice")));
         }
         let acts = tool.actions();
@@ -143,9 +155,11 @@ impl Registry {
         Ok(self)
     }
 
-    /// The tool named `name`.
+    /// The tool named `name` (or one of its aliases).
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.iter().find(|t| t.name() == name)
+        self.tools
+            .iter()
+            .find(|t| t.name() == name || t.aliases().contains(&name))
     }
 
     /// Whether a tool of this name is registered.
@@ -168,6 +182,7 @@ impl Registry {
             .iter()
             .map(|t| ToolSchema {
                 name: t.name(),
+                aliases: t.aliases(),
                 actions: t.actions().iter().map(|a| a.name).collect(),
                 write_actions: t
                     .actions()

@@ -120,6 +120,7 @@ impl NodeCx {
                         node: self.node.clone(),
                         attempt: attempt as u64,
                         deadline,
+                        job: false,
                     },
                 ))
                 .await?;

@@ -222,6 +222,7 @@ impl Runner {
                         output_size: 0,
                         elapsed_ms: 0,
                         graph_run_id: Some(run.run_id.clone()),
+                        job_run_id: None,
                     },
                 )?;
                 Ok((e, run))

@@ -421,7 +421,7 @@ impl Runner {
             });
     }
 
-    /// Start the workers and the TTL purge; queued and interrupted runs are picked up. Returns
+    /// Start the workers; queued and interrupted runs are picked up. Returns
     /// the task to await at shutdown (it stops when `closing` flips).
     pub fn spawn(&self, closing: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
@@ -452,17 +452,8 @@ impl Runner {
                 let stop = closing.clone();
                 workers.push(tokio::spawn(async move { w.work(stop).await }));
             }
-            let mut purge = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = purge.tick() => {
-                        if let Err(e) = me.purge_expired().await {
-                            tracing::warn!(error = %e, "run_purge_failed");
-                        }
-                    }
-                    _ = flipped(closing.clone()) => break,
-                }
-            }
+            // The TTL sweep is the scheduled `run_ttl_cleanup` job (housekeeping_tool).
+            flipped(closing.clone()).await;
             for w in workers {
                 let _ = w.await;
             }
@@ -471,6 +462,11 @@ impl Runner {
 
     /// Drop finished runs older than their TTL. Returns how many.
     pub async fn purge_expired(&self) -> Result<usize> {
+        self.sweep_expired(false).await
+    }
+
+    /// [`Runner::purge_expired`], or in a dry run only count them.
+    pub async fn sweep_expired(&self, dry_run: bool) -> Result<usize> {
         let now = self.inner.clock.now();
         let ttl = time::Duration::try_from(self.inner.opts.ttl).unwrap_or(time::Duration::DAY);
         let failed_ttl =
@@ -495,8 +491,10 @@ impl Runner {
                         }
                     }
                 }
-                for run in &doomed {
-                    delete_run(txn, run)?;
+                if !dry_run {
+                    for run in &doomed {
+                        delete_run(txn, run)?;
+                    }
                 }
                 Ok(doomed.len())
             })
@@ -524,5 +522,20 @@ pub fn validate_run_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid("run_id", "is not a run id (gr_…)"))
+    }
+}
+
+impl crate::tools::housekeeping::RunSweep for Runner {
+    fn sweep(&self, dry_run: bool) -> crate::gateway::ToolFuture<'_> {
+        Box::pin(async move {
+            let n = self.sweep_expired(dry_run).await?;
+            Ok(json!({
+                "dry_run": dry_run,
+                "removed": if dry_run { 0 } else { n },
+                "expired": n,
+                "ttl_s": self.inner.opts.ttl.as_secs(),
+                "failed_ttl_s": self.inner.opts.failed_ttl.as_secs(),
+            }))
+        })
     }
 }

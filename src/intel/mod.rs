@@ -557,6 +557,7 @@ pub async fn weekly_digest(
         "overdue_followups": summary.overdue_followups,
         "recurrences_while_followup_open": while_open,
     });
+    let markdown = digest_markdown(&digest);
     if save {
         let dir = reports_dir.join("incidents").join("weekly");
         std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
@@ -565,9 +566,11 @@ pub async fn weekly_digest(
         let body =
             serde_json::to_vec_pretty(&digest).map_err(|e| Error::Internal(e.to_string()))?;
         crate::kernel::fs::write_synced(&json_path, &body)?;
-        crate::kernel::fs::write_synced(&md_path, digest_markdown(&digest).as_bytes())?;
+        crate::kernel::fs::write_synced(&md_path, markdown.as_bytes())?;
         digest["artifacts"] = json!([json_path, md_path]);
     }
+    // The report as the files hold it, for callers that write it themselves (the job).
+    digest["markdown"] = Json::String(markdown);
     Ok(digest)
 }
 

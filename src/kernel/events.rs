@@ -43,6 +43,8 @@ pub enum Event {
     RunEvent { run_id: String, event: Json },
     /// A requeue entry was made or decided (`ops.requeue`).
     Requeue { entry: Json },
+    /// A job run of the scheduler started, finished, or was queued (`ops.job`).
+    Job { run: Json },
 }
 
 impl Event {
@@ -58,6 +60,7 @@ impl Event {
             Event::Run { .. } => "ops.run",
             Event::RunEvent { .. } => "ops.run.event",
             Event::Requeue { .. } => "ops.requeue",
+            Event::Job { .. } => "ops.job",
         }
     }
 
@@ -75,6 +78,7 @@ impl Event {
             Event::Run { summary, .. } => summary.clone(),
             Event::RunEvent { run_id, event } => json!({"run_id": run_id, "event": event}),
             Event::Requeue { entry } => entry.clone(),
+            Event::Job { run } => run.clone(),
         }
     }
 

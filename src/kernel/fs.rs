@@ -14,6 +14,30 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Replace `path` atomically: write a temporary file beside it, fsync it, rename it over
+/// `path` and fsync the folder. Readers see the old file or the new one, never a part; a
+/// crash leaves at most a stray `.tmp-*` file. Missing folders are created.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| crate::error::Error::Io(format!("{} has no folder", path.display())))?;
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".tmp-{name}-{}",
+        crate::kernel::clock::random_hex(6)
+    ));
+    if let Err(e) = write_synced(&tmp, bytes).and_then(|_| Ok(std::fs::rename(&tmp, path)?)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Best-effort fsync of a directory so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {

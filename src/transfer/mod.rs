@@ -8,6 +8,7 @@
 //! digest taken in the first pass, so a file changed in between is refused, not half-trusted —
 //! and writes one durable batch per chunk. Memory stays bounded whatever the file sizes.
 
+pub mod backups;
 mod check;
 mod lines;
 mod write;
