@@ -108,6 +108,13 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbooksCommand,
     },
+    /// Governance and housekeeping jobs of CONFIG_DIR/task_registry.yml (the only schedule
+    /// there is). Uses the running sofiia when there is one, else runs in-process on DATA_DIR
+    /// (the scheduler itself runs only inside `sofiia serve`).
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Manage agent API keys (only their sha256 is stored, in DATA_DIR/agent_keys.yml).
     Keys {
         #[command(subcommand)]
@@ -141,6 +148,36 @@ pub enum RunbooksCommand {
         #[arg(long, default_value_t = 5)]
         limit: usize,
         /// Print the JSON result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sofiia job …`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Every task: schedule (in words, cron and zone), next fire, status and last run.
+    List {
+        /// Print the JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a task now and wait for it; exits 1 unless it succeeds. The task's permissions
+    /// apply (the shell is the operator; --agent acts as that agent's role).
+    /// Example: sofiia job run weekly_incident_digest --dry-run
+    Run {
+        /// Task id, e.g. weekly_incident_digest.
+        id: String,
+        /// Compute everything, write nothing; print what would be written.
+        #[arg(long)]
+        dry_run: bool,
+        /// An input as key=value (repeatable), e.g. --input keep_last=3.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+        /// Act as this agent (its role and the task's permissions apply).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Print the run's JSON record instead of a summary.
         #[arg(long)]
         json: bool,
     },
@@ -191,6 +228,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             agent,
         } => tool_call(&settings, tool, action, params, agent),
         Command::Runbooks { command } => runbooks(&settings, command),
+        Command::Job { command } => job(&settings, command),
         Command::Keys {
             command: KeysCommand::Issue { agent, role },
         } => {
@@ -802,6 +840,181 @@ fn tool_call(
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// `key=value` pairs of `--input` as the params' `inputs` (values as text; the job's input
+/// kinds convert them).
+fn job_inputs(pairs: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--input {p}: use KEY=VALUE");
+        };
+        out.insert(
+            k.trim().to_string(),
+            serde_json::Value::String(v.to_string()),
+        );
+    }
+    Ok(out)
+}
+
+fn job(settings: &Settings, command: JobCommand) -> anyhow::Result<()> {
+    let (agent, first) = match &command {
+        JobCommand::List { .. } => (None, ("list_tasks", serde_json::json!({}))),
+        JobCommand::Run {
+            id,
+            dry_run,
+            inputs,
+            agent,
+            ..
+        } => (
+            agent.clone(),
+            (
+                "start_task",
+                serde_json::json!({"task_id": id, "inputs": job_inputs(inputs)?, "dry_run": dry_run}),
+            ),
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let server = running_server(settings);
+    let local = match &server {
+        Some(_) => None,
+        None => {
+            let settings = settings.clone();
+            Some(rt.block_on(async move {
+                crate::app::AppState::open(
+                    settings,
+                    std::sync::Arc::new(crate::kernel::clock::SystemClock),
+                )
+            })?)
+        }
+    };
+    let exec = |action: &str, params: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let call = serde_json::json!({"tool": "job_orchestrator_tool", "action": action,
+            "params": params, "agent_id": agent});
+        match (&server, &local) {
+            (Some(info), _) => Ok(call_server(
+                settings,
+                info,
+                reqwest::Method::POST,
+                "/v1/tools/execute",
+                Some(call),
+            )?["result"]
+                .clone()),
+            (None, Some(state)) => {
+                let call: crate::gateway::ToolCall = serde_json::from_value(call)?;
+                let gw = state.gateway.clone();
+                rt.block_on(async move {
+                    gw.execute(&crate::gateway::auth::Principal::Operator, call)
+                        .await
+                })
+                .map_err(anyhow::Error::from)
+            }
+            (None, None) => bail!("no sofiia to ask"),
+        }
+    };
+    let result = (|| -> anyhow::Result<bool> {
+        let out = exec(first.0, first.1)?;
+        match command {
+            JobCommand::List { json } => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    print_tasks(&out);
+                }
+                Ok(true)
+            }
+            JobCommand::Run { json, .. } => {
+                let id = out["job_run_id"].as_str().unwrap_or_default().to_string();
+                eprintln!("started {id} ({})", out["status"].as_str().unwrap_or("?"));
+                let run = loop {
+                    let r = exec("get_task", serde_json::json!({"job_run_id": id}))?;
+                    let st = r["status"].as_str().unwrap_or("");
+                    if !matches!(st, "running" | "queued") {
+                        break r;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                };
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&run)?);
+                } else {
+                    print_run(&run);
+                }
+                Ok(run["status"] == "succeeded")
+            }
+        }
+    })();
+    if let Some(state) = local {
+        let store = state.store.clone();
+        rt.block_on(async move { tokio::task::spawn_blocking(move || store.shutdown()).await })?;
+    }
+    if !result? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn print_tasks(out: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    for t in out["tasks"].as_array().into_iter().flatten() {
+        let sched = match t["schedule"].as_object() {
+            Some(o) => format!("{} ({} {})", s(&o["words"]), s(&o["cron"]), s(&o["tz"])),
+            None => "manual only".into(),
+        };
+        let next = t["next_fires"][0].as_str().unwrap_or("-");
+        let last = t["last_run"]["summary"].as_str().unwrap_or("");
+        println!(
+            "{:<32} {:<10} next {}  {}{}",
+            s(&t["id"]),
+            s(&t["status"]),
+            next,
+            sched,
+            if t["enabled"] == false {
+                " [disabled]"
+            } else {
+                ""
+            }
+        );
+        if !last.is_empty() {
+            println!("{:<32} last: {last}", "");
+        }
+    }
+}
+
+fn print_run(r: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    println!(
+        "{} {} {} in {} ms{}: {}",
+        s(&r["id"]),
+        s(&r["job"]),
+        s(&r["status"]),
+        r["duration_ms"],
+        if r["dry_run"] == true {
+            " (dry run)"
+        } else {
+            ""
+        },
+        s(&r["summary"])
+    );
+    for a in r["artifacts"].as_array().into_iter().flatten() {
+        println!("  wrote {}", a.as_str().unwrap_or(""));
+    }
+    for w in r["would_write"].as_array().into_iter().flatten() {
+        println!(
+            "  would write {} ({} bytes, sha256 {})",
+            s(&w["path"]),
+            w["bytes"],
+            s(&w["sha256"])
+        );
+        for line in s(&w["preview"]).lines().take(12) {
+            println!("    | {line}");
+        }
+    }
+    if let Some(e) = r["error"].as_str() {
+        println!("  error: {e}");
+    }
 }
 
 #[cfg(test)]

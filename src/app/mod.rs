@@ -182,12 +182,9 @@ impl AppState {
         let builtin = crate::jobs::builtin::all();
         let specs: Vec<(&str, &[crate::jobs::InputSpec])> =
             builtin.iter().map(|j| (j.name(), j.inputs())).collect();
-        let task_registry = crate::jobs::TaskRegistry::load(
-            settings.config_dir.as_deref(),
-            &specs,
-            &role_names,
-        )
-        .map_err(config_error)?;
+        let task_registry =
+            crate::jobs::TaskRegistry::load(settings.config_dir.as_deref(), &specs, &role_names)
+                .map_err(config_error)?;
         let jobs = crate::jobs::Jobs::new(
             task_registry,
             builtin,

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod graphs;
 pub mod guard;
 pub mod incidents;
+pub mod jobs;
 pub mod runbooks;
 pub mod tools;
 pub mod ui;
@@ -87,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runbooks/{*path}", get(runbooks::get))
         .route("/api/admin/backup", post(admin_backup))
         .route("/api/audit", get(tools::audit))
+        .route("/api/jobs", get(jobs::list))
+        .route("/api/jobs/{id}/runs", get(jobs::runs))
+        .route("/api/jobs/{id}/run", post(jobs::run))
+        .route("/api/job-runs/{id}", get(jobs::get))
+        .route("/api/job-runs/{id}/cancel", post(jobs::cancel))
         .route("/ws/events", get(ws::events))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     let tool_calls = Router::new()
@@ -224,7 +230,10 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     }
     // Tool calls and the audit log take any valid key (the gateway and the handler decide
     // what it may do); it is checked here, before a body is read.
-    let any_key = path.starts_with("/v1/tools") || path == "/api/audit";
+    let any_key = path.starts_with("/v1/tools")
+        || path == "/api/audit"
+        || path.starts_with("/api/jobs")
+        || path.starts_with("/api/job-runs/");
     let key = if path.starts_with("/ws") {
         tools::presented_ws_key(req.headers(), req.uri().query())
     } else {

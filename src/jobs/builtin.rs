@@ -73,14 +73,19 @@ impl Job for WeeklyIncidentDigest {
                 .await?;
             let markdown = match d.as_object_mut().and_then(|o| o.remove("markdown")) {
                 Some(Json::String(m)) => m,
-                _ => return Err(Error::Internal("the digest came without its markdown".into())),
+                _ => {
+                    return Err(Error::Internal(
+                        "the digest came without its markdown".into(),
+                    ))
+                }
             };
             let week = d["week"].as_str().unwrap_or_default().to_string();
             if week.len() != 8 || !week.is_ascii() {
                 return Err(Error::Internal(format!("unexpected digest week '{week}'")));
             }
             let base = format!("reports/incidents/weekly/{week}");
-            cx.write_report(&format!("{base}.json"), pretty(&d)?).await?;
+            cx.write_report(&format!("{base}.json"), pretty(&d)?)
+                .await?;
             cx.write_report(&format!("{base}.md"), markdown.into_bytes())
                 .await?;
             Ok(Outcome {
@@ -118,7 +123,11 @@ impl Job for AuditCleanup {
                     json!({"dry_run": cx.dry_run}),
                 )
                 .await?;
-            let verb = if cx.dry_run { "would remove" } else { "removed" };
+            let verb = if cx.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
             Ok(Outcome {
                 summary: format!(
                     "{verb} {} audit records older than {} days and {} denials older than {} days; kept {} younger denials",
@@ -140,9 +149,17 @@ impl Job for RunTtlCleanup {
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
         Box::pin(async move {
             let r = cx
-                .tool("housekeeping_tool", "run_purge", json!({"dry_run": cx.dry_run}))
+                .tool(
+                    "housekeeping_tool",
+                    "run_purge",
+                    json!({"dry_run": cx.dry_run}),
+                )
                 .await?;
-            let verb = if cx.dry_run { "would remove" } else { "removed" };
+            let verb = if cx.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
             Ok(Outcome {
                 summary: format!(
                     "{verb} {} graph runs past their TTL ({} s; failed {} s)",
@@ -222,7 +239,11 @@ impl Job for HourlyRiskSnapshot {
                 .iter()
                 .filter(|s| matches!(s["band"].as_str(), Some("high" | "critical")))
                 .count();
-            let verb = if cx.dry_run { "would record" } else { "recorded" };
+            let verb = if cx.dry_run {
+                "would record"
+            } else {
+                "recorded"
+            };
             Ok(Outcome {
                 summary: format!(
                     "{verb} scores of {} services ({high} high or critical)",
@@ -249,7 +270,8 @@ async fn write_digest(cx: &JobCx, base: &str, d: &Json) -> Result<()> {
 fn period(v: &Json) -> Result<String> {
     let p = v.as_str().unwrap_or_default();
     let ok = (8..=10).contains(&p.len())
-        && p.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'W');
+        && p.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'W');
     if ok {
         Ok(p.to_string())
     } else {
@@ -274,10 +296,7 @@ impl Job for DailyRiskDigest {
             let base = format!("reports/risk/{day}");
             write_digest(cx, &base, &d).await?;
             Ok(Outcome {
-                summary: format!(
-                    "{base}.md: {} services scored",
-                    n(&d["json"]["services"])
-                ),
+                summary: format!("{base}.md: {} services scored", n(&d["json"]["services"])),
                 result: json!({"date": day, "services": n(&d["json"]["services"])}),
             })
         })
@@ -340,7 +359,11 @@ impl Job for WeeklyBacklogGenerate {
                     json!({"dry_run": cx.dry_run, "high_risk": high_risk, "pressure": pressure}),
                 )
                 .await?;
-            let verb = if cx.dry_run { "would create" } else { "created" };
+            let verb = if cx.dry_run {
+                "would create"
+            } else {
+                "created"
+            };
             Ok(Outcome {
                 summary: format!(
                     "{verb} {} backlog items, updated {}, {} unchanged",

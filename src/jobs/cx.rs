@@ -84,7 +84,11 @@ impl JobCx {
     /// folder), replacing an older file of that name; in a dry run, only record what would
     /// be written. `rel` is built by the job from fixed parts and dates, never from input.
     pub async fn write_report(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
-        if rel.split('/').any(|p| p.is_empty() || p == "." || p == "..") || rel.contains('\\') {
+        if rel
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+            || rel.contains('\\')
+        {
             return Err(Error::Internal(format!("report path {rel} is not plain")));
         }
         if self.dry_run {

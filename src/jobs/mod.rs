@@ -507,7 +507,11 @@ impl Jobs {
             }
             Err((status, e)) => {
                 run.status = status;
-                run.summary = format!("{}: {}", status.as_str(), crate::kernel::text::clip(&e, 200));
+                run.summary = format!(
+                    "{}: {}",
+                    status.as_str(),
+                    crate::kernel::text::clip(&e, 200)
+                );
                 run.error = Some(e);
             }
         }
@@ -634,7 +638,9 @@ impl Jobs {
             .store
             .read(move |txn| tables::task_runs(txn, &t, cursor, limit))
             .await?;
-        let next_before = (runs.len() >= limit).then(|| runs.last().map(|r| r.id.clone())).flatten();
+        let next_before = (runs.len() >= limit)
+            .then(|| runs.last().map(|r| r.id.clone()))
+            .flatten();
         if before.is_none() {
             let dry: Vec<JobRun> = lock(&self.0.live)
                 .dry
@@ -682,7 +688,9 @@ impl Jobs {
             } else if waiting > 0 {
                 "queued"
             } else {
-                last.as_ref().map(|r| r.status.as_str()).unwrap_or("never_run")
+                last.as_ref()
+                    .map(|r| r.status.as_str())
+                    .unwrap_or("never_run")
             };
             tasks.push(json!({
                 "id": task.id,
@@ -792,7 +800,9 @@ impl Jobs {
                     let mut m = missed("skipped by policy".into());
                     m.count = missed_n;
                     if latest_on_time {
-                        m.last = sched.last_at_or_before(latest - time::Duration::SECOND).unwrap_or(latest);
+                        m.last = sched
+                            .last_at_or_before(latest - time::Duration::SECOND)
+                            .unwrap_or(latest);
                         plan.push((Trigger::Schedule, latest, None));
                     }
                     state.last_missed = Some(m);
@@ -1012,14 +1022,19 @@ impl crate::tools::jobs::JobControl for Jobs {
     ) -> crate::gateway::ToolFuture<'_> {
         use crate::tools::jobs::JobsCall;
         Box::pin(async move {
-            let to = |r: JobRun| serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()));
+            let to =
+                |r: JobRun| serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()));
             match call {
                 JobsCall::Start(p) => {
                     let operator = caller.role == "operator";
                     let run = self
                         .start(StartJob {
                             task: p.task_id,
-                            trigger: if operator { Trigger::Manual } else { Trigger::Tool },
+                            trigger: if operator {
+                                Trigger::Manual
+                            } else {
+                                Trigger::Tool
+                            },
                             inputs: p.inputs,
                             dry_run: p.dry_run,
                             requested_by: if operator && caller.actor == "operator" {

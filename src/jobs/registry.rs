@@ -198,9 +198,9 @@ impl TaskRegistry {
                 ));
             };
             let schedule = match &t.schedule {
-                Some(s) => Some(
-                    Schedule::parse(s, t.tz.as_deref()).map_err(|e| err(e.field, e.message))?,
-                ),
+                Some(s) => {
+                    Some(Schedule::parse(s, t.tz.as_deref()).map_err(|e| err(e.field, e.message))?)
+                }
                 None if t.tz.is_some() => {
                     return Err(err("tz", "is set but the task has no schedule".into()))
                 }
@@ -216,8 +216,8 @@ impl TaskRegistry {
             }
             let mut inputs = serde_json::Map::new();
             for (k, v) in &t.inputs {
-                let v = check_input(specs, k, v.clone())
-                    .map_err(|m| err(&format!("inputs.{k}"), m))?;
+                let v =
+                    check_input(specs, k, v.clone()).map_err(|m| err(&format!("inputs.{k}"), m))?;
                 inputs.insert(k.clone(), v);
             }
             let timeout = match &t.timeout {
@@ -232,10 +232,7 @@ impl TaskRegistry {
             let catch_up = t.catch_up.unwrap_or(CatchUp::Once);
             let catch_up_max = t.catch_up_max.unwrap_or(5);
             if t.catch_up_max.is_some() && catch_up != CatchUp::All {
-                return Err(err(
-                    "catch_up_max",
-                    "only applies to catch_up: all".into(),
-                ));
+                return Err(err("catch_up_max", "only applies to catch_up: all".into()));
             }
             if !(1..=1000).contains(&catch_up_max) {
                 return Err(err("catch_up_max", "must be 1-1000".into()));
@@ -343,17 +340,47 @@ mod tests {
     #[test]
     fn errors_name_file_task_and_field() {
         for (text, want) in [
-            ("tasks:\n  - id: digest\n    schedule: '* * *'\n", "reg.yml: task 'digest': schedule:"),
-            ("tasks:\n  - id: digest\n    schedule: '0 9 * * *'\n    tz: Nowhere/City\n", "task 'digest': tz:"),
-            ("tasks:\n  - id: nope\n", "task 'nope': id: 'nope' is not a job"),
+            (
+                "tasks:\n  - id: digest\n    schedule: '* * *'\n",
+                "reg.yml: task 'digest': schedule:",
+            ),
+            (
+                "tasks:\n  - id: digest\n    schedule: '0 9 * * *'\n    tz: Nowhere/City\n",
+                "task 'digest': tz:",
+            ),
+            (
+                "tasks:\n  - id: nope\n",
+                "task 'nope': id: 'nope' is not a job",
+            ),
             ("tasks:\n  - id: x\n    job: nope\n", "task 'x': job:"),
-            ("tasks:\n  - id: digest\n    permissions: [agent_ghost]\n", "task 'digest': permissions: role 'agent_ghost'"),
-            ("tasks:\n  - id: digest\n    inputs: {limt: 3}\n", "task 'digest': inputs.limt:"),
-            ("tasks:\n  - id: digest\n    inputs: {limit: many}\n", "task 'digest': inputs.limit: must be a whole number"),
-            ("tasks:\n  - id: digest\n    timeout: soon\n", "task 'digest': timeout:"),
-            ("tasks:\n  - id: digest\n    catch_up_max: 3\n", "task 'digest': catch_up_max:"),
-            ("tasks:\n  - id: digest\n  - id: digest\n", "task 'digest': id: appears twice"),
-            ("tasks:\n  - id: digest\n    catch_up: sometimes\n", "reg.yml"),
+            (
+                "tasks:\n  - id: digest\n    permissions: [agent_ghost]\n",
+                "task 'digest': permissions: role 'agent_ghost'",
+            ),
+            (
+                "tasks:\n  - id: digest\n    inputs: {limt: 3}\n",
+                "task 'digest': inputs.limt:",
+            ),
+            (
+                "tasks:\n  - id: digest\n    inputs: {limit: many}\n",
+                "task 'digest': inputs.limit: must be a whole number",
+            ),
+            (
+                "tasks:\n  - id: digest\n    timeout: soon\n",
+                "task 'digest': timeout:",
+            ),
+            (
+                "tasks:\n  - id: digest\n    catch_up_max: 3\n",
+                "task 'digest': catch_up_max:",
+            ),
+            (
+                "tasks:\n  - id: digest\n  - id: digest\n",
+                "task 'digest': id: appears twice",
+            ),
+            (
+                "tasks:\n  - id: digest\n    catch_up: sometimes\n",
+                "reg.yml",
+            ),
             ("tasks:\n  - id: digest\n    colour: red\n", "colour"),
             ("tasks:\n  - id: Bad-Id\n", "task 'Bad-Id': id:"),
         ] {

@@ -70,7 +70,9 @@ impl Schedule {
             None => None,
             Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| ScheduleError {
                 field: "tz",
-                message: format!("'{name}' is not an IANA time zone (e.g. Europe/Kyiv, America/New_York, UTC)"),
+                message: format!(
+                    "'{name}' is not an IANA time zone (e.g. Europe/Kyiv, America/New_York, UTC)"
+                ),
             })?),
         };
         let s = Schedule {
@@ -80,8 +82,7 @@ impl Schedule {
             seconds: fields == 6,
         };
         // A pattern that can never match (31 February) is refused now, not silently idle.
-        if s
-            .next_after(OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 56))
+        if s.next_after(OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 56))
             .is_none()
         {
             return Err(bad(format!("'{expr}' never fires")));
@@ -128,12 +129,7 @@ impl Schedule {
     }
 
     /// Fires in `(after, until]`: how many (counting stops at `cap`), the first and the last.
-    pub fn fires_between(
-        &self,
-        after: OffsetDateTime,
-        until: OffsetDateTime,
-        cap: u64,
-    ) -> Fires {
+    pub fn fires_between(&self, after: OffsetDateTime, until: OffsetDateTime, cap: u64) -> Fires {
         let mut f = Fires::default();
         let mut at = after;
         while let Some(next) = self.next_after(at) {

@@ -100,14 +100,18 @@ pub fn load_run(txn: &WriteTx, id: &str) -> Result<Option<JobRun>> {
 pub fn read_state(txn: &redb::ReadTransaction, task: &str) -> Result<JobState> {
     let t = txn.open_table(JOB_STATE)?;
     let g = t.get(task)?;
-    Ok(g.map(|g| from_json(g.value())).transpose()?.unwrap_or_default())
+    Ok(g.map(|g| from_json(g.value()))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// A task's state, inside a write.
 pub fn load_state(txn: &WriteTx, task: &str) -> Result<JobState> {
     let t = txn.open(JOB_STATE)?;
     let g = t.get(task)?;
-    Ok(g.map(|g| from_json(g.value())).transpose()?.unwrap_or_default())
+    Ok(g.map(|g| from_json(g.value()))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// Save a task's state.

@@ -39,8 +39,11 @@ impl Job for ProbeJob {
                 p.gate.notified().await;
             }
             let label = cx.input_str("label").unwrap_or("none").to_string();
-            cx.write_report("reports/probe/out.md", format!("# probe {label}\n").into_bytes())
-                .await?;
+            cx.write_report(
+                "reports/probe/out.md",
+                format!("# probe {label}\n").into_bytes(),
+            )
+            .await?;
             p.runs.fetch_add(1, Ordering::SeqCst);
             p.active.fetch_sub(1, Ordering::SeqCst);
             Ok(Outcome {
@@ -81,7 +84,12 @@ fn registry(task_yaml: &str) -> TaskRegistry {
     .unwrap()
 }
 
-fn open(dir: tempfile::TempDir, task_yaml: &str, clock: Arc<ManualClock>, probe: Arc<Probe>) -> Harness {
+fn open(
+    dir: tempfile::TempDir,
+    task_yaml: &str,
+    clock: Arc<ManualClock>,
+    probe: Arc<Probe>,
+) -> Harness {
     let data = dir.path().to_path_buf();
     let store = Store::open(&data, schema()).unwrap();
     let audit = crate::audit::Audit::open(store.clone(), &data).unwrap();
@@ -269,9 +277,15 @@ async fn a_three_day_gap_under_all_runs_at_most_the_max_one_after_another() {
             .collect::<Vec<_>>(),
         "the latest five fires, oldest first"
     );
-    assert!(runs.iter().all(|r| r.status == JobStatus::Succeeded && r.trigger == Trigger::CatchUp));
+    assert!(runs
+        .iter()
+        .all(|r| r.status == JobStatus::Succeeded && r.trigger == Trigger::CatchUp));
     assert_eq!(runs[0].missed.as_ref().unwrap().handled, "ran 5 of 72");
-    assert_eq!(h.probe.max_active.load(Ordering::SeqCst), 1, "never two at once");
+    assert_eq!(
+        h.probe.max_active.load(Ordering::SeqCst),
+        1,
+        "never two at once"
+    );
 }
 
 #[tokio::test]
@@ -282,7 +296,9 @@ async fn fires_missed_before_this_start_are_missed_while_stopped() {
     let h = open(dir, HOURLY, clock.clone(), probe.clone());
     h.jobs.tick().await.unwrap();
     // Stop sofiia, come back two days later.
-    let Harness { _dir, store, jobs, .. } = h;
+    let Harness {
+        _dir, store, jobs, ..
+    } = h;
     drop(jobs);
     store.shutdown();
     drop(store);
@@ -308,7 +324,10 @@ async fn six_field_schedules_fire_on_seconds() {
     h.settle("t").await;
     let runs = h.runs("t").await;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].scheduled_for, Some(datetime!(2026-12-01 10:00:40 UTC)));
+    assert_eq!(
+        runs[0].scheduled_for,
+        Some(datetime!(2026-12-01 10:00:40 UTC))
+    );
 }
 
 #[tokio::test]
@@ -372,7 +391,10 @@ async fn overlap_queue_one_keeps_one_waiting_and_runs_it_after() {
     h.probe.gated.store(true, Ordering::SeqCst);
     let a = h.jobs.start(h.manual("t")).await.unwrap();
     let b = h.jobs.start(h.manual("t")).await.unwrap();
-    assert_eq!((a.status, b.status), (JobStatus::Running, JobStatus::Queued));
+    assert_eq!(
+        (a.status, b.status),
+        (JobStatus::Running, JobStatus::Queued)
+    );
     let e = h.jobs.start(h.manual("t")).await.unwrap_err();
     assert_eq!(e.code(), "conflict");
     // The waiting run is stored as queued.
@@ -385,7 +407,10 @@ async fn overlap_queue_one_keeps_one_waiting_and_runs_it_after() {
     h.settle("t").await;
     let b = h.jobs.get(&b.id).await.unwrap();
     let a = h.jobs.get(&a.id).await.unwrap();
-    assert_eq!((a.status, b.status), (JobStatus::Succeeded, JobStatus::Succeeded));
+    assert_eq!(
+        (a.status, b.status),
+        (JobStatus::Succeeded, JobStatus::Succeeded)
+    );
     assert!(b.started_at.unwrap() >= a.finished_at.unwrap());
     assert_eq!(h.probe.max_active.load(Ordering::SeqCst), 1);
 }
@@ -396,7 +421,10 @@ async fn overlap_allow_runs_side_by_side() {
     h.probe.gated.store(true, Ordering::SeqCst);
     let a = h.jobs.start(h.manual("t")).await.unwrap();
     let b = h.jobs.start(h.manual("t")).await.unwrap();
-    assert_eq!((a.status, b.status), (JobStatus::Running, JobStatus::Running));
+    assert_eq!(
+        (a.status, b.status),
+        (JobStatus::Running, JobStatus::Running)
+    );
     for _ in 0..50 {
         if h.probe.active.load(Ordering::SeqCst) == 2 {
             break;
@@ -487,7 +515,9 @@ async fn a_run_a_crash_left_running_is_marked_interrupted_and_not_rerun() {
         })
         .await
         .unwrap();
-    let Harness { _dir, store, jobs, .. } = h;
+    let Harness {
+        _dir, store, jobs, ..
+    } = h;
     drop(jobs);
     store.shutdown();
     drop(store);
@@ -498,7 +528,11 @@ async fn a_run_a_crash_left_running_is_marked_interrupted_and_not_rerun() {
     assert!(r.error.unwrap().contains("not re-run"));
     h.jobs.tick().await.unwrap();
     h.settle("t").await;
-    assert_eq!(h.runs("t").await.len(), 1, "the 11:00 fire is not run again");
+    assert_eq!(
+        h.runs("t").await.len(),
+        1,
+        "the 11:00 fire is not run again"
+    );
     assert_eq!(probe.runs.load(Ordering::SeqCst), 0);
 }
 

@@ -84,7 +84,10 @@ impl HousekeepingTool {
             return Err(Error::invalid("keep_last", "must be 1-1000"));
         }
         let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
-        let stamp = cx.now.format(&fmt).map_err(|e| Error::Internal(e.to_string()))?;
+        let stamp = cx
+            .now
+            .format(&fmt)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let name = format!("{BACKUP_PREFIX}{stamp}");
         let mut own = self.backups.own(BACKUP_PREFIX)?;
         if own.contains(&name) {
@@ -136,11 +139,15 @@ impl Tool for HousekeepingTool {
                 "audit_purge" => {
                     let DryRun { dry_run } = parse(p)?;
                     let cutoff = cx.now - time::Duration::days(self.retention_days.into());
-                    let denied =
-                        cx.now - time::Duration::days(self.denied_retention_days.into());
+                    let denied = cx.now - time::Duration::days(self.denied_retention_days.into());
                     let r = self.audit.apply_retention(cutoff, denied, dry_run).await?;
                     if !dry_run && r.removed + r.removed_denied > 0 {
-                        tracing::info!(removed = r.removed, removed_denied = r.removed_denied, kept_denied = r.kept_denied, "audit_purged");
+                        tracing::info!(
+                            removed = r.removed,
+                            removed_denied = r.removed_denied,
+                            kept_denied = r.kept_denied,
+                            "audit_purged"
+                        );
                     }
                     Ok(json!({
                         "dry_run": dry_run,

@@ -142,10 +142,7 @@ impl Tool for JobsTool {
     fn execute<'a>(&'a self, cx: ToolCx<'a>, action: &'a str, params: Params) -> ToolFuture<'a> {
         Box::pin(async move {
             let call = params.into_typed(|j| JobsCall::parse(action, j))?;
-            let control = self
-                .slot
-                .get()
-                .ok_or_else(|| Error::Unavailable {
+            let control = self.slot.get().ok_or_else(|| Error::Unavailable {
                 message: "the scheduler is not started yet".into(),
                 retry_after_s: 1,
             })?;

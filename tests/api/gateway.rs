@@ -547,20 +547,31 @@ async fn audit_records_expire_after_the_retention_period() {
     }
     let count = |v: &Value| v["items"].as_array().unwrap().len();
     assert_eq!(count(&app.get("/api/audit").await.1), 3);
-    assert_eq!(
-        app.state.gateway.purge_expired_audit().await.unwrap(),
-        0,
-        "nothing is old yet"
-    );
+    let purge = || async {
+        let (s, v) = app
+            .post(
+                "/v1/tools/housekeeping_tool",
+                json!({"action": "audit_purge"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["result"]["removed"].as_u64().unwrap()
+    };
+    assert_eq!(purge().await, 0, "nothing is old yet");
     clock.advance(time::Duration::days(91));
     app.post(
         "/api/incidents",
         json!({"service":"s","severity":"P3","title":"fresh"}),
     )
     .await;
-    assert_eq!(app.state.gateway.purge_expired_audit().await.unwrap(), 3);
+    // The three creates and the first purge's own record are past 90 days.
+    assert_eq!(purge().await, 4);
     let left = app.get("/api/audit").await.1;
-    assert_eq!(count(&left), 1, "only the fresh create remains: {left}");
+    assert_eq!(
+        count(&left),
+        2,
+        "only the fresh create and the last purge remain: {left}"
+    );
 }
 
 #[tokio::test]

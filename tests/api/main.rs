@@ -16,6 +16,7 @@ mod graphs;
 mod hardening;
 mod health;
 mod intelligence;
+mod jobs;
 mod layers;
 mod lifecycle;
 mod listing;
