@@ -282,10 +282,13 @@ pub fn tools(rooms: Rooms<'_>) -> Result<Registry> {
             rooms.incidents.clone(),
             rooms.search.incidents.clone(),
             rooms.intelligence,
-            rooms.reports_dir,
+            rooms.reports_dir.clone(),
         )))?
         .register(Arc::new(observability::ObservabilityTool::new(
             rooms.observability,
+        )))?
+        .register(Arc::new(reports::ReportsTool::new(
+            rooms.reports_dir.clone(),
         )))?
         .register(Arc::new(jobs::JobsTool::new(rooms.jobs)))?
         .register(Arc::new(housekeeping::HousekeepingTool::new(

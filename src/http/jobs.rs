@@ -14,6 +14,7 @@ use super::tools::presented_key;
 use crate::app::AppState;
 use crate::error::Result;
 use crate::tools::jobs::{JobsCall, StartTask, TaskRuns};
+use crate::tools::reports::ReportsCall;
 
 async fn jobs(s: &AppState, headers: &HeaderMap, call: JobsCall) -> Result<Json_> {
     let principal = s.gateway.authenticate(presented_key(headers).as_deref())?;
@@ -91,4 +92,40 @@ pub async fn cancel(
     ApiPath(job_run_id): ApiPath<String>,
 ) -> Result<Response> {
     Ok(Json(jobs(&s, &headers, JobsCall::Cancel { job_run_id }).await?).into_response())
+}
+
+/// Query of `GET /api/reports`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsQuery {
+    kind: Option<String>,
+}
+
+/// `GET /api/reports?kind=`: the digests written so far, newest period first.
+pub async fn reports(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ReportsQuery>,
+) -> Result<Response> {
+    let principal = s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    let out = s
+        .gateway
+        .call(&principal, ReportsCall::List { kind: q.kind })
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /api/reports/{*path}`: one digest's markdown and JSON.
+pub async fn report(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(path): ApiPath<String>,
+) -> Result<Response> {
+    let principal = s.gateway.authenticate(presented_key(&headers).as_deref())?;
+    let path = format!("reports/{}", path.trim_start_matches("reports/"));
+    let out = s
+        .gateway
+        .call(&principal, ReportsCall::Get { path })
+        .await?;
+    Ok(Json(out).into_response())
 }

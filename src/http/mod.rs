@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/run", post(jobs::run))
         .route("/api/job-runs/{id}", get(jobs::get))
         .route("/api/job-runs/{id}/cancel", post(jobs::cancel))
+        .route("/api/reports", get(jobs::reports))
+        .route("/api/reports/{*path}", get(jobs::report))
         .route("/ws/events", get(ws::events))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     let tool_calls = Router::new()
@@ -233,7 +235,8 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     let any_key = path.starts_with("/v1/tools")
         || path == "/api/audit"
         || path.starts_with("/api/jobs")
-        || path.starts_with("/api/job-runs/");
+        || path.starts_with("/api/job-runs/")
+        || path.starts_with("/api/reports");
     let key = if path.starts_with("/ws") {
         tools::presented_ws_key(req.headers(), req.uri().query())
     } else {

@@ -7,6 +7,7 @@ pub mod intelligence;
 pub mod jobs;
 pub mod observability;
 pub mod oncall;
+pub mod reports;
 pub mod runbook;
 
 use serde_json::{Map, Value as Json};

@@ -131,6 +131,34 @@ async fn the_seed_curl_starts_the_weekly_digest_which_writes_both_files() {
         "{:?}",
         files.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
+    // The console reads them back through reports_tool.
+    let (s, v) = app.get("/api/reports").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["reports"],
+        json!([{"kind": "incidents_weekly", "period": "2026-W48",
+            "path": base, "formats": ["json", "md"],
+            "bytes": files.iter().map(|f| f.1.len()).sum::<usize>()}])
+    );
+    let (s, v) = app.get("/api/reports/incidents/weekly/2026-W48").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["markdown"].as_str().unwrap(), md);
+    assert_eq!(v["json"]["incidents"], 2);
+    assert_error(
+        &app.get("/api/reports/risk/..%2F..%2Fagent_keys.yml").await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &app.get("/api/reports/risk/2026-01-01").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get("/api/reports?kind=secrets").await,
+        422,
+        "invalid_field",
+    );
 }
 
 #[tokio::test]
