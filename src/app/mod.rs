@@ -188,11 +188,13 @@ impl AppState {
         let jobs = crate::jobs::Jobs::new(
             task_registry,
             builtin,
-            store.clone(),
-            gateway.clone(),
-            clock.clone(),
-            settings.data_dir.clone(),
-            bus.clone(),
+            crate::jobs::JobsEnv {
+                store: store.clone(),
+                gateway: gateway.clone(),
+                clock: clock.clone(),
+                data_dir: settings.data_dir.clone(),
+                bus: bus.clone(),
+            },
             crate::jobs::JobsOptions {
                 hold: std::time::Duration::from_millis(settings.job_hold_ms),
             },

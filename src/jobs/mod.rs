@@ -77,6 +77,18 @@ pub struct JobsOptions {
     pub hold: Duration,
 }
 
+/// What the jobs work with.
+pub struct JobsEnv {
+    pub store: Store,
+    /// Every side effect of a job goes through it.
+    pub gateway: Gateway,
+    pub clock: Arc<dyn Clock>,
+    /// Reports are written under it.
+    pub data_dir: PathBuf,
+    /// Run changes are published as `ops.job` events.
+    pub bus: Bus,
+}
+
 /// A request to start a task by hand (console, API, CLI) or by an agent's tool call.
 #[derive(Debug, Clone)]
 pub struct StartJob {
@@ -144,13 +156,16 @@ impl Jobs {
     pub fn new(
         registry: TaskRegistry,
         jobs: Vec<Arc<dyn Job>>,
-        store: Store,
-        gateway: Gateway,
-        clock: Arc<dyn Clock>,
-        data_dir: PathBuf,
-        bus: Bus,
+        env: JobsEnv,
         opts: JobsOptions,
     ) -> Result<Jobs> {
+        let JobsEnv {
+            store,
+            gateway,
+            clock,
+            data_dir,
+            bus,
+        } = env;
         let impls = jobs.into_iter().map(|j| (j.name(), j)).collect();
         let started_at = clock.now();
         let me = Jobs(Arc::new(Inner {
@@ -231,7 +246,7 @@ impl Jobs {
     pub async fn start(&self, req: StartJob) -> Result<JobRun> {
         self.recovered().await?;
         let task = self.task(&req.task)?.clone();
-        if req.role != "operator" && !task.permissions.iter().any(|r| *r == req.role) {
+        if req.role != "operator" && !task.permissions.contains(&req.role) {
             return Err(Error::Forbidden {
                 code: "job_permission",
                 message: format!(
@@ -649,7 +664,7 @@ impl Jobs {
                 .cloned()
                 .collect();
             runs.extend(dry);
-            runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         }
         Ok(json!({"task_id": task, "runs": runs, "next_before": next_before}))
     }

@@ -119,11 +119,13 @@ fn open(
     let jobs = Jobs::new(
         registry(task_yaml),
         vec![Arc::new(ProbeJob(probe.clone()))],
-        store.clone(),
-        gateway,
-        clock.clone(),
-        data.clone(),
-        Bus::new(clock.clone()),
+        JobsEnv {
+            store: store.clone(),
+            gateway,
+            clock: clock.clone(),
+            data_dir: data.clone(),
+            bus: Bus::new(clock.clone()),
+        },
         JobsOptions::default(),
     )
     .unwrap();
