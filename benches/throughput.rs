@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use redb::{Database, TableDefinition};
 use serde_json::json;
 use sofiia::config::Settings;
-use sofiia::incidents::model::{Incident, Severity, Status};
-use sofiia::incidents::{new_event, tables};
 use sofiia::server::App;
+
+#[path = "common/populate.rs"]
+mod populate;
 
 fn secs() -> Duration {
     Duration::from_secs_f64(
@@ -143,64 +144,6 @@ async fn direct_create_rate(state: &sofiia::app::AppState, tasks: usize) -> f64 
 }
 
 /// Write `n` incidents straight into the store in large batches (setup, not measured).
-async fn populate(app: &App, n: usize) {
-    let store = app.state().store.clone();
-    let base = time::OffsetDateTime::now_utc() - time::Duration::days(200);
-    let services: Vec<String> = (0..40).map(|i| format!("svc{i}")).collect();
-    let mut made = 0;
-    while made < n {
-        let batch = 5_000.min(n - made);
-        let services = services.clone();
-        store
-            .write(move |txn| {
-                for k in made..made + batch {
-                    let t = base + time::Duration::seconds(k as i64 * 60);
-                    let inc = Incident {
-                        id: format!(
-                            "inc_{}_{:012x}",
-                            t.format(time::macros::format_description!(
-                                "[year][month][day]_[hour][minute]"
-                            ))
-                            .unwrap(),
-                            k
-                        ),
-                        service: services[k % services.len()].clone(),
-                        env: ["prod", "staging", "dev"][k % 3].into(),
-                        severity: Severity::ALL[(k / 3) % 4],
-                        status: Status::ALL[(k / 7) % 5],
-                        title: format!("Synthetic incident {k} with a realistic title length"),
-                        summary: "Error rate above SLO after deploy; rolled back.".into(),
-                        started_at: t,
-                        acknowledged_at: None,
-                        mitigated_at: None,
-                        resolved_at: None,
-                        closed_at: None,
-                        owner: Some("oncall".into()),
-                        created_by: "bench".into(),
-                        labels: vec!["synthetic".into()],
-                        fingerprints: vec![],
-                        created_at: t,
-                        updated_at: t,
-                    };
-                    tables::put_incident(txn, None, &inc)?;
-                    let mut ev = new_event(
-                        &inc.id,
-                        t,
-                        "status_change",
-                        "opened".into(),
-                        json!({"to":"open"}),
-                        "bench",
-                    );
-                    tables::insert_event(txn, &mut ev)?;
-                }
-                Ok(())
-            })
-            .await
-            .unwrap();
-        made += batch;
-    }
-}
-
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -398,7 +341,12 @@ fn main() {
     rt.block_on(async {
         let app = App::build(settings(&big)).await.unwrap();
         let t = Instant::now();
-        populate(&app, n).await;
+        populate::populate(
+            &app.state().store,
+            time::OffsetDateTime::now_utc() - time::Duration::days(200),
+            n,
+        )
+        .await;
         let load_s = t.elapsed().as_secs_f64();
         println!(
             "{:<52} {:>10.0} /s   ({n} incidents + events, batches of 5000)",

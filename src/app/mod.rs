@@ -178,7 +178,7 @@ impl AppState {
         runner.register(Arc::new(crate::graphs::postmortem::PostmortemDraft::new(
             settings.incident_max_time_window_h,
         )));
-        let _ = sweep_slot.set(Arc::new(runner.clone()));
+        let _ = sweep_slot.set(Arc::new(runner.downgrade()));
         let builtin = crate::jobs::builtin::all();
         let specs: Vec<(&str, &[crate::jobs::InputSpec])> =
             builtin.iter().map(|j| (j.name(), j.inputs())).collect();
@@ -199,7 +199,7 @@ impl AppState {
                 hold: std::time::Duration::from_millis(settings.job_hold_ms),
             },
         )?;
-        let _ = job_slot.set(Arc::new(jobs.clone()));
+        let _ = job_slot.set(Arc::new(jobs.downgrade()));
         Ok(AppState(Arc::new(Inner {
             settings,
             store,

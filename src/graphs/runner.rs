@@ -525,16 +525,34 @@ pub fn validate_run_id(id: &str) -> Result<()> {
     }
 }
 
-impl crate::tools::housekeeping::RunSweep for Runner {
+/// The runner as `housekeeping_tool` holds it: weakly, since the runner holds the gateway that
+/// holds the tool (a strong link would keep the store open forever).
+pub struct WeakRunner(std::sync::Weak<RInner>);
+
+impl Runner {
+    /// A handle that does not keep the runner alive.
+    pub fn downgrade(&self) -> WeakRunner {
+        WeakRunner(Arc::downgrade(&self.inner))
+    }
+}
+
+impl crate::tools::housekeeping::RunSweep for WeakRunner {
     fn sweep(&self, dry_run: bool) -> crate::gateway::ToolFuture<'_> {
+        let runner = self.0.upgrade().map(|inner| Runner { inner });
         Box::pin(async move {
-            let n = self.sweep_expired(dry_run).await?;
+            let Some(runner) = runner else {
+                return Err(Error::Unavailable {
+                    message: "sofiia is stopping".into(),
+                    retry_after_s: 1,
+                });
+            };
+            let n = runner.sweep_expired(dry_run).await?;
             Ok(json!({
                 "dry_run": dry_run,
                 "removed": if dry_run { 0 } else { n },
                 "expired": n,
-                "ttl_s": self.inner.opts.ttl.as_secs(),
-                "failed_ttl_s": self.inner.opts.failed_ttl.as_secs(),
+                "ttl_s": runner.inner.opts.ttl.as_secs(),
+                "failed_ttl_s": runner.inner.opts.failed_ttl.as_secs(),
             }))
         })
     }

@@ -949,30 +949,34 @@ impl Jobs {
         let me = self.clone();
         tokio::spawn(async move {
             let _ = me.tick().await;
-            let sched = me.cron_scheduler().await;
-            let fallback = async {
-                if sched.is_none() {
-                    let mut every = tokio::time::interval(Duration::from_secs(30));
-                    loop {
-                        every.tick().await;
-                        let _ = me.tick().await;
-                    }
-                } else {
-                    std::future::pending::<()>().await
+            // The crate's callbacks only ring this bell: they hold nothing of the room, so
+            // nothing of the store outlives a shutdown inside the crate's own tasks.
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let mut sched = me.cron_scheduler(wake.clone()).await;
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = closing.wait_for(|c| *c) => break,
+                    _ = wake.notified() => {}
+                    // Without the crate (it failed to start), a plain 30 s check.
+                    _ = every.tick(), if sched.is_none() => {}
                 }
-            };
-            tokio::select! {
-                _ = closing.wait_for(|c| *c) => {},
-                _ = fallback => {},
+                if let Err(e) = me.tick().await {
+                    tracing::warn!(error = %e, "job_tick_failed");
+                }
             }
-            if let Some(mut s) = sched {
+            if let Some(s) = sched.as_mut() {
                 let _ = s.shutdown().await;
             }
             me.stop_all().await;
         })
     }
 
-    async fn cron_scheduler(&self) -> Option<tokio_cron_scheduler::JobScheduler> {
+    async fn cron_scheduler(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio_cron_scheduler::JobScheduler> {
         let s = match tokio_cron_scheduler::JobScheduler::new().await {
             Ok(s) => s,
             Err(e) => {
@@ -989,11 +993,11 @@ impl Jobs {
             }
         }
         for c in crons {
-            let me = self.clone();
+            let wake = wake.clone();
             let job = tokio_cron_scheduler::Job::new_async(c.as_str(), move |_id, _s| {
-                let me = me.clone();
+                let wake = wake.clone();
                 Box::pin(async move {
-                    let _ = me.tick().await;
+                    wake.notify_one();
                 })
             });
             match job {
@@ -1029,14 +1033,23 @@ impl Jobs {
     }
 }
 
-impl crate::tools::jobs::JobControl for Jobs {
-    fn call(
+/// The room as `job_orchestrator_tool` holds it: weakly, since the room holds the gateway
+/// that holds the tool (a strong link would keep the store open forever).
+pub struct WeakJobs(std::sync::Weak<Inner>);
+
+impl Jobs {
+    /// A handle that does not keep the room alive.
+    pub fn downgrade(&self) -> WeakJobs {
+        WeakJobs(Arc::downgrade(&self.0))
+    }
+
+    async fn control(
         &self,
         caller: crate::tools::jobs::Caller,
         call: crate::tools::jobs::JobsCall,
-    ) -> crate::gateway::ToolFuture<'_> {
+    ) -> Result<Json> {
         use crate::tools::jobs::JobsCall;
-        Box::pin(async move {
+        {
             let to =
                 |r: JobRun| serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()));
             match call {
@@ -1080,6 +1093,25 @@ impl crate::tools::jobs::JobControl for Jobs {
                     }
                     to(self.cancel(&job_run_id).await?)
                 }
+            }
+        }
+    }
+}
+
+impl crate::tools::jobs::JobControl for WeakJobs {
+    fn call(
+        &self,
+        caller: crate::tools::jobs::Caller,
+        call: crate::tools::jobs::JobsCall,
+    ) -> crate::gateway::ToolFuture<'_> {
+        let jobs = self.0.upgrade().map(Jobs);
+        Box::pin(async move {
+            match jobs {
+                Some(j) => j.control(caller, call).await,
+                None => Err(Error::Unavailable {
+                    message: "sofiia is stopping".into(),
+                    retry_after_s: 1,
+                }),
             }
         })
     }

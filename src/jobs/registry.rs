@@ -206,8 +206,17 @@ impl TaskRegistry {
                 }
                 None => None,
             };
+            // The shipped registry names the shipped roles; with an RBAC matrix of the
+            // operator's own that lacks one, that role simply cannot start the task. A
+            // registry the operator wrote must name roles that exist.
+            let built_in = path.starts_with("(built-in)");
+            let mut permissions = Vec::new();
             for r in &t.permissions {
-                if r != "operator" && !roles.contains(r) {
+                if r == "operator" || roles.contains(r) {
+                    permissions.push(r.clone());
+                } else if built_in {
+                    tracing::warn!(task = %t.id, role = %r, "task_role_not_in_rbac_matrix");
+                } else {
                     return Err(err(
                         "permissions",
                         format!("role '{r}' is not defined in rbac_tools_matrix.yml"),
@@ -242,7 +251,7 @@ impl TaskRegistry {
                 job,
                 schedule,
                 description: t.description.clone(),
-                permissions: t.permissions.clone(),
+                permissions,
                 inputs,
                 enabled: t.enabled,
                 catch_up,
