@@ -17,12 +17,15 @@
 //! 4. Rooms: [`incidents`] (incidents, timelines, follow-ups, artifacts), [`audit`] (the
 //!    gateway's audit records), [`observability`] (Prometheus, Loki or log files, traces,
 //!    SLOs); then [`search`] (tantivy: runbook sections, incident similarity); then
-//!    [`intel`] (correlation, recurrence, digests) and [`transfer`] (JSONL export/import).
+//!    [`intel`] (correlation, recurrence, digests) and [`transfer`] (JSONL export/import,
+//!    online snapshots).
 //! 5. [`gateway`]: the pipeline every tool call passes (auth → RBAC → rollout → limits →
 //!    execute → redact → audit), the [`gateway::Tool`] trait and the [`gateway::Registry`].
 //! 6. [`tools`]: one adapter per tool, its params types inside, calling its room.
 //! 7. [`graphs`]: the graph runner (durable runs, checkpoints, cancel, requeue) and the
-//!    built-in graphs; nodes reach rooms only through gateway tools.
+//!    built-in graphs; [`jobs`]: the task registry, the scheduler (catch-up after sleep,
+//!    overlap policy, durable runs) and the governance jobs. Both reach rooms only through
+//!    gateway tools.
 //! 8. [`app`]: the wiring: `AppState`, the store's [`app::schema`], the [`app::tools`]
 //!    registry, the graphs. A new room is its folder plus a line here.
 //! 9. [`http`]: the axum router, the error edge (status, envelope, request ids), extractors,

@@ -474,7 +474,35 @@ async fn finished_runs_are_purged_after_their_ttl() {
     wait_status(&app, &failed, "failed").await;
     assert_eq!(app.state.runner.purge_expired().await.unwrap(), 0);
     clock.advance(time::Duration::hours(2));
-    assert_eq!(app.state.runner.purge_expired().await.unwrap(), 1);
+    // The sweep is the run_ttl_cleanup job: a dry run counts, the run removes.
+    let (s, v) = app
+        .post(
+            "/v1/tools/housekeeping_tool",
+            json!({"action": "run_purge", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["result"]["expired"].as_u64(),
+            v["result"]["removed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(app.get(&format!("/v1/runs/{id}")).await.0, 200);
+    let (s, v) = app.post("/api/jobs/run_ttl_cleanup/run", json!({})).await;
+    assert_eq!(s, 202, "{v}");
+    let job = v["job_run_id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..500 {
+        done = app.get(&format!("/api/job-runs/{job}")).await.1;
+        if done["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["removed"], 1, "{done}");
     assert_error(&app.get(&format!("/v1/runs/{id}")).await, 404, "not_found");
     // Failed runs are kept four times longer.
     let (s, _) = app.get(&format!("/v1/runs/{failed}")).await;
