@@ -246,9 +246,11 @@ try {
     assert.match(await err.textContent(), /Set the operator API key in Settings/);
     assert.equal(await page.locator('#env-badge').textContent(), 'staging');
     assert.equal(await page.locator('#build').textContent(), 'v0.1.0 · e2e');
-    // Tabs of rooms that do not exist yet are hidden.
+    // Tabs of rooms that do not exist yet are hidden (Jobs and Reports are found by asking
+    // their endpoint when /api/health does not list them).
+    await page.locator('#nav a[href="#/reports"]').waitFor();
     const tabs = await page.locator('#nav a').allTextContents();
-    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Events', 'Settings']);
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Jobs', 'Reports', 'Events', 'Settings']);
     await shot('01-no-key');
   });
 
@@ -1157,6 +1159,33 @@ try {
     await page.goto(`${base}/#/jobs/${DIGEST}`);
     await page.locator('#job-runs tbody tr[data-run]').first().waitFor();
     await shot('25-job-detail');
+  });
+
+  await step('jobs: fires missed while asleep are marked on the task and its run', async () => {
+    // A catch-up needs a machine asleep past a fire: the server's answer gets one added.
+    const missed = { count: 864, capped: false, first: '2026-11-28T00:05:00Z', last: '2026-12-01T00:00:00Z', reason: 'missed while asleep', handled: 'ran once' };
+    const patch = async (route) => {
+      const res = await route.fetch();
+      const data = await res.json();
+      const t = data.tasks.find((x) => x.id === 'alert_triage');
+      t.last_missed = missed;
+      t.last_run = { id: 'jr_caughtup', job: t.job, trigger: 'catch_up', status: 'succeeded', dry_run: false, summary: 'no alerts to triage', missed, created_at: data.now, started_at: data.now, finished_at: data.now, duration_ms: 3 };
+      t.status = 'succeeded';
+      return route.fulfill({ response: res, json: data });
+    };
+    await page.route('**/api/jobs', patch);
+    try {
+      await page.goto(`${base}/#/jobs`);
+      const mark = page.locator('#job-table tr[data-task=alert_triage] td.last .catch-up');
+      await mark.waitFor();
+      assert.equal((await mark.textContent()).trim(), '↻ caught up 864 missed fires (missed while asleep): ran once');
+      assert.equal(await mark.getAttribute('title'), 'from 2026-11-28 00:05:00 UTC to 2026-12-01 00:00:00 UTC');
+      assert.match(await page.locator('#job-table tr[data-task=alert_triage] td.last').textContent(), /catch up/);
+      await page.goto(`${base}/#/jobs/alert_triage`);
+      await page.locator('#job-schedule .catch-up', { hasText: 'caught up 864 missed fires (missed while asleep)' }).first().waitFor();
+    } finally {
+      await page.unroute('**/api/jobs', patch);
+    }
   });
 
   await step('reports: g t opens the tab; the digest Run now wrote is listed, filtered by kind, and rendered', async () => {

@@ -94,6 +94,13 @@ function runResult(run) {
       : null);
 }
 
+/** Why Run now / Dry run did not give a result: refused, or started and then lost. */
+function runError(e, dry) {
+  const text = e.describe ? e.describe() : String(e.message || e);
+  const head = e.following ? `Started ${e.following}, but could not follow it: ` : dry ? 'Dry run refused: ' : 'Run refused: ';
+  return h('div', { class: 'error-box job-error', role: 'alert' }, h('strong', {}, head), text);
+}
+
 /**
  * Start a run of `taskId` and follow it: `show(run)` after the start and after every poll
  * until it is no longer running or queued. Resolves to the last run; rejects with the API's
@@ -106,7 +113,13 @@ async function startAndFollow(taskId, body, show, alive) {
   while (ACTIVE.includes(run.status) && alive()) {
     await new Promise((r) => setTimeout(r, POLL_MS));
     if (!alive()) break;
-    run = await api(`/api/job-runs/${enc(started.job_run_id || run.id)}`);
+    try {
+      run = await api(`/api/job-runs/${enc(started.job_run_id || run.id)}`);
+    } catch (e) {
+      // Started, but no longer followed: said as such (not as a refusal).
+      e.following = run.id;
+      throw e;
+    }
     show(run);
   }
   return run;
@@ -133,17 +146,20 @@ function renderList(view, ctx) {
     return outs.get(id);
   };
 
+  let seq = 0;
   async function load() {
+    const my = ++seq;
     try {
       const data = await api('/api/jobs');
-      if (!alive) return;
+      // A newer load (a live event during this one) draws the table.
+      if (!alive || my !== seq) return;
       const tasks = Array.isArray(data.tasks) ? data.tasks : [];
       mount(meta, `${tasks.length} task${tasks.length === 1 ? '' : 's'}`, data.registry ? [' · ', h('span', { class: 'mono' }, data.registry)] : null,
         ' · times in your local zone, UTC on hover');
       if (!tasks.length) { mount(body, emptyTable('The task registry has no tasks.')); return; }
       mount(body, table(['Task', 'Schedule', 'Next fire', 'Last run', 'Status', ''], tasks.flatMap(row), { id: 'job-table' }));
     } catch (e) {
-      if (!alive) return;
+      if (!alive || my !== seq) return;
       mount(body, errorBox(e, 'Could not load jobs', load));
     }
   }
@@ -156,7 +172,7 @@ function renderList(view, ctx) {
       sending(buttons, () => startAndFollow(t.id, { dry_run: dry, inputs: {} }, (run) => mount(out, runResult(run)), () => alive)
         .then((run) => { if (alive) load(); return run; }), {
         key: `job:${t.id}`,
-        show: (e) => { if (e) mount(out, h('div', { class: 'job-error error-box', role: 'alert' }, h('strong', {}, dry ? 'Dry run refused: ' : 'Run refused: '), e.describe ? e.describe() : String(e.message || e))); },
+        show: (e) => { if (e) mount(out, runError(e, dry)); },
       });
     };
     const next = Array.isArray(t.next_fires) ? t.next_fires[0] : null;
@@ -201,7 +217,7 @@ function renderTask(view, ctx, id) {
   mount(view,
     h('p', { class: 'muted detail-crumbs' }, h('a', { href: '#/jobs' }, '← Jobs'), ' / ', h('span', { class: 'mono' }, id)),
     head, facts,
-    h('section', { class: 'panel', 'aria-labelledby': 'job-run-h' }, h('h2', { id: 'job-run-h' }, 'Run by hand'), formBox, output),
+    h('section', { class: 'panel job-run-panel', 'aria-labelledby': 'job-run-h' }, h('h2', { id: 'job-run-h' }, 'Run by hand'), formBox, output),
     h('h2', { id: 'job-history-h' }, 'Run history'), history, pager);
   loading(facts);
 
@@ -229,17 +245,17 @@ function renderTask(view, ctx, id) {
       t.enabled === false ? h('span', { class: 'badge src src-off' }, 'disabled') : null),
     t.description ? h('p', {}, t.description) : null);
     const fires = Array.isArray(t.next_fires) ? t.next_fires : [];
-    const dl = (...pairs) => h('dl', { class: 'kv', id: 'job-facts' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+    const dl = (id, ...pairs) => h('dl', { class: 'kv', id }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
     mount(facts, h('div', { class: 'panels' },
-      h('section', { class: 'panel' }, h('h2', {}, 'Schedule'), dl(
+      h('section', { class: 'panel' }, h('h2', {}, 'Schedule'), dl('job-schedule',
         ['When', t.schedule ? t.schedule.words : h('span', { class: 'muted' }, 'manual only (no schedule)')],
         t.schedule ? ['Cron', [h('code', {}, t.schedule.cron), ' ', t.schedule.tz || 'UTC']] : null,
         ['Next fires', fires.length
-          ? h('ol', { class: 'plain-list', id: 'job-next-fires' }, fires.map((f) => h('li', {}, localTime(f, 'next-fire'), ' ', h('span', { class: 'muted small' }, utc(f)))))
+          ? h('ol', { class: 'plain-list', id: 'job-next-fires' }, fires.map((f) => h('li', {}, localTime(f, 'next-fire'), ' ', h('span', { class: 'muted small nowrap' }, utc(f)))))
           : h('span', { class: 'muted' }, '—')],
         ['Last fire', t.last_fire ? timeEl(t.last_fire) : h('span', { class: 'muted' }, '—')],
         ['Missed', missedEl(t.last_missed) || h('span', { class: 'muted' }, 'none')])),
-      h('section', { class: 'panel' }, h('h2', {}, 'Policy'), dl(
+      h('section', { class: 'panel' }, h('h2', {}, 'Policy'), dl('job-policy',
         ['Job', h('span', { class: 'mono' }, t.job)],
         ['Catch-up', `${t.catch_up}${t.catch_up === 'all' ? ` (at most ${t.catch_up_max})` : ''}`],
         ['Overlap', `${t.overlap}${t.skipped_overlap ? ` · ${t.skipped_overlap} skipped` : ''}`],
@@ -302,8 +318,8 @@ function renderTask(view, ctx, id) {
         key: `job:${id}`,
         show: (e) => {
           marks(e);
-          mount(error, e ? h('div', { class: 'error-box job-error' }, h('strong', {}, dry ? 'Dry run refused: ' : 'Run refused: '), e.describe ? e.describe() : String(e.message || e)) : null);
-          if (e) mount(output);
+          mount(error, e ? runError(e, dry) : null);
+          if (e && !e.following) mount(output);
         },
       });
     }
