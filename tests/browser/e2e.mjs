@@ -246,9 +246,11 @@ try {
     assert.match(await err.textContent(), /Set the operator API key in Settings/);
     assert.equal(await page.locator('#env-badge').textContent(), 'staging');
     assert.equal(await page.locator('#build').textContent(), 'v0.1.0 · e2e');
-    // Tabs of rooms that do not exist yet are hidden.
+    // Tabs of rooms that do not exist yet are hidden (Jobs and Reports are found by asking
+    // their endpoint when /api/health does not list them).
+    await page.locator('#nav a[href="#/reports"]').waitFor();
     const tabs = await page.locator('#nav a').allTextContents();
-    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Events', 'Settings']);
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Jobs', 'Reports', 'Events', 'Settings']);
     await shot('01-no-key');
   });
 
@@ -1063,6 +1065,221 @@ try {
     await shot('18-ops-run-postmortem');
   });
 
+  // ---- Jobs and Reports ----------------------------------------------------------------
+  /** The UTC time the console shows on hover (lib/format.js `utc`). */
+  const utcText = (ts) => new Date(ts).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC');
+  const DIGEST = 'weekly_incident_digest';
+  const digestRow = () => page.locator(`#job-table tr[data-task=${DIGEST}]`);
+  /** The digest Run now writes (`reports/incidents/weekly/<week>`), for the phone's pages. */
+  let digestPath = null;
+
+  await step('jobs: g j opens the tab; every task with its schedule in words and the next fire, UTC on hover', async () => {
+    await page.goto(`${base}/#/overview`);
+    await page.locator('#ov-tiles .tile').first().waitFor();
+    await page.keyboard.press('g');
+    await page.keyboard.press('j');
+    await page.waitForURL((u) => u.hash === '#/jobs');
+    await page.locator('#job-table tr[data-task]').first().waitFor();
+    const api = await http(base, '/api/jobs');
+    assert.equal(api.tasks.length, 9, 'the registry has 9 tasks');
+    const ids = await page.locator('#job-table tr[data-task]').evaluateAll((rows) => rows.map((r) => r.dataset.task));
+    assert.deepEqual(ids, api.tasks.map((t) => t.id), 'every task, in registry order');
+    for (const t of api.tasks) {
+      const row = page.locator(`#job-table tr[data-task=${t.id}]`);
+      assert.equal((await row.locator('td.sched .words').textContent()).trim(), t.schedule.words, `${t.id}: schedule in words`);
+      assert.match(await row.locator('td.sched code').textContent(), new RegExp(`^${t.schedule.cron.replace(/[*/]/g, '\\$&')}$`));
+      const next = row.locator('time.next-fire');
+      assert.equal(await next.getAttribute('datetime'), t.next_fires[0]);
+      assert.equal(await next.getAttribute('title'), utcText(t.next_fires[0]), `${t.id}: the UTC time on hover`);
+      // Shown in the browser's zone: the local rendering of the same instant.
+      const local = await page.evaluate((ts) => new Date(ts).toLocaleString(undefined, { weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }), t.next_fires[0]);
+      assert.equal((await next.textContent()).trim(), local);
+    }
+    assert.match(await digestRow().locator('td.sched').textContent(), /At 08:00, on Monday\.0 8 \* \* 1 UTC/);
+    assert.match(await page.locator('#help').textContent(), /g\s*j\s*Jobs/);
+    await shot('22-jobs');
+  });
+
+  await step('jobs: Dry run of the weekly incident digest shows what it would write, and writes nothing', async () => {
+    const before = await http(base, '/api/reports');
+    assert.equal(before.reports.filter((r) => r.kind === 'incidents_weekly').length, 0, 'no digest yet');
+    await digestRow().locator('button.dry-run').click();
+    const out = page.locator(`#out-${DIGEST} .job-result[data-status=succeeded]`);
+    await out.waitFor();
+    const md = out.locator('ul.would-write li[data-path$=".md"]');
+    assert.match(await md.locator('div').first().textContent(), /^would write reports\/incidents\/weekly\/\d{4}-W\d{2}\.md · [\d,]+ bytes/);
+    assert.match(await md.locator('pre.preview').textContent(), /^# Incident digest \d{4}-W\d{2}\n/);
+    assert.equal(await out.locator('ul.would-write li').count(), 2, 'the markdown and the JSON');
+    assert.ok(await out.locator('.badge', { hasText: 'dry run' }).count(), 'marked as a dry run');
+    const after = await http(base, '/api/reports');
+    assert.deepEqual(after, before, 'a dry run writes no report');
+    await shot('23-jobs-dry-run');
+  });
+
+  await step('jobs: Run now writes the digest; its row shows the summary and status', async () => {
+    await digestRow().locator('button.run-now').click();
+    await page.locator(`#out-${DIGEST} .job-result[data-status=succeeded]:not(:has(.badge.src))`).waitFor();
+    await page.locator(`#job-table tr[data-task=${DIGEST}][data-status=succeeded] td.last .summary`).waitFor();
+    const task = (await http(base, '/api/jobs')).tasks.find((t) => t.id === DIGEST);
+    assert.equal(task.last_run.dry_run, false);
+    assert.equal(task.last_run.trigger, 'manual');
+    assert.match(task.last_run.summary, /^reports\/incidents\/weekly\/\d{4}-W\d{2}\.md: \d+ incidents/);
+    assert.equal((await digestRow().locator('td.last .summary').textContent()).trim(), task.last_run.summary);
+    assert.equal((await digestRow().locator('.badge[data-status]').textContent()).trim(), 'succeeded');
+    assert.match(await digestRow().locator('td.last').textContent(), /manual/);
+    const written = (await http(base, '/api/reports')).reports.filter((r) => r.kind === 'incidents_weekly');
+    assert.equal(written.length, 1, 'Run now wrote one digest');
+  });
+
+  await step('jobs: the task page has five next fires and the run history with both runs; a bad input is refused beside its field', async () => {
+    await digestRow().locator('a.task-id').click();
+    await page.waitForURL((u) => u.hash === `#/jobs/${DIGEST}`);
+    await page.locator('#job-runs tbody tr[data-run]').first().waitFor();
+    assert.equal(await page.locator('#job-next-fires li').count(), 5);
+    const runs = await page.locator('#job-runs tbody tr[data-run]').evaluateAll((rows) => rows.map((r) => ({ dry: r.dataset.dry, status: r.dataset.status })));
+    assert.deepEqual(runs, [{ dry: 'false', status: 'succeeded' }, { dry: 'true', status: 'succeeded' }], 'the run, then the dry run before it');
+    assert.match(await page.locator('#job-runs tbody tr[data-dry=true]').textContent(), /dry run/);
+    await page.locator('#job-runs tbody tr[data-dry=true] details summary').click();
+    await page.locator('#job-runs tbody tr[data-dry=true] pre.preview').first().waitFor();
+    assert.equal(await page.locator('#job-form input').count(), 0, 'this job takes no inputs');
+
+    // backup takes keep_last (a whole number): "abc" is refused by the server, shown as such.
+    await page.goto(`${base}/#/jobs/backup`);
+    await page.locator('#in-keep_last').fill('abc');
+    await page.click('#job-run');
+    const box = page.locator('#job-form-error .error-box');
+    await box.waitFor();
+    assert.match(await box.textContent(), /inputs\.keep_last: must be a whole number ≥ 0/);
+    assert.equal((await page.locator('#in-keep_last-error').textContent()).trim(), 'must be a whole number ≥ 0');
+    assert.equal(await page.getAttribute('#in-keep_last', 'aria-invalid'), 'true');
+    assert.equal(await page.inputValue('#in-keep_last'), 'abc', 'what was typed is kept');
+    assert.equal((await http(base, '/api/jobs/backup/runs')).runs.length, 0, 'nothing was started');
+    assert.equal(await page.locator('#job-output .job-result').count(), 0);
+    await shot('24-job-backup-refused');
+    await page.goto(`${base}/#/jobs/${DIGEST}`);
+    await page.locator('#job-runs tbody tr[data-run]').first().waitFor();
+    await shot('25-job-detail');
+  });
+
+  await step('jobs: fires missed while asleep are marked on the task and its run', async () => {
+    // A catch-up needs a machine asleep past a fire: the server's answer gets one added.
+    const missed = { count: 864, capped: false, first: '2026-11-28T00:05:00Z', last: '2026-12-01T00:00:00Z', reason: 'missed while asleep', handled: 'ran once' };
+    const patch = async (route) => {
+      const res = await route.fetch();
+      const data = await res.json();
+      const t = data.tasks.find((x) => x.id === 'alert_triage');
+      t.last_missed = missed;
+      t.last_run = { id: 'jr_caughtup', job: t.job, trigger: 'catch_up', status: 'succeeded', dry_run: false, summary: 'no alerts to triage', missed, created_at: data.now, started_at: data.now, finished_at: data.now, duration_ms: 3 };
+      t.status = 'succeeded';
+      return route.fulfill({ response: res, json: data });
+    };
+    await page.route('**/api/jobs', patch);
+    try {
+      await page.goto(`${base}/#/jobs`);
+      const mark = page.locator('#job-table tr[data-task=alert_triage] td.last .catch-up');
+      await mark.waitFor();
+      assert.equal((await mark.textContent()).trim(), '↻ caught up 864 missed fires (missed while asleep): ran once');
+      assert.equal(await mark.getAttribute('title'), 'from 2026-11-28 00:05:00 UTC to 2026-12-01 00:00:00 UTC');
+      assert.match(await page.locator('#job-table tr[data-task=alert_triage] td.last').textContent(), /catch up/);
+      await page.goto(`${base}/#/jobs/alert_triage`);
+      await page.locator('#job-schedule .catch-up', { hasText: 'caught up 864 missed fires (missed while asleep)' }).first().waitFor();
+    } finally {
+      await page.unroute('**/api/jobs', patch);
+    }
+  });
+
+  await step('reports: g t opens the tab; the digest Run now wrote is listed, filtered by kind, and rendered', async () => {
+    await page.goto(`${base}/#/overview`);
+    await page.locator('#ov-tiles .tile').first().waitFor();
+    await page.keyboard.press('g');
+    await page.keyboard.press('t');
+    await page.waitForURL((u) => u.hash === '#/reports');
+    const row = page.locator('#report-table tr[data-kind=incidents_weekly]');
+    await row.waitFor();
+    const written = (await http(base, '/api/reports')).reports.find((r) => r.kind === 'incidents_weekly');
+    assert.equal(await row.getAttribute('data-path'), written.path);
+    digestPath = written.path;
+    // Risk and backlog: drawn when the build has them, else an honest note (never an empty list).
+    for (const [path, box, ready] of [['/api/risk?limit=20', '#risk-box', '#risk-chart, #risk-table, .empty'], ['/api/backlog', '#backlog-box', '#backlog-table, .empty']]) {
+      const r = await fetch(base + path, { headers: { Authorization: `Bearer ${KEY}` } });
+      if (r.status === 404) await page.locator(`${box} .not-available`, { hasText: 'not available in this build' }).waitFor();
+      else await page.locator(`${box} :is(${ready})`).first().waitFor();
+    }
+    await shot('26-reports');
+    await page.selectOption('#rep-kind', 'risk');
+    await page.locator('#rep-list .empty', { hasText: 'No daily risk digest' }).waitFor();
+    assert.match(page.url(), /#\/reports\?kind=risk$/);
+    await page.selectOption('#rep-kind', 'incidents_weekly');
+    await row.waitFor();
+    await row.locator('a').click();
+    await page.waitForURL((u) => u.hash === `#/${written.path}`);
+    const h1 = page.locator('#report-body h1');
+    await h1.waitFor();
+    assert.equal(await h1.textContent(), `Incident digest ${written.period}`);
+    assert.ok(await page.locator('#report-body table').count() > 0, 'its tables rendered');
+    await shot('27-report');
+  });
+
+  await step('reports: the risk chart and the backlog are drawn from their API shapes; a refused status change is shown', async () => {
+    // The risk and backlog rooms come in another build: their answers are stubbed here (in
+    // the shapes their API gives) so the chart and the table are checked against them.
+    const now = Date.now();
+    const days = (n, f) => Array.from({ length: n }, (_, i) => ({ ts: new Date(now - (n - 1 - i) * 86400000).toISOString(), score: f(i) }));
+    const history = { checkout: days(30, (i) => 40 + i), payments: days(10, (i) => 80 - i * 2) };
+    const patches = [];
+    const json = (route, status, body) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    const stub = async (route) => {
+      const u = new URL(route.request().url());
+      if (u.pathname === '/api/risk') return json(route, 200, { services: [{ service: 'checkout', score: 69, band: 'high' }, { service: 'payments', score: 62, band: 'medium' }, { service: 'search', score: 12, band: 'low' }] });
+      const m = u.pathname.match(/^\/api\/risk\/([^/]+)\/history$/);
+      if (m) {
+        assert.equal(u.searchParams.get('days'), '30');
+        return m[1] === 'search' ? json(route, 500, { error: { code: 'internal', message: 'risk history unreadable' } }) : json(route, 200, { service: m[1], points: history[m[1]] });
+      }
+      if (u.pathname === '/api/backlog') return json(route, 200, { items: [
+        { id: 'bl_1', key: 'checkout:retries', title: 'Make checkout retries idempotent', service: 'checkout', status: 'open', owner: 'ana', priority: 'P1' },
+        { id: 'bl_2', key: 'payments:timeouts', title: 'Bound payment provider timeouts', service: 'payments', status: 'done', owner: '', priority: 'P2' },
+      ] });
+      const b = u.pathname.match(/^\/api\/backlog\/([^/]+)$/);
+      if (b && route.request().method() === 'PATCH') {
+        const body = route.request().postDataJSON();
+        patches.push([b[1], body]);
+        return b[1] === 'bl_2' ? json(route, 409, { error: { code: 'conflict', message: 'bl_2 is done; reopen it with a reason' } }) : json(route, 200, { item: { id: b[1], status: body.status } });
+      }
+      return route.continue();
+    };
+    const mine = (u) => /^\/api\/(risk|backlog)(\/|$)/.test(u.pathname);
+    await page.route(mine, stub);
+    try {
+      await page.goto(`${base}/#/reports`);
+      const chart = page.locator('#risk-chart');
+      await chart.waitFor();
+      const d = await chart.locator('path[data-series=checkout]').getAttribute('d');
+      assert.equal((d.match(/[ML]/g) || []).length, 30, 'one vertex per point');
+      assert.equal((await chart.locator('path[data-series=payments]').getAttribute('d')).split('L').length, 10);
+      assert.equal(await chart.locator('circle').count(), 40);
+      // The riskiest now (69 at the right edge) is drawn above the first point (40 at the left).
+      const xy = [...d.matchAll(/[ML]([\d.]+) ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.ok(xy[0][0] < xy[29][0] && xy[0][1] > xy[29][1], 'time left to right, score bottom to top');
+      assert.deepEqual(await page.locator('#risk-legend .legend-item').evaluateAll((l) => l.map((x) => x.dataset.series)), ['checkout', 'payments']);
+      await page.locator('#risk-box .error-box', { hasText: 'Risk history of search: Server error (500): risk history unreadable' }).waitFor();
+      assert.equal(await page.locator('#risk-table tbody tr').count(), 3);
+
+      const rows = page.locator('#backlog-table tbody tr');
+      await rows.first().waitFor();
+      assert.equal(await rows.count(), 2);
+      await page.selectOption('#backlog-table select[data-item=bl_1]', 'in_progress');
+      await page.locator('#backlog-table tr[data-item=bl_1][data-status=in_progress]').waitFor();
+      await page.selectOption('#backlog-table select[data-item=bl_2]', 'open');
+      await page.locator('#backlog-table tr[data-item=bl_2] .field-error', { hasText: 'Conflict: bl_2 is done; reopen it with a reason.' }).waitFor();
+      assert.equal(await page.inputValue('#backlog-table select[data-item=bl_2]'), 'done', 'a refused change keeps the status the server has');
+      assert.deepEqual(patches, [['bl_1', { status: 'in_progress' }], ['bl_2', { status: 'open' }]]);
+      await shot('28-reports-risk-backlog');
+    } finally {
+      await page.unroute(mine, stub);
+    }
+  });
+
   await step('dark theme and a 1280 px layout without horizontal scroll', async () => {
     await page.click('#theme-toggle');
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
@@ -1149,7 +1366,7 @@ try {
 
       // The incident pages (the one with triage, a postmortem, follow-ups and artifacts) and
       // the other views: nothing wider than the phone.
-      for (const [route, ready] of [
+      for (const [route, ready, name] of [
         [`#/incidents/${encodeURIComponent(opsInc.id)}`, '#artifacts'],
         [`#/incidents/${encodeURIComponent(incId)}`, '#timeline'],
         ['#/overview', '#ov-tiles .tile'],
@@ -1160,10 +1377,19 @@ try {
         [`#/ops/runs/${triageRun}`, '#triage-sources'],
         ['#/incidents/new', '#create-form'],
         ['#/settings', '#set-key'],
+        ['#/jobs', '#job-table tr[data-task]', 'narrow-jobs'],
+        ['#/jobs/weekly_incident_digest', '#job-runs tbody tr'],
+        ['#/jobs/backup', '#job-form'],
+        ['#/reports', '#report-table tr', 'narrow-reports'],
+        [`#/${digestPath}`, '#report-body h1'],
       ]) {
         await page.goto(`${base}/${route}`);
         await page.locator(ready).first().waitFor();
         assert.equal(await sideways(page), 0, `${route} scrolls sideways at ${PHONE.width} px`);
+        if (name) {
+          await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+          await shot(name);
+        }
       }
     } finally {
       await page.setViewportSize(before);

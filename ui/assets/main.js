@@ -16,6 +16,8 @@ import * as followups from './views/followups.js';
 import * as events from './views/events.js';
 import * as ops from './views/ops.js';
 import * as runbooks from './views/runbooks.js';
+import * as jobs from './views/jobs.js';
+import * as reports from './views/reports.js';
 import * as settingsView from './views/settings.js';
 
 /** Every tab of SPEC §10, in order. `view` is set for the rooms this build implements. */
@@ -28,14 +30,44 @@ const TABS = [
   { room: 'ops', label: 'Ops', key: 'g p', view: ops },
   { room: 'runbooks', label: 'Runbooks', key: 'g r', view: runbooks },
   { room: 'alerts', label: 'Alerts' },
-  { room: 'jobs', label: 'Jobs' },
-  { room: 'reports', label: 'Reports' },
+  { room: 'jobs', label: 'Jobs', key: 'g j', view: jobs, probe: '/api/jobs' },
+  { room: 'reports', label: 'Reports', key: 'g t', view: reports, probe: '/api/reports' },
   { room: 'events', label: 'Events', key: 'g e', view: events },
   { room: 'chat', label: 'Chat' },
   { room: 'settings', label: 'Settings', key: 'g s', view: settingsView },
 ];
 
 let rooms = new Set(['overview', 'incidents', 'runbooks', 'events', 'settings']);
+// Rooms a server has without listing them in `/api/health` yet (a build from before its
+// room list named them): found by asking the tab's `probe` endpoint once. Anything but a 404
+// (a list, or a 401 before the key is set) means the room is there.
+const probed = new Set();
+/** Rooms whose probe has answered (there or not): not asked again. */
+const settled = new Set();
+let probing = null;
+
+function probeRooms() {
+  if (probing) return probing;
+  const ask = TABS.filter((t) => t.probe && !rooms.has(t.room) && !settled.has(t.room));
+  if (!ask.length) return null;
+  probing = Promise.all(ask.map((t) => api(t.probe, { timeoutMs: HEALTH_TIMEOUT_MS })
+    .then(() => 'yes', (e) => (e.status === 404 ? 'no' : e.status === 0 ? 'retry' : 'yes'))
+    .then((answer) => {
+      if (answer !== 'retry') settled.add(t.room);
+      if (answer === 'yes') probed.add(t.room);
+      return answer;
+    })))
+    .then((answers) => {
+      probing = null;
+      // The tabs found join the nav; a page of one of these rooms (which waited) is shown.
+      renderNav();
+      if (ask.some((t) => t.room === (parseHash().parts[0] || 'overview'))) route_();
+      return answers;
+    });
+  return probing;
+}
+
+const hasRoom = (room) => rooms.has(room) || probed.has(room);
 let cleanup = null;
 export const health = { ok: null, data: null, error: null };
 
@@ -58,7 +90,7 @@ function renderNav() {
   const first = parts[0] || 'overview';
   const current = (TABS.find((t) => t.room === first) || {}).within || first;
   const nav = document.getElementById('nav');
-  mount(nav, TABS.filter((t) => t.view && !t.within && rooms.has(t.room)).map((t) =>
+  mount(nav, TABS.filter((t) => t.view && !t.within && hasRoom(t.room)).map((t) =>
     h('a', {
       href: `#/${t.room}`,
       class: current === t.room ? 'active' : '',
@@ -123,9 +155,14 @@ function route_() {
   }
   renderNav();
   const room = parts[0] || 'overview';
-  const tab = TABS.find((t) => t.room === room && t.view && rooms.has(t.within || t.room));
+  const tab = TABS.find((t) => t.room === room && t.view && hasRoom(t.within || t.room));
   const ctx = { parts, query, navigate, reconnect, setTheme, health };
   mount(view);
+  if (!tab && probing && TABS.some((t) => t.room === room && t.probe)) {
+    // Still finding out whether this server has the room: the probe routes again.
+    mount(view, h('div', { class: 'empty' }, 'Loading…'));
+    return;
+  }
   if (!tab) {
     mount(view, h('h1', {}, 'Not found'),
       h('p', {}, 'This console has no page at ', h('code', {}, window.location.hash || '#/'), '. ',
@@ -169,6 +206,7 @@ async function checkHealth() {
       rooms = next;
       if (changed) route_();
     }
+    probeRooms();
   } catch (e) {
     Object.assign(health, { ok: false, error: e });
     conn.textContent = 'BFF: ✗';
@@ -227,7 +265,7 @@ function onKey(e) {
   }
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
-  const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', e: '#/events', s: '#/settings' };
+  const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', j: '#/jobs', t: '#/reports', e: '#/events', s: '#/settings' };
   if (pendingG && Date.now() - pendingG < 1500 && go[e.key]) {
     pendingG = 0;
     e.preventDefault();
@@ -292,6 +330,7 @@ function start() {
   setInterval(checkHealth, HEALTH_EVERY_MS);
   setInterval(() => refreshRelativeTimes(), 30000);
   if (!window.location.hash) window.location.replace('#/overview');
+  probeRooms();
   route_();
 }
 
