@@ -33,6 +33,8 @@ pub const ROOMS: &[&str] = &[
     "incidents",
     "ops",
     "runbooks",
+    "jobs",
+    "reports",
     "events",
     "settings",
 ];

@@ -185,6 +185,8 @@ async fn health_lists_the_rooms_the_console_shows() {
             "incidents",
             "ops",
             "runbooks",
+            "jobs",
+            "reports",
             "events",
             "settings"
         ])
