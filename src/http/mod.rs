@@ -6,6 +6,7 @@ pub mod extract;
 pub mod graphs;
 pub mod guard;
 pub mod incidents;
+pub mod risk;
 pub mod runbooks;
 pub mod tools;
 pub mod ui;
@@ -81,6 +82,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/recent", get(incidents::recent_events))
         .route("/api/followups/summary", get(incidents::followups_summary))
         .route("/api/followups", get(incidents::followups))
+        .route("/api/risk", get(risk::top))
+        .route("/api/risk/{service}", get(risk::service))
+        .route("/api/risk/{service}/history", get(risk::history))
+        .route("/api/backlog", get(risk::backlog_list))
+        .route(
+            "/api/backlog/{id}",
+            axum::routing::patch(risk::backlog_update),
+        )
         .route("/api/runbooks", get(runbooks::list))
         .route("/api/runbooks/search", get(runbooks::search))
         .route("/api/runbooks/reindex", post(runbooks::reindex))

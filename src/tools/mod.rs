@@ -2,9 +2,11 @@
 //! params into its room's typed params and calls the room. Each file defines a type that
 //! implements [`crate::gateway::Tool`]; `app` registers one value of each.
 
+pub mod backlog;
 pub mod intelligence;
 pub mod observability;
 pub mod oncall;
+pub mod risk;
 pub mod runbook;
 
 use serde_json::{Map, Value as Json};

@@ -23,6 +23,7 @@ mod observability;
 mod outbound;
 mod process;
 mod realprom;
+mod risk;
 mod runbooks;
 mod transfer;
 mod triage;
