@@ -1,5 +1,6 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
+pub mod backlog;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -85,11 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/risk", get(risk::top))
         .route("/api/risk/{service}", get(risk::service))
         .route("/api/risk/{service}/history", get(risk::history))
-        .route("/api/backlog", get(risk::backlog_list))
-        .route(
-            "/api/backlog/{id}",
-            axum::routing::patch(risk::backlog_update),
-        )
+        .route("/api/backlog", get(backlog::list))
+        .route("/api/backlog/{id}", axum::routing::patch(backlog::update))
         .route("/api/runbooks", get(runbooks::list))
         .route("/api/runbooks/search", get(runbooks::search))
         .route("/api/runbooks/reindex", post(runbooks::reindex))
