@@ -367,3 +367,69 @@ async fn bad_input_is_refused_and_read_only_roles_cannot_snapshot() {
         .unwrap();
     assert_eq!(risk["write_actions"], json!(["snapshot"]));
 }
+
+/// A Prometheus double: every service has a 2% error rate and a 100 ms p95.
+async fn prometheus_burning() -> String {
+    async fn query(
+        axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>,
+    ) -> axum::Json<Value> {
+        let expr = q
+            .iter()
+            .find(|(k, _)| k == "query")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let value = if expr.contains("histogram_quantile") {
+            "100"
+        } else {
+            "0.02"
+        };
+        axum::Json(json!({"status": "success", "data": {"resultType": "vector",
+            "result": [{"metric": {}, "value": [1772452800.0, value]}]}}))
+    }
+    let app = axum::Router::new().route("/api/v1/query", axum::routing::get(query));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn slo_burn_counts_where_a_metrics_source_is_configured() {
+    let prom = prometheus_burning().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = sources_config(
+        dir.path(),
+        &format!("envs:\n  prod:\n    prometheus: {{url: \"{prom}\"}}\n"),
+    );
+    let clock = fixed_clock();
+    let app = spawn_configured(dir, clock.clone(), move |s| s.config_dir = Some(config)).await;
+    let seeded = seed(&app, &clock).await;
+    // 2% errors against a 0.5% budget: burn rate 4, "burning", 10 points on top of 53.
+    let (s, v) = app.get("/api/risk/router").await;
+    assert_eq!(s, 200, "{v}");
+    let cur = &v["current"];
+    assert_eq!(
+        (cur["score"].as_u64(), cur["band"].as_str()),
+        (Some(63), Some("high")),
+        "{cur}"
+    );
+    let slo = &cur["factors"][3];
+    assert_eq!(
+        (slo["available"].as_bool(), slo["points"].as_u64()),
+        (Some(true), Some(10)),
+        "{slo}"
+    );
+    assert_eq!(slo["detail"], "burning in prod (burn rate 4)");
+    // The burn is no recent change: it stands under its factor (ties by factor name).
+    assert_eq!(
+        contributors(cur),
+        [
+            ("change".to_string(), seeded.deploy.clone(), 35),
+            ("factor".to_string(), "open_incidents".to_string(), 10),
+            ("factor".to_string(), "slo_burn".to_string(), 10),
+            ("factor".to_string(), "overdue_followups".to_string(), 8),
+        ]
+    );
+    let (_, q) = app.get("/api/risk/search").await;
+    assert_eq!(q["current"]["score"], 10, "{q}");
+}
