@@ -100,7 +100,10 @@ pub fn daily_markdown(d: &Json) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| format!("{} {} ({})", s(&c["kind"]), s(&c["id"]), c["points"]))
+            .map(|c| {
+                let what = crate::kernel::text::clip(&s(&c["detail"]), 80).replace('|', "/");
+                format!("{what} ({})", c["points"])
+            })
             .collect();
         m.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",

@@ -440,7 +440,7 @@ fn attribute(
                     Contributor {
                         kind: "factor",
                         id: fac.factor.to_string(),
-                        detail: fac.detail.clone(),
+                        detail: format!("{} without a recent change", fac.factor.replace('_', " ")),
                         at: None,
                         points: 0,
                         factors: BTreeMap::new(),

@@ -253,7 +253,11 @@ async fn snapshots_dry_run_history_and_digests() {
     );
     let md = r["markdown"].as_str().unwrap();
     assert!(md.starts_with("# Risk digest 2026-03-02"), "{md}");
-    assert!(md.contains("| router | 53 | high | +38 |"), "{md}");
+    assert!(
+        md.contains("| router | 53 | high | +38 | deploy on "),
+        "{md}"
+    );
+    assert!(md.contains("router v2.4 rolled out (35); open incidents without a recent change (10); overdue followups without a recent change (8) |"), "{md}");
     // Yesterday's, from its snapshots: 15, nothing before it.
     let (_, y) = risk_tool(
         &app,
@@ -432,4 +436,63 @@ async fn slo_burn_counts_where_a_metrics_source_is_configured() {
     );
     let (_, q) = app.get("/api/risk/search").await;
     assert_eq!(q["current"]["score"], 10, "{q}");
+}
+
+#[tokio::test]
+async fn snapshots_past_the_retention_are_dropped_and_bad_policies_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let shipped = include_str!("../../config/risk_policy.yml");
+    std::fs::write(
+        config.join("risk_policy.yml"),
+        shipped.replace("retention_days: 90", "retention_days: 2"),
+    )
+    .unwrap();
+    let clock = fixed_clock();
+    let cfg = config.clone();
+    let app = spawn_configured(dir, clock.clone(), move |s| s.config_dir = Some(cfg)).await;
+    seed(&app, &clock).await;
+    clock.advance(-time::Duration::days(3));
+    let (_, v) = risk_tool(&app, json!({"action": "snapshot"})).await;
+    assert_eq!(v["result"]["pruned"], 0, "{v}");
+    clock.advance(time::Duration::days(3));
+    // Three days later: each service's old row goes (2 in all), the new ones stay.
+    let (_, v) = risk_tool(&app, json!({"action": "snapshot"})).await;
+    assert_eq!(
+        (
+            v["result"]["written"].as_u64(),
+            v["result"]["pruned"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{v}"
+    );
+    let (_, h) = app.get("/api/risk/router/history?days=2").await;
+    assert_eq!(h["snapshots"].as_array().unwrap().len(), 1, "{h}");
+    assert_error(
+        &app.get("/api/risk/router/history?days=3").await,
+        422,
+        "invalid_field",
+    );
+    let data = app.stop().await;
+
+    // An unknown key in a policy file names the file and the field, and sofiia does not start.
+    std::fs::write(
+        config.join("architecture_pressure.yml"),
+        include_str!("../../config/architecture_pressure.yml").replace(
+            "  rising_points: 20",
+            "  rising_points: 20\n  falling_points: 5",
+        ),
+    )
+    .unwrap();
+    let mut settings = settings_for(&data.path().join("data"));
+    settings.config_dir = Some(config);
+    let e = match sofiia::server::App::build_with_clock(settings, clock).await {
+        Ok(_) => panic!("started with a bad architecture_pressure.yml"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("architecture_pressure.yml") && e.contains("falling_points"),
+        "{e}"
+    );
 }
