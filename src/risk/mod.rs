@@ -38,6 +38,8 @@ use tables::SNAPSHOTS;
 
 /// Longest `top` list.
 pub const MAX_TOP: usize = 200;
+/// Days of `history` when the caller names none.
+pub const DEFAULT_HISTORY_DAYS: u32 = 7;
 
 /// The risk room.
 #[derive(Clone)]
@@ -189,10 +191,17 @@ impl Risk {
             .await
     }
 
-    /// `history`: the service's snapshots of the last `days` days, oldest first.
-    pub async fn history(&self, service: String, days: u32, now: OffsetDateTime) -> Result<Json> {
+    /// `history`: the service's snapshots of the last `days` days (default 7, or the
+    /// retention if shorter), oldest first.
+    pub async fn history(
+        &self,
+        service: String,
+        days: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<Json> {
         crate::kernel::text::check_token("service", &service, 64)?;
         let keep = self.policies.risk.history.retention_days;
+        let days = days.unwrap_or(DEFAULT_HISTORY_DAYS.min(keep));
         if !(1..=keep).contains(&days) {
             return Err(Error::invalid(
                 "days",

@@ -24,8 +24,6 @@ const ACTIONS: &[Action] = &[
 
 /// Default length of `top`.
 pub const DEFAULT_TOP: usize = 10;
-/// Default days of `history`.
-pub const DEFAULT_HISTORY_DAYS: u32 = 7;
 
 /// One `risk_tool` call with its typed params (what agents' JSON is parsed into and what
 /// the HTTP handlers build).
@@ -158,10 +156,7 @@ impl RiskCall {
                 crate::kernel::text::check_token("service", &service, 64)?;
                 risk.service_risk(service, now, deadline).await
             }
-            RiskCall::History { service, days } => {
-                risk.history(service, days.unwrap_or(DEFAULT_HISTORY_DAYS), now)
-                    .await
-            }
+            RiskCall::History { service, days } => risk.history(service, days, now).await,
             RiskCall::Top { limit } => risk.top(limit.unwrap_or(DEFAULT_TOP), now, deadline).await,
             RiskCall::Snapshot { dry_run } => risk.snapshot(dry_run, now, deadline).await,
             RiskCall::DailyDigest { date } => risk.daily_digest(date, now, deadline).await,

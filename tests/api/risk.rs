@@ -469,6 +469,9 @@ async fn snapshots_past_the_retention_are_dropped_and_bad_policies_stop_the_star
     );
     let (_, h) = app.get("/api/risk/router/history?days=2").await;
     assert_eq!(h["snapshots"].as_array().unwrap().len(), 1, "{h}");
+    // Without days: 7, or the retention when it is shorter.
+    let (s, d) = app.get("/api/risk/router/history").await;
+    assert_eq!((s, d["days"].as_u64()), (200, Some(2)), "{d}");
     assert_error(
         &app.get("/api/risk/router/history?days=3").await,
         422,
