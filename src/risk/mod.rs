@@ -94,8 +94,13 @@ impl Risk {
         let obs = self.observability.until(deadline);
         let env = self.policies.risk.factors.slo_burn.env.clone();
         let configured = obs.configured(&env)["metrics"] == true;
+        // One failing source is asked once per call, not once per service: a Prometheus that
+        // hangs must not make a snapshot of every service run past its time.
+        let mut failed: Option<String> = None;
         for f in &mut facts {
-            f.slo = if !with_slo {
+            f.slo = if let Some(why) = &failed {
+                SloFact::Unavailable(why.clone())
+            } else if !with_slo {
                 SloFact::Unavailable("not asked for a past time".into())
             } else if !configured {
                 SloFact::Unavailable(format!(
@@ -111,10 +116,16 @@ impl Risk {
                         status: v["status"].as_str().unwrap_or("ok").to_string(),
                         burn_rate: v["burn_rate"].as_f64(),
                     },
-                    Err(e) => SloFact::Unavailable(format!(
-                        "slo_status failed: {}",
-                        crate::kernel::text::clip(&e.to_string(), 200)
-                    )),
+                    Err(e) => {
+                        let why = format!(
+                            "slo_status failed: {}",
+                            crate::kernel::text::clip(&e.to_string(), 200)
+                        );
+                        if e.is_transient() {
+                            failed = Some(why.clone());
+                        }
+                        SloFact::Unavailable(why)
+                    }
                 }
             };
         }

@@ -499,3 +499,36 @@ async fn snapshots_past_the_retention_are_dropped_and_bad_policies_stop_the_star
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_source_makes_slo_burn_unavailable_not_zero() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let dir = tempfile::tempdir().unwrap();
+    let config = sources_config(
+        dir.path(),
+        &format!("envs:\n  prod:\n    prometheus: {{url: \"http://127.0.0.1:{port}\"}}\n"),
+    );
+    let clock = fixed_clock();
+    let app = spawn_configured(dir, clock.clone(), move |s| s.config_dir = Some(config)).await;
+    seed(&app, &clock).await;
+    let (s, v) = risk_tool(&app, json!({"action": "snapshot", "dry_run": true})).await;
+    assert_eq!(s, 200, "{v}");
+    for r in v["result"]["snapshots"].as_array().unwrap() {
+        let slo = &r["factors"][3];
+        assert_eq!(
+            (slo["available"].as_bool(), &slo["points"]),
+            (Some(false), &Value::Null),
+            "{slo}"
+        );
+        assert!(
+            slo["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("slo_status failed: "),
+            "{slo}"
+        );
+    }
+    assert_eq!(v["result"]["snapshots"][0]["score"], 53);
+}
