@@ -133,7 +133,8 @@ pub fn platform(week: &str, start: OffsetDateTime, as_of: OffsetDateTime, v: &[P
         "as_of": rfc3339(as_of),
         "services": v.len(),
         "under_pressure": pressured.len(),
-        "pressure": pressured.iter().map(|p| json!({"service": p.service, "reasons": p.reasons, "score": p.score})).collect::<Vec<_>>(),
+        // The form backlog_tool.generate takes as `pressure`.
+        "pressure": pressured.iter().map(|p| json!({"service": p.service, "reasons": p.reasons})).collect::<Vec<_>>(),
         "items": v,
     })
 }
@@ -152,11 +153,16 @@ pub fn platform_markdown(d: &Json) -> String {
     if list.is_empty() {
         m.push_str("No service needs a design fix this week.\n");
     }
+    let items = d["items"].as_array().cloned().unwrap_or_default();
     for p in list {
+        let score = items
+            .iter()
+            .find(|i| i["service"] == p["service"])
+            .map_or(Json::Null, |i| i["score"].clone());
         m.push_str(&format!(
             "## {} (score {})\n\n",
             s(&p["service"]),
-            s(&p["score"])
+            s(&score)
         ));
         for r in p["reasons"].as_array().into_iter().flatten() {
             m.push_str(&format!("- {}\n", s(r)));

@@ -255,7 +255,14 @@ impl Risk {
         let services = all.len();
         sort_riskiest(&mut all);
         all.truncate(limit);
-        Ok(json!({"computed_at": rfc3339(now), "services": services, "items": all}))
+        // The short form backlog_tool.generate takes as `high_risk`.
+        let scores: Vec<Json> = all
+            .iter()
+            .map(|r| json!({"service": r.service, "score": r.score, "band": r.band}))
+            .collect();
+        Ok(
+            json!({"computed_at": rfc3339(now), "services": services, "scores": scores, "items": all}),
+        )
     }
 
     /// `snapshot`: every service's score now, one stored row each unless `dry_run`; rows older

@@ -261,3 +261,46 @@ async fn updates_are_checked_and_read_only_roles_cannot_change_anything() {
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["message"], "high_risk[0].score: must be 0-100");
 }
+
+#[tokio::test]
+async fn the_scheduler_feeds_risk_and_pressure_straight_into_generate() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed(&app, &clock).await;
+    let as_scheduler = |action: &str, params: Value| json!({"tool": "risk_tool", "action": action, "params": params, "agent_id": "scheduler"});
+    let (s, top) = app
+        .post(
+            "/v1/tools/execute",
+            as_scheduler("top", json!({"limit": 10})),
+        )
+        .await;
+    assert_eq!(s, 200, "{top}");
+    assert_eq!(
+        top["result"]["scores"],
+        json!([{"service": "router", "score": 53, "band": "high"}, {"service": "search", "score": 0, "band": "low"}])
+    );
+    let (s, p) = app
+        .post(
+            "/v1/tools/execute",
+            as_scheduler("platform_digest", json!({"week": "2026-W10"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let params =
+        json!({"high_risk": top["result"]["scores"], "pressure": p["result"]["json"]["pressure"]});
+    let (s, v) = backlog_tool(
+        &app,
+        json!({"action": "generate", "params": params, "agent_id": "scheduler"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // 53 is under the rule's 60: the follow-up, the recurrence and router's pressure.
+    let mut made = keys(&v["result"]["created"]);
+    made.retain(|k| !k.starts_with("followup:"));
+    made.sort();
+    assert_eq!(
+        made,
+        ["pressure:router", "recurrence:router:router # rate #"]
+    );
+    assert_eq!(v["result"]["created"].as_array().unwrap().len(), 3);
+}
