@@ -18,7 +18,9 @@
 //!    gateway's audit records), [`observability`] (Prometheus, Loki or log files, traces,
 //!    SLOs); then [`search`] (tantivy: runbook sections, incident similarity); then
 //!    [`intel`] (correlation, recurrence, digests) and [`transfer`] (JSONL export/import,
-//!    online snapshots).
+//!    online snapshots);
+//!    then [`risk`] (service risk scores, attribution, pressure, digests) and [`backlog`]
+//!    (platform backlog items, deduplicated by key).
 //! 5. [`gateway`]: the pipeline every tool call passes (auth → RBAC → rollout → limits →
 //!    execute → redact → audit), the [`gateway::Tool`] trait and the [`gateway::Registry`].
 //! 6. [`tools`]: one adapter per tool, its params types inside, calling its room.
@@ -35,6 +37,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -47,6 +50,7 @@ pub mod jobs;
 pub mod kernel;
 pub mod net;
 pub mod observability;
+pub mod risk;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -131,11 +131,24 @@ impl AppState {
         );
         let job_slot: crate::tools::jobs::JobSlot = Default::default();
         let sweep_slot: crate::tools::housekeeping::SweepSlot = Default::default();
+        let risk = crate::risk::Risk::new(
+            incidents.clone(),
+            observability.clone(),
+            crate::risk::policy::RiskPolicies::load(settings.config_dir.as_deref())
+                .map_err(config_error)?,
+        );
+        let backlog = crate::backlog::Backlog::new(
+            incidents.clone(),
+            crate::backlog::policy::BacklogPolicy::load(settings.config_dir.as_deref())
+                .map_err(config_error)?,
+        );
         let registry = tools(Rooms {
             incidents: &incidents,
             search: &search,
             observability,
             intelligence,
+            risk,
+            backlog,
             reports_dir: settings.data_dir.join("reports"),
             audit: audit.clone(),
             audit_retention_days: (
@@ -237,7 +250,12 @@ pub fn schema() -> Arc<Schema> {
                 crate::graphs::tables::ALL,
                 crate::graphs::tables::MIGRATIONS,
             )
-            .room(crate::jobs::tables::ALL, crate::jobs::tables::MIGRATIONS),
+            .room(crate::jobs::tables::ALL, crate::jobs::tables::MIGRATIONS)
+            .room(crate::risk::tables::ALL, crate::risk::tables::MIGRATIONS)
+            .room(
+                crate::backlog::tables::ALL,
+                crate::backlog::tables::MIGRATIONS,
+            ),
     )
 }
 
@@ -260,6 +278,10 @@ pub struct Rooms<'a> {
     pub search: &'a crate::search::Search,
     pub observability: crate::observability::Observability,
     pub intelligence: crate::intel::policy::IntelligencePolicy,
+    /// Service risk scores, history and digests.
+    pub risk: crate::risk::Risk,
+    /// The platform backlog.
+    pub backlog: crate::backlog::Backlog,
     /// Where reports (digests) are written.
     pub reports_dir: PathBuf,
     pub audit: crate::audit::Audit,
@@ -299,7 +321,9 @@ pub fn tools(rooms: Rooms<'_>) -> Result<Registry> {
             rooms.audit_retention_days.1,
             rooms.backups,
             rooms.runs,
-        )))?;
+        )))?
+        .register(Arc::new(risk::RiskTool::new(rooms.risk)))?
+        .register(Arc::new(backlog::BacklogTool::new(rooms.backlog)))?;
     Ok(r)
 }
 

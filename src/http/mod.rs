@@ -1,5 +1,6 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
+pub mod backlog;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -7,6 +8,7 @@ pub mod graphs;
 pub mod guard;
 pub mod incidents;
 pub mod jobs;
+pub mod risk;
 pub mod runbooks;
 pub mod tools;
 pub mod ui;
@@ -84,6 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/recent", get(incidents::recent_events))
         .route("/api/followups/summary", get(incidents::followups_summary))
         .route("/api/followups", get(incidents::followups))
+        .route("/api/risk", get(risk::top))
+        .route("/api/risk/{service}", get(risk::service))
+        .route("/api/risk/{service}/history", get(risk::history))
+        .route("/api/backlog", get(backlog::list))
+        .route("/api/backlog/{id}", axum::routing::patch(backlog::update))
         .route("/api/runbooks", get(runbooks::list))
         .route("/api/runbooks/search", get(runbooks::search))
         .route("/api/runbooks/reindex", post(runbooks::reindex))

@@ -234,11 +234,12 @@ impl Job for HourlyRiskSnapshot {
             let r = cx
                 .tool("risk_tool", "snapshot", json!({"dry_run": cx.dry_run}))
                 .await?;
-            let services = r["services"].as_array().cloned().unwrap_or_default();
-            let high = services
+            let snaps = r["snapshots"].as_array().cloned().unwrap_or_default();
+            let high: Vec<Json> = snaps
                 .iter()
                 .filter(|s| matches!(s["band"].as_str(), Some("high" | "critical")))
-                .count();
+                .map(|s| json!({"service": s["service"], "score": s["score"], "band": s["band"]}))
+                .collect();
             let verb = if cx.dry_run {
                 "would record"
             } else {
@@ -246,10 +247,16 @@ impl Job for HourlyRiskSnapshot {
             };
             Ok(Outcome {
                 summary: format!(
-                    "{verb} scores of {} services ({high} high or critical)",
-                    services.len()
+                    "{verb} scores of {} services ({} high or critical)",
+                    snaps.len(),
+                    high.len()
                 ),
-                result: r,
+                result: json!({
+                    "services": snaps.len(),
+                    "written": r["written"],
+                    "pruned": r["pruned"],
+                    "high_or_critical": high,
+                }),
             })
         })
     }
@@ -338,13 +345,9 @@ impl Job for WeeklyBacklogGenerate {
     }
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
         Box::pin(async move {
-            let top = cx.tool("risk_tool", "top", json!({"limit": 100})).await?;
-            let high_risk: Vec<Json> = top["services"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| json!({"service": s["service"], "score": s["score"], "band": s["band"]}))
-                .collect();
+            let top = cx.tool("risk_tool", "top", json!({"limit": 200})).await?;
+            // backlog.yml's high_risk rule decides which of them become items.
+            let high_risk: Vec<Json> = top["scores"].as_array().cloned().unwrap_or_default();
             let platform = cx.tool("risk_tool", "platform_digest", json!({})).await?;
             let pressure: Vec<Json> = platform["json"]["pressure"]
                 .as_array()

@@ -2,12 +2,14 @@
 //! params into its room's typed params and calls the room. Each file defines a type that
 //! implements [`crate::gateway::Tool`]; `app` registers one value of each.
 
+pub mod backlog;
 pub mod housekeeping;
 pub mod intelligence;
 pub mod jobs;
 pub mod observability;
 pub mod oncall;
 pub mod reports;
+pub mod risk;
 pub mod runbook;
 
 use serde_json::{Map, Value as Json};

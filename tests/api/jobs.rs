@@ -615,3 +615,98 @@ fn job_commands_work_from_the_shell_with_permissions() {
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["inputs"]["keep_last"], 1);
 }
+
+#[tokio::test]
+async fn the_risk_and_backlog_jobs_on_a_seeded_history() {
+    let clock = fixed_clock(); // Monday 2026-03-02 12:00
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let seeded = crate::risk::seed(&app, &clock).await;
+    // router scores 53 (high) and search 0 (tests/api/risk.rs works them out).
+    let r = run_job(&app, "hourly_risk_snapshot", json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["result"]["services"], 2);
+    assert_eq!(r["result"]["written"], 2);
+    assert_eq!(
+        r["result"]["high_or_critical"],
+        json!([{"service": "router", "score": 53, "band": "high"}])
+    );
+    assert_eq!(
+        r["summary"],
+        "recorded scores of 2 services (1 high or critical)"
+    );
+    let (_, h) = app.get("/api/risk/router/history?days=1").await;
+    assert_eq!(h.to_string().matches("\"score\":53").count(), 1, "{h}");
+    // A dry run records nothing more.
+    let dry = run_job(&app, "hourly_risk_snapshot", json!({"dry_run": true})).await;
+    assert_eq!(dry["result"]["written"], 0, "{dry}");
+    let (_, h2) = app.get("/api/risk/router/history?days=1").await;
+    assert_eq!(h, h2);
+
+    let d = run_job(&app, "daily_risk_digest", json!({})).await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    assert_eq!(
+        d["artifacts"],
+        json!(["reports/risk/2026-03-02.json", "reports/risk/2026-03-02.md"])
+    );
+    let md = std::fs::read_to_string(app.data_dir().join("reports/risk/2026-03-02.md")).unwrap();
+    assert!(md.contains("| router | 53 | high |"), "{md}");
+    let p = run_job(&app, "weekly_platform_priority_digest", json!({})).await;
+    assert_eq!(p["status"], "succeeded", "{p}");
+    let week = p["result"]["week"].as_str().unwrap().to_string();
+    let pj: Value = serde_json::from_slice(
+        &std::fs::read(app.data_dir().join(format!("reports/platform/{week}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert!(pj["pressure"].is_array(), "{pj}");
+
+    // The backlog: a dry run writes nothing; two real runs make the items once.
+    let dry = run_job(&app, "weekly_backlog_generate", json!({"dry_run": true})).await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    let (_, l) = app.get("/api/backlog").await;
+    assert_eq!(l["total"], 0, "{l}");
+    let first = run_job(&app, "weekly_backlog_generate", json!({})).await;
+    let keys: Vec<String> = first["result"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with(&format!("followup:{}:", seeded.b))),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"recurrence:router:router # rate #".to_string()),
+        "{keys:?}"
+    );
+    assert_eq!(
+        dry["result"]["created"].as_array().unwrap().len(),
+        keys.len(),
+        "the dry run said what the run made"
+    );
+    let (_, l) = app.get("/api/backlog").await;
+    let total = l["total"].as_u64().unwrap();
+    assert_eq!(total as usize, keys.len());
+    let again = run_job(&app, "weekly_backlog_generate", json!({})).await;
+    assert_eq!(again["result"]["created"], json!([]), "{again}");
+    let (_, l) = app.get("/api/backlog").await;
+    assert_eq!(l["total"].as_u64().unwrap(), total, "a re-run adds nothing");
+    // A week later the same findings are the same items (new findings may add new ones).
+    clock.advance(time::Duration::days(7));
+    let later = run_job(&app, "weekly_backlog_generate", json!({})).await;
+    let made: Vec<&str> = later["result"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(made.iter().all(|k| !keys.iter().any(|x| x == k)), "{later}");
+    let (_, l) = app.get("/api/backlog").await;
+    assert_eq!(
+        l["total"].as_u64().unwrap(),
+        total + made.len() as u64,
+        "no duplicates a week later"
+    );
+    let _ = seeded.a;
+}

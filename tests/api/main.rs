@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backlog;
 mod backup;
 mod bad_input;
 mod browse;
@@ -24,6 +25,7 @@ mod observability;
 mod outbound;
 mod process;
 mod realprom;
+mod risk;
 mod runbooks;
 mod transfer;
 mod triage;
