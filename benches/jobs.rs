@@ -102,11 +102,27 @@ fn main() {
         let _ = tx.send(true);
         let _ = h.await;
         let per_h = ticks as f64 * 3600.0 / secs;
+        // What the registry implies for a whole hour: the 30 s checks and every UTC fire
+        // (instants that coincide wake it once).
+        let h0 = time::macros::datetime!(2026-12-07 10:00 UTC);
+        let mut at: std::collections::BTreeSet<time::OffsetDateTime> = (1..=120)
+            .map(|k| h0 + time::Duration::seconds(30 * k))
+            .collect();
+        for task in &state.jobs.registry().tasks {
+            if let Some(s) = &task.schedule {
+                at.extend(
+                    s.next_n(h0, 400)
+                        .into_iter()
+                        .filter(|f| *f <= h0 + time::Duration::HOUR),
+                );
+            }
+        }
         println!(
-            "{:<58} {:>9.0} /h   ({ticks} in {secs:.0} s; the crate's own tick: 7200 /h, {:.1}x ours)",
+            "{:<58} {:>9.0} /h   ({ticks} in {secs:.0} s; the registry implies {} /h; the crate's own tick: 7200 /h, {:.0}x that)",
             "scheduler checks when idle (shipped registry)",
             per_h,
-            7200.0 / per_h
+            at.len(),
+            7200.0 / at.len() as f64
         );
         state.store.shutdown();
     });
@@ -146,39 +162,46 @@ fn main() {
 
     // 3. Lateness over a simulated day.
     for (label, cron_wakes) in [
-        ("simulated day, 30 s checks only", false),
-        ("simulated day, cron wake-ups + 30 s checks", true),
+        ("simulated day: cron wake-ups + 30 s checks", true),
+        ("simulated day: fallback 30 s interval only", false),
     ] {
         rt.block_on(async {
-            let start = time::macros::datetime!(2026-12-07 00:00:10 UTC);
+            let start = time::macros::datetime!(2026-12-07 00:00:00 UTC);
             let clock = Arc::new(ManualClock::new(start));
             let dir = tmp.path().join(format!("day{cron_wakes}"));
             let state = open(&dir, None, clock.clone());
             state.jobs.tick().await.unwrap();
-            // Wake-up instants over 24 h: every :00 and :30, and (with cron) each UTC fire
-            // plus a crate delay taken in turn from those measured above.
             let end = start + time::Duration::DAY;
+            let mut delays = measured.iter().copied().cycle();
+            let mut delay = move || {
+                time::Duration::milliseconds(delays.next().unwrap_or(250.0) as i64)
+            };
             let mut wakes: Vec<time::OffsetDateTime> = Vec::new();
-            let mut t = start;
-            while t < end {
-                t += time::Duration::seconds(30) - time::Duration::seconds(t.second() as i64 % 30);
-                wakes.push(t);
-            }
             if cron_wakes {
-                let mut i = 0;
+                // The crate's */30 check and each UTC task's fire, each as late as a real
+                // wake-up measured above.
+                let mut t = start;
+                while t < end {
+                    t += time::Duration::seconds(30);
+                    wakes.push(t + delay());
+                }
                 for task in &state.jobs.registry().tasks {
                     let Some(s) = &task.schedule else { continue };
                     for f in s.next_n(start, 2000).into_iter().filter(|f| *f < end) {
-                        let d = measured.get(i % measured.len().max(1)).copied().unwrap_or(250.0);
-                        i += 1;
-                        wakes.push(f + time::Duration::milliseconds(d as i64));
+                        wakes.push(f + delay());
                     }
                 }
+            } else {
+                // Without the crate: a plain interval that started at some moment of a
+                // minute (here 13.7 s past it), so a fire waits for the next check.
+                let mut t = start + time::Duration::milliseconds(13_700);
+                while t < end {
+                    wakes.push(t);
+                    t += time::Duration::seconds(30);
+                }
             }
-            // The 30 s checks land a little after their second too (the same crate tick).
             wakes.sort();
             wakes.dedup();
-            let now0 = clock.now();
             for w in wakes {
                 let d = w - clock.now();
                 if d > time::Duration::ZERO {
@@ -189,17 +212,12 @@ fn main() {
             // Let the last runs finish.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let mut late = Vec::new();
-            let mut late_by_task = Vec::new();
             for task in &state.jobs.registry().tasks {
                 let v = state.jobs.runs(&task.id, 200, None).await.unwrap();
                 let runs: Vec<JobRun> = serde_json::from_value(v["runs"].clone()).unwrap();
-                let mut worst: f64 = 0.0;
                 for r in runs.iter().filter(|r| r.scheduled_for.is_some()) {
-                    let l = (r.created_at - r.scheduled_for.unwrap()).as_seconds_f64();
-                    worst = worst.max(l);
-                    late.push(l);
+                    late.push((r.created_at - r.scheduled_for.unwrap()).as_seconds_f64());
                 }
-                late_by_task.push((task.id.clone(), runs.len(), worst));
             }
             late.sort_by(f64::total_cmp);
             println!(
@@ -209,7 +227,6 @@ fn main() {
                 pct(&late, 0.99),
                 late.len()
             );
-            let _ = now0;
             state.store.shutdown();
         });
     }
