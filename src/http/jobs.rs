@@ -64,9 +64,13 @@ pub async fn run(
     State(s): State<AppState>,
     headers: HeaderMap,
     ApiPath(task_id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<RunBody>,
+    OptionalJson(body): OptionalJson<Map<String, Json_>>,
 ) -> Result<Response> {
-    let b = body.unwrap_or_default();
+    // An object only (serde would also take a struct from an array).
+    let b: RunBody = match body {
+        None => RunBody::default(),
+        Some(m) => crate::tools::parse(m)?,
+    };
     let call = JobsCall::Start(StartTask {
         task_id,
         inputs: b.inputs,

@@ -179,6 +179,8 @@ const BACKUP_INPUTS: &[InputSpec] = &[InputSpec {
     name: "keep_last",
     kind: InputKind::Int,
     about: "snapshots of this job to keep, the new one included (1-1000)",
+    min: 1,
+    max: 1000,
 }];
 
 impl Job for Backup {

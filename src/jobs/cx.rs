@@ -15,6 +15,13 @@ use crate::error::{Error, Result};
 use crate::gateway::auth::Principal;
 use crate::gateway::{Gateway, RunTrace, ToolCall};
 
+/// Stop codes of a run: cancelled by hand, sofiia stopping, past its timeout.
+pub const STOP_CANCEL: u8 = 1;
+/// Sofiia is stopping.
+pub const STOP_SHUTDOWN: u8 = 2;
+/// The run is past its task's timeout.
+pub const STOP_TIMEOUT: u8 = 3;
+
 /// The agent scheduled runs act as (its role is `agent_scheduler` in the RBAC matrix).
 pub const SCHEDULER_AGENT: &str = "scheduler";
 
@@ -34,6 +41,10 @@ pub struct JobCx {
     pub(super) data_dir: PathBuf,
     pub(super) deadline: Instant,
     pub(super) calls: AtomicU32,
+    /// Set when the run is stopped: no further tool call or file write starts.
+    pub(super) stop: std::sync::atomic::AtomicU8,
+    /// Tool calls and file writes under way (a stop waits for them, not for the rest).
+    pub(super) in_flight: AtomicU32,
     pub(super) written: Mutex<Written>,
 }
 
@@ -48,7 +59,9 @@ impl JobCx {
     /// Call a tool through the gateway as the `scheduler` agent (RBAC, limits, redaction and
     /// audit apply; the audit record carries this run's id).
     pub async fn tool(&self, tool: &str, action: &str, params: Json) -> Result<Json> {
+        self.stopped()?;
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let _busy = Busy::new(&self.in_flight);
         self.gateway
             .execute_in_run(
                 &Principal::Operator,
@@ -68,6 +81,14 @@ impl JobCx {
                 },
             )
             .await
+    }
+
+    /// An error once the run has been stopped.
+    fn stopped(&self) -> Result<()> {
+        match self.stop.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            _ => Err(Error::Conflict("this run was stopped".into())),
+        }
     }
 
     /// An input as a whole number.
@@ -91,6 +112,7 @@ impl JobCx {
         {
             return Err(Error::Internal(format!("report path {rel} is not plain")));
         }
+        self.stopped()?;
         if self.dry_run {
             let text = String::from_utf8_lossy(&bytes);
             let preview = crate::kernel::text::clip(&text, 4096);
@@ -105,6 +127,7 @@ impl JobCx {
             return Ok(());
         }
         let path = self.data_dir.join(rel);
+        let _busy = Busy::new(&self.in_flight);
         tokio::task::spawn_blocking(move || crate::kernel::fs::write_atomic(&path, &bytes))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
@@ -112,5 +135,21 @@ impl JobCx {
             w.artifacts.push(rel.to_string());
         }
         Ok(())
+    }
+}
+
+/// Counts one call or write in flight while it lives.
+struct Busy<'a>(&'a AtomicU32);
+
+impl<'a> Busy<'a> {
+    fn new(n: &'a AtomicU32) -> Busy<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Busy(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

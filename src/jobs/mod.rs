@@ -129,10 +129,12 @@ struct Live {
     running: HashMap<String, Vec<String>>,
     /// Task → runs waiting for the one before them, oldest first.
     waiting: HashMap<String, VecDeque<JobRun>>,
-    /// Run → its stop signal (1 = cancelled, 2 = sofiia stopping).
+    /// Run → its stop signal ([`cx::STOP_CANCEL`], [`cx::STOP_SHUTDOWN`]).
     stop: HashMap<String, watch::Sender<u8>>,
     /// Recent dry runs (never stored).
     dry: VecDeque<JobRun>,
+    /// Run → who cancelled it (for its record).
+    cancelled_by: HashMap<String, String>,
 }
 
 fn lock(m: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
@@ -246,21 +248,7 @@ impl Jobs {
     pub async fn start(&self, req: StartJob) -> Result<JobRun> {
         self.recovered().await?;
         let task = self.task(&req.task)?.clone();
-        if req.role != "operator" && !task.permissions.contains(&req.role) {
-            return Err(Error::Forbidden {
-                code: "job_permission",
-                message: format!(
-                    "role '{}' may not start '{}' (task_registry.yml permissions: {})",
-                    req.role,
-                    task.id,
-                    if task.permissions.is_empty() {
-                        "operator only".to_string()
-                    } else {
-                        task.permissions.join(", ")
-                    }
-                ),
-            });
-        }
+        self.may_start(&task, &req.role, "start")?;
         let inputs = self.inputs_for(&task, req.inputs)?;
         let now = self.0.clock.now();
         let mut run = JobRun {
@@ -346,6 +334,25 @@ impl Jobs {
             tokio::spawn(async move { me.drive(r, rx).await });
         }
         Ok(run)
+    }
+
+    /// Whether `role` may start (or cancel) `task`: the operator always may.
+    fn may_start(&self, task: &Task, role: &str, what: &str) -> Result<()> {
+        if role == "operator" || task.permissions.iter().any(|r| r == role) {
+            return Ok(());
+        }
+        Err(Error::Forbidden {
+            code: "job_permission",
+            message: format!(
+                "role '{role}' may not {what} '{}' (task_registry.yml permissions: {})",
+                task.id,
+                if task.permissions.is_empty() {
+                    "operator only".to_string()
+                } else {
+                    task.permissions.join(", ")
+                }
+            ),
+        })
     }
 
     fn task(&self, id: &str) -> Result<&Task> {
@@ -466,6 +473,8 @@ impl Jobs {
                     data_dir: self.0.data_dir.clone(),
                     deadline: Instant::now() + task.timeout,
                     calls: AtomicU32::new(0),
+                    stop: std::sync::atomic::AtomicU8::new(0),
+                    in_flight: AtomicU32::new(0),
                     written: Mutex::new(cx::Written::default()),
                 };
                 let hold = self.0.opts.hold;
@@ -486,20 +495,65 @@ impl Jobs {
                         }
                     }
                 };
-                let r = tokio::select! {
-                    r = tokio::time::timeout(task.timeout, work) => match r {
-                        Ok(Ok(o)) => Ok(o),
-                        Ok(Err(e)) => Err((JobStatus::Failed, e.to_string())),
-                        Err(_) => Err((JobStatus::TimedOut, format!(
-                            "stopped after its timeout of {} s (task_registry.yml timeout)",
-                            task.timeout.as_secs()
-                        ))),
-                    },
-                    v = stopped => Err(if v == 2 {
-                        (JobStatus::Interrupted, "sofiia stopped while this run was going; it is not re-run by itself".to_string())
-                    } else {
-                        (JobStatus::Cancelled, "cancelled by hand".to_string())
-                    }),
+                // A stop (timeout, cancel, shutdown) is cooperative: the call in flight
+                // finishes (a tool's own limit bounds it), no further call or file write
+                // starts, and the record says what was done. Dropping the work mid-call
+                // would leave, say, a snapshot being written while the run says it stopped.
+                let mut work = std::pin::pin!(work);
+                let stop = tokio::select! {
+                    r = &mut work => Err(r),
+                    _ = tokio::time::sleep(task.timeout) => Ok(cx::STOP_TIMEOUT),
+                    v = stopped => Ok(v),
+                };
+                let r = match stop {
+                    Err(Ok(o)) => Ok(o),
+                    Err(Err(e)) => Err((JobStatus::Failed, e.to_string())),
+                    Ok(code) => {
+                        cx.stop.store(code, Ordering::SeqCst);
+                        // Only a call or write in flight is waited for; the job's own
+                        // awaits between them are dropped.
+                        let idle = async {
+                            while cx.in_flight.load(Ordering::SeqCst) > 0 {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        };
+                        let finished = tokio::select! {
+                            r = &mut work => r,
+                            _ = idle => Err(Error::Conflict("stopped".into())),
+                        };
+                        let (status, why) = match code {
+                            cx::STOP_TIMEOUT => (
+                                JobStatus::TimedOut,
+                                format!(
+                                    "stopped after its timeout of {} s (task_registry.yml timeout)",
+                                    task.timeout.as_secs()
+                                ),
+                            ),
+                            cx::STOP_SHUTDOWN => (
+                                JobStatus::Interrupted,
+                                "sofiia stopped while this run was going; it is not re-run by itself"
+                                    .to_string(),
+                            ),
+                            _ => (
+                                JobStatus::Cancelled,
+                                lock(&self.0.live)
+                                    .cancelled_by
+                                    .remove(&run.id)
+                                    .unwrap_or_else(|| "cancelled".into()),
+                            ),
+                        };
+                        let after = match finished {
+                            Ok(o) => format!("; the call in flight finished first: {}", o.summary),
+                            Err(e)
+                                if cx.stop.load(Ordering::SeqCst) != 0
+                                    && matches!(e, Error::Conflict(_)) =>
+                            {
+                                String::new()
+                            }
+                            Err(e) => format!("; then: {e}"),
+                        };
+                        Err((status, format!("{why}{after}")))
+                    }
                 };
                 run.tool_calls = cx.calls.load(Ordering::Relaxed);
                 let w = std::mem::take(&mut *cx.written.lock().unwrap_or_else(|p| p.into_inner()));
@@ -561,13 +615,20 @@ impl Jobs {
         self.publish(&run);
     }
 
-    /// Cancel a waiting or running run.
-    pub async fn cancel(&self, id: &str) -> Result<JobRun> {
+    /// Cancel a waiting or running run: `by` (who asks, for the record) acting with `role`,
+    /// which must be one that may start the task (the operator always may).
+    pub async fn cancel(&self, id: &str, by: &str, role: &str) -> Result<JobRun> {
         self.recovered().await?;
+        let current = self.get(id).await?;
+        if let Some(task) = self.0.registry.get(&current.job) {
+            self.may_start(task, role, "cancel")?;
+        }
+        let note = format!("cancelled by {by}");
         let waiting = {
             let mut live = lock(&self.0.live);
-            if let Some(tx) = live.stop.get(id) {
-                let _ = tx.send(1);
+            if let Some(tx) = live.stop.get(id).cloned() {
+                live.cancelled_by.insert(id.to_string(), note.clone());
+                let _ = tx.send(cx::STOP_CANCEL);
                 None
             } else {
                 let mut found = None;
@@ -582,11 +643,19 @@ impl Jobs {
         };
         match waiting {
             None => {
-                // Running: it stops at its next await; answer with the record once it has.
-                for _ in 0..100 {
+                // Running: it stops once its call in flight returns; answer with the record
+                // then (a run that finished first says so).
+                for _ in 0..250 {
                     let r = self.get(id).await?;
-                    if r.status.finished() {
+                    if r.status == JobStatus::Cancelled {
                         return Ok(r);
+                    }
+                    if r.status.finished() {
+                        return Err(Error::Conflict(format!(
+                            "{} finished ({}) before the cancel reached it",
+                            r.id,
+                            r.status.as_str()
+                        )));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -596,7 +665,7 @@ impl Jobs {
                 run.status = JobStatus::Cancelled;
                 run.finished_at = Some(self.0.clock.now());
                 run.summary = "cancelled before it started".into();
-                run.error = Some("cancelled by hand".into());
+                run.error = Some(note);
                 let rec = run.clone();
                 self.0
                     .store
@@ -643,7 +712,19 @@ impl Jobs {
         let cursor = match &before {
             None => None,
             Some(b) => {
-                let r = self.get(b).await?;
+                let bad = || {
+                    Error::invalid(
+                        "before",
+                        "is not a run id of this task from a previous page",
+                    )
+                };
+                if !valid_run_id(b) {
+                    return Err(bad());
+                }
+                let r = self.get(b).await.map_err(|_| bad())?;
+                if r.job != task {
+                    return Err(bad());
+                }
                 Some((crate::kernel::clock::micros(r.created_at), r.id))
             }
         };
@@ -653,9 +734,8 @@ impl Jobs {
             .store
             .read(move |txn| tables::task_runs(txn, &t, cursor, limit))
             .await?;
-        let next_before = (runs.len() >= limit)
-            .then(|| runs.last().map(|r| r.id.clone()))
-            .flatten();
+        let full = runs.len() >= limit;
+        let mut cut = false;
         if before.is_none() {
             let dry: Vec<JobRun> = lock(&self.0.live)
                 .dry
@@ -665,7 +745,15 @@ impl Jobs {
                 .collect();
             runs.extend(dry);
             runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+            cut = runs.len() > limit;
+            runs.truncate(limit);
         }
+        // The next page starts after the last stored run shown (dry runs are not stored).
+        let next_before = if full || cut {
+            runs.iter().rev().find(|r| !r.dry_run).map(|r| r.id.clone())
+        } else {
+            None
+        };
         Ok(json!({"task_id": task, "runs": runs, "next_before": next_before}))
     }
 
@@ -737,7 +825,12 @@ impl Jobs {
                 "skipped_overlap": state.skipped_overlap,
             }));
         }
-        Ok(json!({"tasks": tasks, "now": rfc3339(now), "registry": self.0.registry.source}))
+        // The file's name only: where CONFIG_DIR is is no business of a reader.
+        let registry = match self.0.registry.source.rsplit(['/', '\\']).next() {
+            Some(name) if !self.0.registry.source.starts_with("(built-in)") => name.to_string(),
+            _ => self.0.registry.source.clone(),
+        };
+        Ok(json!({"tasks": tasks, "now": rfc3339(now), "registry": registry}))
     }
 
     /// Check the clock against every scheduled task: start what is due, handle what was
@@ -1021,7 +1114,7 @@ impl Jobs {
         {
             let live = lock(&self.0.live);
             for tx in live.stop.values() {
-                let _ = tx.send(2);
+                let _ = tx.send(cx::STOP_SHUTDOWN);
             }
         }
         for _ in 0..250 {
@@ -1091,7 +1184,12 @@ impl Jobs {
                             "is not a job run id (jr_ and 20 hex digits)",
                         ));
                     }
-                    to(self.cancel(&job_run_id).await?)
+                    let by = if caller.role == "operator" && caller.actor == "operator" {
+                        "operator".to_string()
+                    } else {
+                        format!("agent:{}", caller.actor)
+                    };
+                    to(self.cancel(&job_run_id, &by, &caller.role).await?)
                 }
             }
         }

@@ -88,6 +88,9 @@ pub struct InputSpec {
     pub kind: InputKind,
     /// What it changes, for `--help`-like listings.
     pub about: &'static str,
+    /// For whole numbers: the smallest and largest accepted.
+    pub min: u64,
+    pub max: u64,
 }
 
 /// One task as the scheduler runs it.
@@ -283,13 +286,16 @@ pub fn check_input(specs: &[InputSpec], key: &str, v: Json) -> Result<Json, Stri
             format!("not an input of this job (inputs: {})", known.join(", "))
         });
     };
+    let in_range = |n: u64| n >= spec.min && n <= spec.max;
     match (spec.kind, v) {
         (InputKind::Bool, Json::Bool(b)) => Ok(Json::Bool(b)),
         (InputKind::Bool, Json::String(s)) if s == "true" || s == "false" => {
             Ok(Json::Bool(s == "true"))
         }
-        (InputKind::Int, Json::Number(n)) if n.is_u64() => Ok(Json::Number(n)),
-        (InputKind::Int, Json::String(s)) if s.parse::<u64>().is_ok() => {
+        (InputKind::Int, Json::Number(n)) if n.as_u64().is_some_and(in_range) => {
+            Ok(Json::Number(n))
+        }
+        (InputKind::Int, Json::String(s)) if s.parse::<u64>().is_ok_and(in_range) => {
             Ok(Json::from(s.parse::<u64>().unwrap_or(0)))
         }
         (InputKind::Text, Json::String(s)) if s.len() <= 200 => Ok(Json::String(s)),
@@ -297,7 +303,11 @@ pub fn check_input(specs: &[InputSpec], key: &str, v: Json) -> Result<Json, Stri
             "must be {}",
             match kind {
                 InputKind::Bool => "true or false",
-                InputKind::Int => "a whole number ≥ 0",
+                InputKind::Int =>
+                    return Err(format!(
+                        "must be a whole number from {} to {}",
+                        spec.min, spec.max
+                    )),
                 InputKind::Text => "text of at most 200 bytes",
             }
         )),
@@ -315,6 +325,8 @@ mod tests {
                 name: "limit",
                 kind: InputKind::Int,
                 about: "",
+                min: 0,
+                max: u64::MAX,
             }],
         ),
         ("backup", &[]),

@@ -28,6 +28,8 @@ impl Job for ProbeJob {
             name: "label",
             kind: InputKind::Text,
             about: "goes into the report",
+            min: 0,
+            max: 0,
         }]
     }
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
@@ -89,6 +91,8 @@ fn registry(task_yaml: &str) -> TaskRegistry {
         name: "label",
         kind: InputKind::Text,
         about: "",
+        min: 0,
+        max: 0,
     }];
     TaskRegistry::parse(
         "test.yml",
@@ -559,11 +563,18 @@ async fn a_waiting_run_can_be_cancelled_and_a_finished_one_cannot() {
     h.probe.gated.store(true, Ordering::SeqCst);
     let a = h.jobs.start(h.manual("t")).await.unwrap();
     let b = h.jobs.start(h.manual("t")).await.unwrap();
-    let c = h.jobs.cancel(&b.id).await.unwrap();
+    let c = h.jobs.cancel(&b.id, "operator", "operator").await.unwrap();
     assert_eq!(c.status, JobStatus::Cancelled);
-    let ra = h.jobs.cancel(&a.id).await.unwrap();
+    let ra = h.jobs.cancel(&a.id, "operator", "operator").await.unwrap();
     assert_eq!(ra.status, JobStatus::Cancelled);
     h.settle("t").await;
-    assert_eq!(h.jobs.cancel(&a.id).await.unwrap_err().code(), "conflict");
+    assert_eq!(
+        h.jobs
+            .cancel(&a.id, "operator", "operator")
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
     assert_eq!(h.probe.runs.load(Ordering::SeqCst), 0);
 }

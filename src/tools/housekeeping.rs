@@ -25,6 +25,22 @@ const ACTIONS: &[Action] = &[
 /// Prefix of the `backup` action's snapshots: keep-last pruning touches only these.
 pub const BACKUP_PREFIX: &str = "job-backup-";
 
+/// Whether `name` is exactly what the `backup` action writes: `job-backup-YYYYMMDD-HHMMSS`.
+pub fn is_own_backup(name: &str) -> bool {
+    let Some(stamp) = name.strip_prefix(BACKUP_PREFIX) else {
+        return false;
+    };
+    let b = stamp.as_bytes();
+    b.len() == 15
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 8 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
 /// Graph runs past their TTL, as the graph runner sweeps them (bound once it exists).
 pub trait RunSweep: Send + Sync + 'static {
     /// Remove (or, in a dry run, count) finished runs past their TTL.
@@ -89,7 +105,13 @@ impl HousekeepingTool {
             .format(&fmt)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let name = format!("{BACKUP_PREFIX}{stamp}");
-        let mut own = self.backups.own(BACKUP_PREFIX)?;
+        // Only names this action writes (job-backup-YYYYMMDD-HHMMSS) are its own.
+        let mut own: Vec<String> = self
+            .backups
+            .own(BACKUP_PREFIX)?
+            .into_iter()
+            .filter(|n| is_own_backup(n))
+            .collect();
         if own.contains(&name) {
             return Err(Error::Conflict(format!(
                 "backups/{name} already exists (one backup per second)"
@@ -170,5 +192,21 @@ impl Tool for HousekeepingTool {
                 other => Err(no_action(NAME, other, ACTIONS)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_names_the_backup_action_writes_are_pruned() {
+        assert!(super::is_own_backup("job-backup-20261130-080031"));
+        for other in [
+            "job-backup-zzzz-precious",
+            "job-backup-20261130-0800311",
+            "mine",
+            ".job-backup-20261130-080031.partial-ab12",
+        ] {
+            assert!(!super::is_own_backup(other), "{other}");
+        }
     }
 }

@@ -84,6 +84,63 @@ fn parse_path(path: &str) -> Option<(&'static str, &'static str, String)> {
     })
 }
 
+/// The largest report file read (a digest is a few KiB to a few hundred).
+pub const MAX_REPORT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A plain file's bytes: `None` if missing; refused if it, or a folder on the way from `root`,
+/// is a link, or it is not a regular file, or it is too large.
+fn read_plain(
+    root: &std::path::Path,
+    path: &std::path::Path,
+    rel: &str,
+) -> Result<Option<Vec<u8>>> {
+    let refuse = || Error::Validation {
+        code: "unreadable_report",
+        message: format!("{rel} is not a plain report file"),
+    };
+    // Every folder from DATA_DIR/reports down, and the file: no links, nothing special.
+    if !std::fs::symlink_metadata(root).is_ok_and(|m| m.is_dir()) {
+        return Ok(None);
+    }
+    let mut at = root.to_path_buf();
+    let inner = path.strip_prefix(root).map_err(|_| refuse())?;
+    let parts: Vec<_> = inner.components().collect();
+    for (i, c) in parts.iter().enumerate() {
+        at.push(c);
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Io(format!("{rel}: {e}"))),
+        };
+        let last = i + 1 == parts.len();
+        let ok = if last {
+            meta.file_type().is_file()
+        } else {
+            meta.file_type().is_dir()
+        };
+        if !ok {
+            return Err(refuse());
+        }
+        if last && meta.len() > MAX_REPORT_BYTES {
+            return Err(Error::TooLarge(format!(
+                "{rel} is larger than {} MiB",
+                MAX_REPORT_BYTES / 1024 / 1024
+            )));
+        }
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Io(format!("{rel}: {e}")))?;
+    let mut out = Vec::new();
+    use std::io::Read;
+    (&mut f)
+        .take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Io(format!("{rel}: {e}")))?;
+    if out.len() as u64 > MAX_REPORT_BYTES {
+        return Err(refuse());
+    }
+    Ok(Some(out))
+}
+
 /// `reports_tool`, over `DATA_DIR/reports`.
 pub struct ReportsTool {
     reports_dir: PathBuf,
@@ -110,6 +167,16 @@ impl ReportsTool {
                 continue;
             }
             let dir = self.reports_dir.join(folder);
+            // A folder that is a link (or a link on the way) is not ours: skip it.
+            let mut at = self.reports_dir.clone();
+            let plain = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+                && folder.split('/').all(|p| {
+                    at.push(p);
+                    std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+                });
+            if !plain {
+                continue;
+            }
             let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -122,7 +189,8 @@ impl ReportsTool {
                     Some((s, "json")) => (s.to_string(), "json"),
                     _ => continue,
                 };
-                if !period_ok(&stem) {
+                // Regular files only (file_type does not follow links).
+                if !period_ok(&stem) || !e.file_type().is_ok_and(|t| t.is_file()) {
                     continue;
                 }
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
@@ -153,17 +221,29 @@ impl ReportsTool {
         };
         let base = self.reports_dir.join(folder);
         let read = |ext: &str| -> Result<Option<String>> {
-            match std::fs::read_to_string(base.join(format!("{period}.{ext}"))) {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::Io(format!("reports/{folder}/{period}.{ext}: {e}"))),
-            }
+            let rel = format!("reports/{folder}/{period}.{ext}");
+            let Some(bytes) = read_plain(
+                &self.reports_dir,
+                &base.join(format!("{period}.{ext}")),
+                &rel,
+            )?
+            else {
+                return Ok(None);
+            };
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| Error::Validation {
+                    code: "unreadable_report",
+                    message: format!("{rel} is not UTF-8 text"),
+                })
         };
         let markdown = read("md")?;
         let data = match read("json")? {
             Some(t) => Some(
-                serde_json::from_str::<Json>(&t)
-                    .map_err(|e| Error::Internal(format!("{folder}/{period}.json: {e}")))?,
+                serde_json::from_str::<Json>(&t).map_err(|e| Error::Validation {
+                    code: "unreadable_report",
+                    message: format!("reports/{folder}/{period}.json is not JSON: {e}"),
+                })?,
             ),
             None => None,
         };

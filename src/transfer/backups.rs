@@ -55,6 +55,9 @@ impl Backups {
         let me = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _guard = guard;
+            // With the one-backup slot held, any half-written folder is from a backup that
+            // died (kill -9, power loss): remove it so it does not sit there forever.
+            me.remove_stale_partials();
             use redb::ReadableDatabase;
             let txn = me.store.db().begin_read()?;
             let files = crate::transfer::artifact_paths(&txn)?;
@@ -75,6 +78,25 @@ impl Backups {
                 Ok(r)
             }
             Err(e) => Err(relative_to(e, &self.data_dir)),
+        }
+    }
+
+    fn remove_stale_partials(&self) {
+        let dir = self.data_dir.join("backups");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let partial = name.starts_with('.') && name.contains(".partial-");
+            if partial && e.file_type().is_ok_and(|t| t.is_dir()) {
+                match std::fs::remove_dir_all(e.path()) {
+                    Ok(()) => tracing::info!(folder = %name, "stale_backup_partial_removed"),
+                    Err(err) => {
+                        tracing::warn!(folder = %name, error = %err, "stale_backup_partial_not_removed")
+                    }
+                }
+            }
         }
     }
 

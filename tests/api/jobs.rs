@@ -154,6 +154,21 @@ async fn the_seed_curl_starts_the_weekly_digest_which_writes_both_files() {
         404,
         "not_found",
     );
+    #[cfg(unix)]
+    {
+        // A link planted under reports/ is not followed, in the list or when read.
+        let secret = app.dir.path().join("secret.md");
+        std::fs::write(&secret, "# not a report\n").unwrap();
+        std::fs::create_dir_all(data.join("reports/risk")).unwrap();
+        std::os::unix::fs::symlink(&secret, data.join("reports/risk/2026-01-02.md")).unwrap();
+        assert_error(
+            &app.get("/api/reports/risk/2026-01-02").await,
+            422,
+            "unreadable_report",
+        );
+        let (_, v) = app.get("/api/reports?kind=risk").await;
+        assert_eq!(v["reports"], json!([]), "{v}");
+    }
     assert_error(
         &app.get("/api/reports?kind=secrets").await,
         422,
@@ -241,6 +256,36 @@ async fn the_registry_lists_each_job_with_its_next_five_fires_and_last_run() {
         422,
         "invalid_field",
     );
+    for bad in [
+        json!({"inputs": {"keep_last": 0}}),
+        json!({"inputs": {"keep_last": 1001}}),
+    ] {
+        let got = app.post("/api/jobs/backup/run", bad).await;
+        assert_error(&got, 422, "invalid_field");
+        assert!(
+            got.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("from 1 to 1000"),
+            "{}",
+            got.1
+        );
+    }
+    assert_eq!(app.post("/api/jobs/backup/run", json!([])).await.0, 422);
+    let (_, v) = app.get("/api/jobs/backup/runs").await;
+    assert_eq!(v["runs"], json!([]), "refused starts record nothing: {v}");
+    // A page holds at most `limit` runs, dry runs included; a cursor of another task is refused.
+    let (_, v) = app
+        .get("/api/jobs/weekly_incident_digest/runs?limit=1")
+        .await;
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
+    let other = app
+        .get(&format!(
+            "/api/jobs/backup/runs?before={}",
+            real["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_error(&other, 422, "invalid_field");
     assert_error(
         &app.get("/api/job-runs/jr_nope").await,
         422,
@@ -320,6 +365,26 @@ async fn permissions_apply_to_the_api_and_the_tool_including_a_403_for_monitor()
         .as_str()
         .unwrap()
         .contains("agent_cto"));
+    // helion may not cancel what it may not start, even a finished run (403, not 409).
+    let r = app
+        .client
+        .post(app.url("/api/jobs/backup/run"))
+        .bearer_auth(OPERATOR_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let backup: Value = r.json().await.unwrap();
+    let bid = backup["job_run_id"].as_str().unwrap().to_string();
+    finished(&app, Some(OPERATOR_KEY), &bid).await;
+    let refused = post(
+        helion.clone(),
+        "/v1/tools/jobs",
+        json!({"action":"cancel_task","params":{"job_run_id": bid}}),
+    )
+    .await;
+    assert_error(&refused, 403, "job_permission");
     // Nothing was started by the refused calls: one run in all.
     let (_, v) = post(
         helion,
