@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alerts;
 mod backlog;
 mod backup;
 mod bad_input;
