@@ -25,6 +25,7 @@ mod listing;
 mod observability;
 mod outbound;
 mod process;
+mod realam;
 mod realprom;
 mod risk;
 mod runbooks;
