@@ -414,7 +414,10 @@ impl Alerts {
                     };
                     let target = match own {
                         Some(inc) => Some(inc),
-                        None => self.group_incident(&a).await?,
+                        None => match self.group_incident(&a).await? {
+                            Some(inc) => Some(inc),
+                            None => self.fingerprint_incident(&a).await?,
+                        },
                     };
                     match target {
                         Some(inc) => {
@@ -524,6 +527,28 @@ impl Alerts {
             }
         }
         Ok(None)
+    }
+
+    /// The newest active incident of the alert's service that already carries its
+    /// fingerprint (one opened by hand, or by a triage that stopped before it took the alert
+    /// off the queue).
+    async fn fingerprint_incident(
+        &self,
+        a: &Alert,
+    ) -> Result<Option<crate::incidents::model::Incident>> {
+        let page = self
+            .incidents
+            .list(crate::incidents::ListQuery {
+                status: vec![Status::Open, Status::Acknowledged, Status::Mitigated],
+                service: vec![a.service.clone()],
+                limit: crate::incidents::MAX_LIMIT,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page
+            .items
+            .into_iter()
+            .find(|i| i.fingerprints.contains(&a.fingerprint)))
     }
 
     async fn open_incident(

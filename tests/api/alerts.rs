@@ -498,3 +498,78 @@ async fn an_alert_queued_before_a_crash_is_triaged_by_the_next_pass() {
     let (_, st) = app.get("/api/alerts/stats").await;
     assert_eq!(st["untriaged"], 0);
 }
+
+#[tokio::test]
+async fn agents_ingest_through_the_tool_endpoint_and_ack_lists_and_hand_made_incidents_work() {
+    let app = spawn_app_with_clock(fixed_clock()).await;
+    // An incident opened by hand that already carries the alert's fingerprint.
+    let (s, hand) = app
+        .post(
+            "/api/incidents",
+            json!({"service": "gateway", "severity": "P2", "title": "Latency, by hand",
+                   "fingerprints": ["00000000000000dd"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{hand}");
+    let hand_id = hand["id"].as_str().unwrap().to_string();
+    let body = am_body(
+        "firing",
+        vec![am_alert(
+            "HighLatency",
+            "00000000000000dd",
+            "firing",
+            "2026-03-02T11:30:00Z",
+            ZERO,
+        )],
+    );
+    let (s, v) = app
+        .post(
+            "/v1/tools/execute",
+            json!({"tool": "alerts_tool", "action": "ingest_alertmanager", "params": body}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let r = &v["result"];
+    assert_eq!(r["triage"]["incidents_opened"], json!([]), "{v}");
+    assert_eq!(r["triage"]["incidents_updated"], json!([hand_id]));
+    assert_eq!(incidents(&app).await.len(), 1);
+
+    // A generic alert on another service, then filters.
+    let (s, v) = app
+        .post(
+            "/api/alerts",
+            json!({"service": "billing", "severity": "info", "summary": "slow invoices",
+                   "starts_at": "2026-03-02T11:45:00Z", "fingerprint": "billing-slow-1"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, l) = app.get("/api/alerts?service=billing").await;
+    assert_eq!(l["total"], 1);
+    assert_eq!(l["items"][0]["severity"], "P3", "info maps to P3");
+    let (_, l) = app
+        .get("/api/alerts?status=firing&since=2026-03-02T11:00:00Z")
+        .await;
+    assert_eq!(l["total"], 2);
+    let (_, l) = app.get("/api/alerts?since=2026-03-02T12:00:01Z").await;
+    assert_eq!(l["total"], 0);
+    let got = app.get("/api/alerts?status=pending").await;
+    assert_error(&got, 422, "invalid_field");
+
+    // Ack by incident: its alerts are acknowledged, and so is the open incident.
+    let (s, v) = app
+        .post("/api/alerts/ack", json!({"incident_id": hand_id}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["acknowledged"], json!(["00000000000000dd"]));
+    assert_eq!(v["incident_status"], "acknowledged");
+    let (_, a) = app.get("/api/alerts/00000000000000dd").await;
+    assert_eq!(a["acked_by"], "operator");
+    let (s, v) = app
+        .post("/api/alerts/ack", json!({"fingerprint": "billing-slow-1"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = app.post("/api/alerts/ack", json!({})).await;
+    assert_error(&got, 422, "invalid_field");
+    let got = app.get("/api/alerts/nope-not-here").await;
+    assert_eq!(got.0, 404, "{}", got.1);
+}
