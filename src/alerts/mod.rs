@@ -92,6 +92,8 @@ pub struct TriageReport {
     pub not_routed: usize,
     /// Alerts left queued because they changed while being triaged.
     pub requeued: usize,
+    /// Alerts left queued because their triage failed (`{fingerprint, error}`).
+    pub failed: Vec<Json>,
 }
 
 /// Filters of [`Alerts::list`].
@@ -398,59 +400,105 @@ impl Alerts {
         let mut to_open: BTreeMap<String, Vec<(Alert, i64)>> = BTreeMap::new();
         for (a, queued) in pending {
             report.processed += 1;
-            match a.status {
-                AlertStatus::Suppressed => {
-                    report.suppressed += 1;
-                    self.done(&a.fingerprint, queued, None, &mut report).await?;
-                }
-                AlertStatus::Firing if !a.open_incident => {
-                    report.not_routed += 1;
-                    self.done(&a.fingerprint, queued, None, &mut report).await?;
-                }
-                AlertStatus::Firing => {
-                    let own = match &a.incident_id {
-                        Some(id) => self.active_incident(id).await?,
-                        None => None,
-                    };
-                    let target = match own {
-                        Some(inc) => Some(inc),
-                        None => match self.group_incident(&a).await? {
-                            Some(inc) => Some(inc),
-                            None => self.fingerprint_incident(&a).await?,
-                        },
-                    };
-                    match target {
-                        Some(inc) => {
-                            self.attach(&inc, &a, actor).await?;
-                            push_unique(&mut report.incidents_updated, &inc.id);
-                            self.done(&a.fingerprint, queued, Some(inc.id.clone()), &mut report)
-                                .await?;
-                        }
-                        None => to_open
-                            .entry(a.group_key.clone())
-                            .or_default()
-                            .push((a, queued)),
-                    }
-                }
-                AlertStatus::Resolved => {
-                    if let Some(id) = &a.incident_id {
-                        if self.resolve_on(id, &a, actor).await? {
-                            push_unique(&mut report.incidents_resolved, id);
-                        }
-                    }
-                    self.done(&a.fingerprint, queued, None, &mut report).await?;
-                }
+            let fp = a.fingerprint.clone();
+            // One alert's failure leaves it queued for the next pass and does not stop the rest.
+            if let Err(e) = self
+                .triage_one(a, queued, actor, &mut report, &mut to_open)
+                .await
+            {
+                report
+                    .failed
+                    .push(json!({"fingerprint": fp, "error": e.to_string()}));
             }
         }
         for (group, alerts) in to_open {
-            let id = self.open_incident(&group, &alerts, actor).await?;
+            let id = match self.open_incident(&group, &alerts, actor).await {
+                Ok(id) => id,
+                Err(e) => {
+                    for (a, _) in &alerts {
+                        report
+                            .failed
+                            .push(json!({"fingerprint": a.fingerprint, "error": e.to_string()}));
+                    }
+                    continue;
+                }
+            };
             report.incidents_opened.push(id.clone());
             for (a, queued) in alerts {
-                self.done(&a.fingerprint, queued, Some(id.clone()), &mut report)
-                    .await?;
+                if let Err(e) = self
+                    .done(&a.fingerprint, queued, Some(id.clone()), &mut report)
+                    .await
+                {
+                    report
+                        .failed
+                        .push(json!({"fingerprint": a.fingerprint, "error": e.to_string()}));
+                }
             }
         }
+        if !report.failed.is_empty() {
+            tracing::warn!(
+                failed = report.failed.len(),
+                "alert_triage_left_alerts_queued"
+            );
+        }
         Ok(report)
+    }
+
+    /// Triage one queued alert; firing alerts that need a new incident go to `to_open`.
+    async fn triage_one(
+        &self,
+        a: Alert,
+        queued: i64,
+        actor: &str,
+        report: &mut TriageReport,
+        to_open: &mut BTreeMap<String, Vec<(Alert, i64)>>,
+    ) -> Result<()> {
+        match a.status {
+            AlertStatus::Suppressed => {
+                report.suppressed += 1;
+                self.done(&a.fingerprint, queued, None, report).await
+            }
+            AlertStatus::Firing if !a.open_incident => {
+                report.not_routed += 1;
+                self.done(&a.fingerprint, queued, None, report).await
+            }
+            AlertStatus::Firing => {
+                let own = match &a.incident_id {
+                    Some(id) => self.active_incident(id).await?,
+                    None => None,
+                };
+                let target = match own {
+                    Some(inc) => Some(inc),
+                    None => match self.group_incident(&a).await? {
+                        Some(inc) => Some(inc),
+                        None => self.fingerprint_incident(&a).await?,
+                    },
+                };
+                match target {
+                    Some(inc) => {
+                        self.attach(&inc, &a, actor).await?;
+                        push_unique(&mut report.incidents_updated, &inc.id);
+                        self.done(&a.fingerprint, queued, Some(inc.id.clone()), report)
+                            .await
+                    }
+                    None => {
+                        to_open
+                            .entry(a.group_key.clone())
+                            .or_default()
+                            .push((a, queued));
+                        Ok(())
+                    }
+                }
+            }
+            AlertStatus::Resolved => {
+                if let Some(id) = &a.incident_id {
+                    if self.resolve_on(id, &a, actor).await? {
+                        push_unique(&mut report.incidents_resolved, id);
+                    }
+                }
+                self.done(&a.fingerprint, queued, None, report).await
+            }
+        }
     }
 
     /// Take an alert off the queue (if it did not change meanwhile) and link its incident.

@@ -56,13 +56,17 @@ impl Job for AlertTriage {
                 });
             }
             let r = cx.tool("alerts_tool", "triage", json!({})).await?;
-            let summary = format!(
+            let mut summary = format!(
                 "{} alert(s) triaged: {} incident(s) opened, {} updated, {} resolved",
                 n(&r["processed"]),
                 n(&r["incidents_opened"]),
                 n(&r["incidents_updated"]),
                 n(&r["incidents_resolved"])
             );
+            let failed = n(&r["failed"]);
+            if failed > 0 {
+                summary.push_str(&format!("; {failed} failed and stay queued"));
+            }
             Ok(Outcome { summary, result: r })
         })
     }

@@ -573,3 +573,81 @@ async fn agents_ingest_through_the_tool_endpoint_and_ack_lists_and_hand_made_inc
     let got = app.get("/api/alerts/nope-not-here").await;
     assert_eq!(got.0, 404, "{}", got.1);
 }
+
+#[tokio::test]
+async fn a_refire_after_the_flap_window_is_no_flap_and_after_close_opens_a_new_incident() {
+    let clock = fixed_clock();
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let fire = |starts: &str| {
+        am_body(
+            "firing",
+            vec![am_alert(
+                "HighLatency",
+                "00000000000000ee",
+                "firing",
+                starts,
+                ZERO,
+            )],
+        )
+    };
+    let resolve = |starts: &str, ends: &str| {
+        am_body(
+            "resolved",
+            vec![am_alert(
+                "HighLatency",
+                "00000000000000ee",
+                "resolved",
+                starts,
+                ends,
+            )],
+        )
+    };
+    let (_, v) = app
+        .post("/api/alerts/alertmanager", fire("2026-03-02T11:50:00Z"))
+        .await;
+    let id = v["triage"]["incidents_opened"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, v) = app
+        .post(
+            "/api/alerts/alertmanager",
+            resolve("2026-03-02T11:50:00Z", "2026-03-02T12:00:00Z"),
+        )
+        .await;
+    assert_eq!(v["triage"]["incidents_resolved"], json!([id]));
+    // 31 minutes later (window 30): the incident is still mitigated, so the alert rejoins it,
+    // but it is not a flap.
+    clock.advance(time::Duration::minutes(31));
+    let (_, v) = app
+        .post("/api/alerts/alertmanager", fire("2026-03-02T12:31:00Z"))
+        .await;
+    assert_eq!(v["triage"]["incidents_updated"], json!([id]), "{v}");
+    let (_, a) = app.get("/api/alerts/00000000000000ee").await;
+    assert_eq!(a["flaps"], 0);
+    // Resolved again and the incident closed by a person: the next fire is a new incident.
+    let (_, _) = app
+        .post(
+            "/api/alerts/alertmanager",
+            resolve("2026-03-02T12:31:00Z", "2026-03-02T12:31:30Z"),
+        )
+        .await;
+    let (s, c) = app
+        .post(
+            &format!("/api/incidents/{id}/close"),
+            json!({"message": "fixed"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    clock.advance(time::Duration::minutes(1));
+    let (_, v) = app
+        .post("/api/alerts/alertmanager", fire("2026-03-02T12:32:00Z"))
+        .await;
+    let opened = v["triage"]["incidents_opened"].as_array().unwrap();
+    assert_eq!(opened.len(), 1, "{v}");
+    assert_ne!(opened[0], id.as_str());
+    let all = incidents(&app).await;
+    assert_eq!(all.len(), 2);
+    let new = all.iter().find(|i| i["id"] == opened[0]).unwrap();
+    assert_eq!(new["started_at"], "2026-03-02T12:32:00Z");
+}
