@@ -488,9 +488,27 @@ async fn an_alert_queued_before_a_crash_is_triaged_by_the_next_pass() {
     let app = spawn_in(dir, fixed_clock()).await;
     let (_, st) = app.get("/api/alerts/stats").await;
     assert_eq!(st["untriaged"], 1);
-    let (s, r) = app.post("/api/alerts/triage", json!({})).await;
-    assert_eq!(s, 200, "{r}");
-    assert_eq!(r["incidents_opened"].as_array().unwrap().len(), 1, "{r}");
+    // The scheduled alert_triage job (as the scheduler agent, through alerts_tool.triage).
+    let (s, r) = app.post("/api/jobs/alert_triage/run", json!({})).await;
+    assert_eq!(s, 202, "{r}");
+    let id = r["job_run_id"].as_str().unwrap().to_string();
+    let mut run = Value::Null;
+    for _ in 0..500 {
+        run = app.get(&format!("/api/job-runs/{id}")).await.1;
+        if !matches!(run["status"].as_str(), Some("running" | "queued")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        run["summary"], "1 alert(s) triaged: 1 incident(s) opened, 0 updated, 0 resolved",
+        "{run}"
+    );
+    assert_eq!(
+        run["result"]["incidents_opened"].as_array().unwrap().len(),
+        1,
+        "{run}"
+    );
     let all = incidents(&app).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["started_at"], "2026-03-02T11:40:00Z");
