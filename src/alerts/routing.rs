@@ -213,6 +213,11 @@ impl Routing {
             }
             w.range = Some((a, b));
         }
+        // Alert severities are compared without regard to case.
+        self.severity_map = std::mem::take(&mut self.severity_map)
+            .into_iter()
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v))
+            .collect();
         if !(1..=1440).contains(&self.triage.flap_window_minutes) {
             return Err(bad("triage.flap_window_minutes", "must be 1-1440"));
         }
@@ -363,6 +368,40 @@ mod tests {
             e,
             "alert_routing.yml: maintenance_windows[0].ends_at: must be after starts_at"
         );
+    }
+
+    #[test]
+    fn the_severity_map_and_service_label_are_configurable() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = DEFAULT_ROUTING
+            .replace("  critical: P1\n", "  Critical: P0\n")
+            .replace(
+                "routes:\n",
+                "routes:\n  - matchers: ['team=\"payments\"']\n    service_label: app\n    env: staging\n",
+            );
+        std::fs::write(dir.path().join(FILE), text).unwrap();
+        let r = Routing::load(Some(dir.path())).unwrap();
+        let got = r.route(
+            &labels(&[
+                ("severity", "CRITICAL"),
+                ("team", "payments"),
+                ("app", "billing"),
+                ("service", "x"),
+            ]),
+            (None, None),
+        );
+        assert_eq!(
+            (
+                got.service.as_str(),
+                got.env.as_str(),
+                got.severity,
+                got.route
+            ),
+            ("billing", "staging", Severity::P0, Some(0))
+        );
+        // Unmapped severities get default_severity.
+        let got = r.route(&labels(&[("severity", "fatal")]), (None, None));
+        assert_eq!(got.severity, Severity::P3);
     }
 
     #[test]
