@@ -2,6 +2,8 @@
 //! replays change nothing, resolves mitigate, flaps stay one incident, silences suppress,
 //! malformed bodies are refused naming the field, and RBAC decides who may ingest.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 use sofiia::gateway::auth::issue_key;
 
@@ -668,4 +670,112 @@ async fn a_refire_after_the_flap_window_is_no_flap_and_after_close_opens_a_new_i
     assert_eq!(all.len(), 2);
     let new = all.iter().find(|i| i["id"] == opened[0]).unwrap();
     assert_eq!(new["started_at"], "2026-03-02T12:32:00Z");
+}
+
+/// sofiia as a child process on a free port over `dir/data`; its base URL.
+fn start_process(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sofiia"))
+        .current_dir(dir)
+        .env("DATA_DIR", dir.join("data"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .env_remove("CONFIG_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let base = line.rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[tokio::test]
+async fn kill_9_during_intake_loses_no_acknowledged_alert_and_triage_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_process(dir.path());
+    let client = sofiia::net::client();
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let fp = format!("crash-{i:03}");
+            let body = json!({"service": format!("svc{}", i % 7), "severity": "critical",
+                              "summary": format!("alert {i}"), "fingerprint": fp,
+                              "starts_at": "2026-03-02T11:00:00Z"});
+            let r = client
+                .post(format!("{base}/api/alerts"))
+                .json(&body)
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status().as_u16() == 200) {
+                acked.lock().unwrap().push(fp);
+            }
+        }));
+    }
+    // Kill it (SIGKILL) while requests are in flight: after some were answered.
+    for _ in 0..2000 {
+        if acked.lock().unwrap().len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 5, "{acked:?}");
+
+    let (mut child, base) = start_process(dir.path());
+    let get = |path: String| {
+        let c = client.clone();
+        async move { split(c.get(path).send().await.unwrap()).await }
+    };
+    let (s, r) = split(
+        client
+            .post(format!("{base}/api/alerts/triage"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["failed"], json!([]), "{r}");
+    let (_, l) = get(format!("{base}/api/alerts?limit=500")).await;
+    let stored: std::collections::HashMap<String, Value> = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["fingerprint"].as_str().unwrap().to_string(), a.clone()))
+        .collect();
+    for fp in &acked {
+        let a = stored
+            .get(fp)
+            .unwrap_or_else(|| panic!("{fp} was answered 200 but is lost"));
+        assert!(a["incident_id"].is_string(), "{fp} has no incident: {a}");
+    }
+    // Every stored alert (answered or not) is triaged: one incident per service group.
+    for a in stored.values() {
+        assert!(a["incident_id"].is_string(), "{a}");
+    }
+    let (_, st) = get(format!("{base}/api/alerts/stats")).await;
+    assert_eq!(st["untriaged"], 0, "{st}");
+    let (_, incs) = get(format!("{base}/api/incidents?limit=100")).await;
+    let services: std::collections::BTreeSet<&str> = stored
+        .values()
+        .map(|a| a["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        incs["items"].as_array().unwrap().len(),
+        services.len(),
+        "one incident per group: {incs}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
