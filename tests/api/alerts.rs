@@ -779,3 +779,64 @@ async fn kill_9_during_intake_loses_no_acknowledged_alert_and_triage_catches_up(
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn alert_received_and_resolved_reach_ws_events() {
+    let app = spawn_app_with_clock(fixed_clock()).await;
+    let url = format!(
+        "{}/ws/events?types=alert.received,alert.resolved",
+        app.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let a = |status: &str, ends: &str| {
+        am_body(
+            status,
+            vec![am_alert(
+                "HighLatency",
+                "00000000000000ff",
+                status,
+                "2026-03-02T11:00:00Z",
+                ends,
+            )],
+        )
+    };
+    let (s, _) = app
+        .post("/api/alerts/alertmanager", a("firing", ZERO))
+        .await;
+    assert_eq!(s, 200);
+    let f = next_frame(&mut ws).await.expect("alert.received");
+    assert_eq!(f["type"], "alert.received");
+    assert_eq!(f["data"]["alert"]["fingerprint"], "00000000000000ff");
+    assert_eq!(f["data"]["alert"]["status"], "firing");
+    let (s, _) = app
+        .post(
+            "/api/alerts/alertmanager",
+            a("resolved", "2026-03-02T11:59:00Z"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let f = next_frame(&mut ws).await.expect("alert.resolved");
+    assert_eq!(f["type"], "alert.resolved");
+    assert_eq!(f["data"]["alert"]["resolved_at"], "2026-03-02T11:59:00Z");
+}
+
+/// The next JSON frame of a WebSocket (skipping the greeting and heartbeats), within two seconds.
+async fn next_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<Value> {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(2), ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).ok()?;
+            if v["type"] != "heartbeat" && v["type"] != "hello" {
+                return Some(v);
+            }
+        }
+    }
+}
