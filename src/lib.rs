@@ -20,7 +20,8 @@
 //!    [`intel`] (correlation, recurrence, digests) and [`transfer`] (JSONL export/import,
 //!    online snapshots);
 //!    then [`risk`] (service risk scores, attribution, pressure, digests) and [`backlog`]
-//!    (platform backlog items, deduplicated by key).
+//!    (platform backlog items, deduplicated by key) and [`alerts`] (Alertmanager and generic
+//!    alerts, routing, silences, the triage that opens incidents).
 //! 5. [`gateway`]: the pipeline every tool call passes (auth → RBAC → rollout → limits →
 //!    execute → redact → audit), the [`gateway::Tool`] trait and the [`gateway::Registry`].
 //! 6. [`tools`]: one adapter per tool, its params types inside, calling its room.
@@ -35,6 +36,7 @@
 //!    [`http::edge`]: the accept loop with the connection cap, read timeouts and shutdown grace.
 //! 10. [`server`]: bind, serve, graceful shutdown; [`cli`]: clap commands → library calls.
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod backlog;

@@ -142,6 +142,14 @@ impl AppState {
             crate::backlog::policy::BacklogPolicy::load(settings.config_dir.as_deref())
                 .map_err(config_error)?,
         );
+        let alerts = crate::alerts::Alerts::new(
+            store.clone(),
+            incidents.clone(),
+            clock.clone(),
+            bus.clone(),
+            crate::alerts::routing::Routing::load(settings.config_dir.as_deref())
+                .map_err(config_error)?,
+        );
         let registry = tools(Rooms {
             incidents: &incidents,
             search: &search,
@@ -149,6 +157,7 @@ impl AppState {
             intelligence,
             risk,
             backlog,
+            alerts,
             reports_dir: settings.data_dir.join("reports"),
             audit: audit.clone(),
             audit_retention_days: (
@@ -255,6 +264,10 @@ pub fn schema() -> Arc<Schema> {
             .room(
                 crate::backlog::tables::ALL,
                 crate::backlog::tables::MIGRATIONS,
+            )
+            .room(
+                crate::alerts::tables::ALL,
+                crate::alerts::tables::MIGRATIONS,
             ),
     )
 }
@@ -282,6 +295,8 @@ pub struct Rooms<'a> {
     pub risk: crate::risk::Risk,
     /// The platform backlog.
     pub backlog: crate::backlog::Backlog,
+    /// Alerts, silences and their triage.
+    pub alerts: crate::alerts::Alerts,
     /// Where reports (digests) are written.
     pub reports_dir: PathBuf,
     pub audit: crate::audit::Audit,
@@ -323,7 +338,8 @@ pub fn tools(rooms: Rooms<'_>) -> Result<Registry> {
             rooms.runs,
         )))?
         .register(Arc::new(risk::RiskTool::new(rooms.risk)))?
-        .register(Arc::new(backlog::BacklogTool::new(rooms.backlog)))?;
+        .register(Arc::new(backlog::BacklogTool::new(rooms.backlog)))?
+        .register(Arc::new(alerts::AlertsTool::new(rooms.alerts)))?;
     Ok(r)
 }
 

@@ -1,5 +1,6 @@
 //! The axum router: routes per room, JSON errors for every failure, request logs, the UI.
 
+pub mod alerts;
 pub mod backlog;
 pub mod edge;
 pub mod error;
@@ -89,6 +90,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/risk", get(risk::top))
         .route("/api/risk/{service}", get(risk::service))
         .route("/api/risk/{service}/history", get(risk::history))
+        .route("/api/alerts", get(alerts::list).post(alerts::ingest))
+        .route("/api/alerts/alertmanager", post(alerts::alertmanager))
+        .route("/api/alerts/stats", get(alerts::stats))
+        .route("/api/alerts/ack", post(alerts::ack))
+        .route("/api/alerts/triage", post(alerts::triage))
+        .route(
+            "/api/alerts/silences",
+            get(alerts::silences).post(alerts::silence),
+        )
+        .route("/api/alerts/silences/{id}/expire", post(alerts::unsilence))
+        .route("/api/alerts/{fingerprint}", get(alerts::get))
         .route("/api/backlog", get(backlog::list))
         .route("/api/backlog/{id}", axum::routing::patch(backlog::update))
         .route("/api/runbooks", get(runbooks::list))
@@ -243,6 +255,8 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
     // what it may do); it is checked here, before a body is read.
     let any_key = path.starts_with("/v1/tools")
         || path == "/api/audit"
+        || path == "/api/alerts"
+        || path.starts_with("/api/alerts/")
         || path.starts_with("/api/jobs")
         || path.starts_with("/api/job-runs/")
         || path.starts_with("/api/reports");

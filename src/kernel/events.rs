@@ -27,6 +27,15 @@ pub enum IncidentChange {
     Artifact,
 }
 
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertChange {
+    /// `alert.received`: a new alert, or one that changed (fired again, suppressed).
+    Received,
+    /// `alert.resolved`: an alert resolved.
+    Resolved,
+}
+
 /// One live event. Payloads are the rooms' records as JSON (the kernel knows no room); the
 /// ids subscribers route by are typed fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +54,12 @@ pub enum Event {
     Requeue { entry: Json },
     /// A job run of the scheduler started, finished, or was queued (`ops.job`).
     Job { run: Json },
+    /// An alert was taken in or resolved; `record` is the alert.
+    Alert {
+        change: AlertChange,
+        fingerprint: String,
+        record: Json,
+    },
 }
 
 impl Event {
@@ -61,6 +76,10 @@ impl Event {
             Event::RunEvent { .. } => "ops.run.event",
             Event::Requeue { .. } => "ops.requeue",
             Event::Job { .. } => "ops.job",
+            Event::Alert { change, .. } => match change {
+                AlertChange::Received => "alert.received",
+                AlertChange::Resolved => "alert.resolved",
+            },
         }
     }
 
@@ -79,6 +98,7 @@ impl Event {
             Event::RunEvent { run_id, event } => json!({"run_id": run_id, "event": event}),
             Event::Requeue { entry } => entry.clone(),
             Event::Job { run } => run.clone(),
+            Event::Alert { record, .. } => json!({ "alert": record }),
         }
     }
 

@@ -2,6 +2,7 @@
 //! params into its room's typed params and calls the room. Each file defines a type that
 //! implements [`crate::gateway::Tool`]; `app` registers one value of each.
 
+pub mod alerts;
 pub mod backlog;
 pub mod housekeeping;
 pub mod intelligence;

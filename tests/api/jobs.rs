@@ -466,7 +466,7 @@ async fn a_three_day_gap_becomes_one_catch_up_run_marked_with_what_it_stands_for
     assert_eq!(run["missed"]["reason"], "missed while asleep");
     assert_eq!(
         run["summary"],
-        "no alert intake configured: this build has no alerts room yet, so there is nothing to triage"
+        "0 alert(s) triaged: 0 incident(s) opened, 0 updated, 0 resolved"
     );
     let (_, v) = app.get("/api/jobs").await;
     let t = v["tasks"]

@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u32)] = &[
     // rooms over the incident log and its intelligence
     ("risk", 7),
     ("backlog", 7),
+    ("alerts", 7),
     // the pipeline, then its tools, then what calls tools
     ("gateway", 8),
     ("tools", 9),

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alerts;
 mod backlog;
 mod backup;
 mod bad_input;
@@ -24,6 +25,7 @@ mod listing;
 mod observability;
 mod outbound;
 mod process;
+mod realam;
 mod realprom;
 mod risk;
 mod runbooks;
