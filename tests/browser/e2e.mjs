@@ -1149,8 +1149,8 @@ try {
     await page.click('#job-run');
     const box = page.locator('#job-form-error .error-box');
     await box.waitFor();
-    assert.match(await box.textContent(), /inputs\.keep_last: must be a whole number ≥ 0/);
-    assert.equal((await page.locator('#in-keep_last-error').textContent()).trim(), 'must be a whole number ≥ 0');
+    assert.match(await box.textContent(), /inputs\.keep_last: must be a whole number from 1 to 1000/);
+    assert.equal((await page.locator('#in-keep_last-error').textContent()).trim(), 'must be a whole number from 1 to 1000');
     assert.equal(await page.getAttribute('#in-keep_last', 'aria-invalid'), 'true');
     assert.equal(await page.inputValue('#in-keep_last'), 'abc', 'what was typed is kept');
     assert.equal((await http(base, '/api/jobs/backup/runs')).runs.length, 0, 'nothing was started');
