@@ -250,7 +250,7 @@ try {
     // their endpoint when /api/health does not list them).
     await page.locator('#nav a[href="#/reports"]').waitFor();
     const tabs = await page.locator('#nav a').allTextContents();
-    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Jobs', 'Reports', 'Events', 'Settings']);
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Alerts', 'Jobs', 'Reports', 'Events', 'Settings']);
     await shot('01-no-key');
   });
 
