@@ -36,6 +36,7 @@ pub const ROOMS: &[&str] = &[
     "incidents",
     "ops",
     "runbooks",
+    "alerts",
     "jobs",
     "reports",
     "events",

@@ -185,6 +185,7 @@ async fn health_lists_the_rooms_the_console_shows() {
             "incidents",
             "ops",
             "runbooks",
+            "alerts",
             "jobs",
             "reports",
             "events",

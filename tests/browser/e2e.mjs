@@ -250,7 +250,7 @@ try {
     // their endpoint when /api/health does not list them).
     await page.locator('#nav a[href="#/reports"]').waitFor();
     const tabs = await page.locator('#nav a').allTextContents();
-    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Jobs', 'Reports', 'Events', 'Settings']);
+    assert.deepEqual(tabs.map((t) => t.replace(/g \w$/, '').trim()), ['Overview', 'Incidents', 'Ops', 'Runbooks', 'Alerts', 'Jobs', 'Reports', 'Events', 'Settings']);
     await shot('01-no-key');
   });
 
@@ -1302,6 +1302,87 @@ try {
     await shot('09-incident-dark');
   });
 
+  // ---- Alerts: Alertmanager v4 notifications, grouped; resolve; silences; a refused matcher ----
+  const amAlert = (name, fp, status, startsAt, endsAt = '0001-01-01T00:00:00Z') => ({
+    status, fingerprint: fp, startsAt, endsAt, generatorURL: 'http://prometheus:9090/graph?g0.expr=up',
+    labels: { alertname: name, service: 'e2e-alerts', severity: 'critical', env: 'prod' },
+    annotations: { summary: `${name} on e2e-alerts`, description: 'p95 > 2s' },
+  });
+  const amBody = (status, alerts, name) => ({
+    receiver: 'sofiia', status, alerts, groupLabels: { alertname: name }, commonLabels: { alertname: name, service: 'e2e-alerts' },
+    commonAnnotations: {}, externalURL: 'http://alertmanager:9093', version: '4', groupKey: `{}:{alertname="${name}"}`, truncatedAlerts: 0,
+  });
+  const alertStart = new Date(Date.now() - 120e3).toISOString();
+
+  await step('alerts: g a opens the tab; the firing alert is listed with its labels and a link to its incident', async () => {
+    const res = await http(base, '/api/alerts/alertmanager', { method: 'POST', body: amBody('firing', [amAlert('E2eLatency', 'e2e0a1b2c3d4e5f6', 'firing', alertStart)], 'E2eLatency') });
+    const incId = (res.triage && res.triage.incidents_opened && res.triage.incidents_opened[0]) || (await http(base, '/api/alerts/e2e0a1b2c3d4e5f6')).incident_id;
+    assert.ok(incId, `the alert opened an incident: ${JSON.stringify(res)}`);
+    await page.goto(`${base}/#/overview`);
+    await page.locator('#ov-tiles .tile').first().waitFor();
+    await page.keyboard.press('g');
+    await page.keyboard.press('a');
+    await page.waitForURL((u) => u.hash === '#/alerts');
+    const row = page.locator('#al-list tr[data-fingerprint=e2e0a1b2c3d4e5f6]');
+    await row.waitFor();
+    assert.equal(await row.locator('[data-status]').getAttribute('data-status'), 'firing');
+    const chipsText = await row.locator('.chip').allTextContents();
+    for (const c of ['alertname=E2eLatency', 'service=e2e-alerts', 'severity=critical']) assert.ok(chipsText.includes(c), `chip ${c} in ${chipsText}`);
+    assert.equal(await row.locator('a.incident-link').getAttribute('href'), `#/incidents/${encodeURIComponent(incId)}`);
+    const t = row.locator('time').first();
+    assert.match(await t.getAttribute('title'), /UTC/);
+    await page.locator('#al-stats table').waitFor();
+    await shot('29-alerts');
+    await page.selectOption('#al-status', 'firing');
+    assert.match(page.url(), /#\/alerts\?status=firing$/);
+    await row.waitFor();
+    // The detail page.
+    await row.locator('td a').first().click();
+    await page.waitForURL((u) => u.hash === '#/alerts/e2e0a1b2c3d4e5f6');
+    await page.locator('#al-detail dl').waitFor();
+    assert.equal(await page.locator('#al-detail a.incident-link').getAttribute('href'), `#/incidents/${encodeURIComponent(incId)}`);
+  });
+
+  await step('alerts: a resolved notification moves the alert to resolved (live)', async () => {
+    await page.goto(`${base}/#/alerts`);
+    const row = page.locator('#al-list tr[data-fingerprint=e2e0a1b2c3d4e5f6]');
+    await row.locator('[data-status=firing]').waitFor();
+    await http(base, '/api/alerts/alertmanager', { method: 'POST', body: amBody('resolved', [amAlert('E2eLatency', 'e2e0a1b2c3d4e5f6', 'resolved', alertStart, new Date().toISOString())], 'E2eLatency') });
+    await row.locator('[data-status=resolved]').waitFor({ timeout: 10000 });
+    await page.selectOption('#al-status', 'resolved');
+    await row.waitFor();
+    await page.selectOption('#al-status', 'firing');
+    await page.locator('#al-list tr[data-fingerprint=e2e0a1b2c3d4e5f6]').waitFor({ state: 'detached' });
+  });
+
+  await step('alerts: a silence created in the form suppresses a new matching alert; a bad matcher shows the 422', async () => {
+    await page.goto(`${base}/#/alerts`);
+    await page.locator('#sil-form').waitFor();
+    await page.fill('#sil-matchers', 'alertname="E2eSilenced"');
+    await page.fill('#sil-reason', 'e2e maintenance');
+    await page.click('#sil-form button[type=submit]');
+    await page.locator('#sil-msg', { hasText: 'created' }).waitFor();
+    await page.locator('#sil-list td', { hasText: 'e2e maintenance' }).waitFor();
+    await http(base, '/api/alerts/alertmanager', { method: 'POST', body: amBody('firing', [amAlert('E2eSilenced', 'e2e1a1b2c3d4e5f6', 'firing', alertStart)], 'E2eSilenced') });
+    const row = page.locator('#al-list tr[data-fingerprint=e2e1a1b2c3d4e5f6]');
+    await row.locator('[data-status=suppressed]').waitFor({ timeout: 10000 });
+    await page.selectOption('#al-status', 'suppressed');
+    await row.waitFor();
+    await shot('30-alerts-silenced');
+    // A bad matcher: the server's own 422 message beside the form.
+    const bad = 'alertname~~"x"';
+    const r = await fetch(`${base}/api/alerts/silences`, { method: 'POST', headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ matchers: [bad], until: new Date(Date.now() + 3600e3).toISOString(), reason: 'x' }) });
+    assert.equal(r.status, 422);
+    const serverMsg = (await r.json()).error?.message;
+    assert.ok(serverMsg, 'the server says why');
+    await page.fill('#sil-matchers', bad);
+    await page.click('#sil-form button[type=submit]');
+    await page.locator('#sil-msg.error', { hasText: 'Invalid input' }).waitFor();
+    assert.ok((await page.locator('#sil-msg').textContent()).includes(serverMsg), `shows ${serverMsg}`);
+    await shot('31-alerts-bad-matcher');
+  });
+
   // ---- A phone (390×844): someone paged must be able to read and act on an incident ----
   const PHONE = { width: 390, height: 844 };
   /** How far the page scrolls sideways (0 when it fits). */
@@ -1382,6 +1463,7 @@ try {
         ['#/jobs/backup', '#job-form'],
         ['#/reports', '#report-table tr', 'narrow-reports'],
         [`#/${digestPath}`, '#report-body h1'],
+        ['#/alerts', '#al-list tr[data-fingerprint]', 'narrow-alerts'],
       ]) {
         await page.goto(`${base}/${route}`);
         await page.locator(ready).first().waitFor();

@@ -17,6 +17,7 @@ import * as events from './views/events.js';
 import * as ops from './views/ops.js';
 import * as runbooks from './views/runbooks.js';
 import * as jobs from './views/jobs.js';
+import * as alerts from './views/alerts.js';
 import * as reports from './views/reports.js';
 import * as settingsView from './views/settings.js';
 
@@ -29,7 +30,7 @@ const TABS = [
   { room: 'followups', label: 'Follow-ups', view: followups, within: 'incidents' },
   { room: 'ops', label: 'Ops', key: 'g p', view: ops },
   { room: 'runbooks', label: 'Runbooks', key: 'g r', view: runbooks },
-  { room: 'alerts', label: 'Alerts' },
+  { room: 'alerts', label: 'Alerts', key: 'g a', view: alerts, probe: '/api/alerts/stats' },
   { room: 'jobs', label: 'Jobs', key: 'g j', view: jobs, probe: '/api/jobs' },
   { room: 'reports', label: 'Reports', key: 'g t', view: reports, probe: '/api/reports' },
   { room: 'events', label: 'Events', key: 'g e', view: events },
@@ -265,7 +266,7 @@ function onKey(e) {
   }
   if (e.key === 'Escape' && typing(e.target)) { e.target.blur(); return; }
   if (typing(e.target)) return;
-  const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', j: '#/jobs', t: '#/reports', e: '#/events', s: '#/settings' };
+  const go = { o: '#/overview', i: '#/incidents', p: '#/ops', r: '#/runbooks', a: '#/alerts', j: '#/jobs', t: '#/reports', e: '#/events', s: '#/settings' };
   if (pendingG && Date.now() - pendingG < 1500 && go[e.key]) {
     pendingG = 0;
     e.preventDefault();
