@@ -102,7 +102,7 @@ export function render(view, ctx) {
       const items = Array.isArray(data) ? data : (data.items || data.silences || []);
       if (!items.length) { mount(silences, emptyTable('No silence.')); return; }
       mount(silences, table(['Matchers', 'Until', 'Reason', 'State', ''], items.map((s) => h('tr', { 'data-silence': s.id },
-        h('td', {}, chips(Object.fromEntries((s.matchers || []).map((m, i) => [i, m])))),
+        h('td', {}, h('ul', { class: 'chips', 'aria-label': 'Matchers' }, (s.matchers || []).map((m) => h('li', { class: 'chip' }, typeof m === 'string' ? m : JSON.stringify(m))))),
         h('td', {}, localTime(s.ends_at)),
         h('td', {}, s.reason || ''),
         h('td', {}, s.expired_at ? 'expired' : 'active'),
