@@ -142,6 +142,7 @@ fn read_plain(
 }
 
 /// `reports_tool`, over `DATA_DIR/reports`.
+#[derive(Clone)]
 pub struct ReportsTool {
     reports_dir: PathBuf,
 }
@@ -283,8 +284,7 @@ impl Tool for ReportsTool {
                     other => Err(no_action(NAME, other, ACTIONS)),
                 }
             })?;
-            let dir = self.reports_dir.clone();
-            let me = ReportsTool { reports_dir: dir };
+            let me = self.clone();
             tokio::task::spawn_blocking(move || match call {
                 ReportsCall::List { kind } => me.list(kind),
                 ReportsCall::Get { path } => me.get(&path),
